@@ -1,0 +1,1 @@
+"""Reunite: police case intake, lifecycle, approval and durable dispatch."""

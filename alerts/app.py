@@ -1,0 +1,90 @@
+"""The FastAPI application: routers from each domain and the error mapping."""
+
+from __future__ import annotations
+
+from fastapi import FastAPI, Request, status
+from fastapi.exceptions import RequestValidationError
+from fastapi.responses import JSONResponse
+
+from alerts.cases import api as cases_api
+from alerts.cases import service as cases
+from alerts.cases.lifecycle import IllegalTransition, ReasonRequired
+from alerts.users import api as users_api
+from alerts.users.roles import ApprovalRefused
+from alerts.users.service import UserError
+from ops import health
+
+
+def _error(code: int, message: str) -> JSONResponse:
+    return JSONResponse(status_code=code, content={"detail": message})
+
+
+def _field_errors(exc: RequestValidationError) -> list[dict]:
+    # The input value is left out: it may be a child's name or other personal data.
+    return [
+        {
+            "field": ".".join(str(p) for p in err["loc"] if p != "body"),
+            "message": err["msg"],
+            "type": err["type"],
+        }
+        for err in exc.errors()
+    ]
+
+
+def create_app() -> FastAPI:
+    """Build the API with every router and the domain error mapping."""
+    app = FastAPI(
+        title="Reunite",
+        version="0.1.0",
+        description="Verified missing-child alerts: intake, approval, geofenced waves, fan-out.",
+    )
+    app.include_router(health.router)
+    app.include_router(users_api.router)
+    app.include_router(cases_api.router)
+
+    @app.exception_handler(RequestValidationError)
+    async def _validation(_req: Request, exc: RequestValidationError) -> JSONResponse:
+        return JSONResponse(
+            status_code=422,
+            content={"detail": _field_errors(exc)},
+        )
+
+    @app.exception_handler(IllegalTransition)
+    async def _illegal(_req: Request, exc: IllegalTransition) -> JSONResponse:
+        return _error(status.HTTP_409_CONFLICT, str(exc))
+
+    @app.exception_handler(cases.CaseConflict)
+    async def _conflict(_req: Request, exc: cases.CaseConflict) -> JSONResponse:
+        return _error(status.HTTP_409_CONFLICT, str(exc))
+
+    @app.exception_handler(ReasonRequired)
+    async def _reason(_req: Request, exc: ReasonRequired) -> JSONResponse:
+        return JSONResponse(
+            status_code=422,
+            content={"detail": [{"field": "reason", "message": str(exc), "type": "missing"}]},
+        )
+
+    @app.exception_handler(cases.InvalidCase)
+    async def _invalid(_req: Request, exc: cases.InvalidCase) -> JSONResponse:
+        return JSONResponse(
+            status_code=422,
+            content={"detail": [{"field": exc.field, "message": str(exc), "type": "value_error"}]},
+        )
+
+    @app.exception_handler(cases.CaseNotFound)
+    async def _not_found(_req: Request, exc: cases.CaseNotFound) -> JSONResponse:
+        return _error(status.HTTP_404_NOT_FOUND, str(exc))
+
+    @app.exception_handler(cases.Forbidden)
+    async def _forbidden(_req: Request, exc: cases.Forbidden) -> JSONResponse:
+        return _error(status.HTTP_403_FORBIDDEN, str(exc))
+
+    @app.exception_handler(ApprovalRefused)
+    async def _refused(_req: Request, exc: ApprovalRefused) -> JSONResponse:
+        return _error(status.HTTP_403_FORBIDDEN, str(exc))
+
+    @app.exception_handler(UserError)
+    async def _user_error(_req: Request, exc: UserError) -> JSONResponse:
+        return _error(422, str(exc))
+
+    return app

@@ -1,0 +1,139 @@
+"""Append to and verify the hash-chained audit log.
+
+Each entry's hash covers its content and the previous entry's hash, so editing or deleting any
+entry breaks every later link. Entries carry ids and reasons, never a child's personal data.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+from dataclasses import dataclass
+from datetime import datetime
+from typing import Any
+
+from sqlalchemy import func, select, text
+from sqlalchemy.orm import Session
+
+from alerts.audit.models import AuditEntry
+from alerts.db import utcnow
+
+GENESIS = "0" * 64
+
+
+def entry_hash(
+    *,
+    seq: int,
+    at: datetime,
+    actor: str,
+    action: str,
+    subject: str,
+    reason: str | None,
+    detail: dict[str, Any],
+    prev_hash: str,
+) -> str:
+    """SHA-256 over a canonical JSON form of the entry and the previous hash."""
+    body = json.dumps(
+        {
+            "seq": seq,
+            "at": at.isoformat(timespec="microseconds"),
+            "actor": actor,
+            "action": action,
+            "subject": subject,
+            "reason": reason,
+            "detail": detail,
+            "prev": prev_hash,
+        },
+        sort_keys=True,
+        separators=(",", ":"),
+        ensure_ascii=False,
+    )
+    return hashlib.sha256(body.encode()).hexdigest()
+
+
+def record(
+    session: Session,
+    *,
+    actor: str,
+    action: str,
+    subject: str,
+    reason: str | None = None,
+    detail: dict[str, Any] | None = None,
+) -> AuditEntry:
+    """Append one entry in the caller's transaction."""
+    if session.get_bind().dialect.name == "postgresql":
+        # Serialise appenders so two transactions never chain onto the same head.
+        session.execute(text("SELECT pg_advisory_xact_lock(7275747)"))
+    head = session.execute(
+        select(AuditEntry.seq, AuditEntry.hash).order_by(AuditEntry.seq.desc()).limit(1)
+    ).first()
+    seq, prev = (head.seq + 1, head.hash) if head else (1, GENESIS)
+    at = utcnow()
+    detail = detail or {}
+    entry = AuditEntry(
+        seq=seq,
+        at=at,
+        actor=actor,
+        action=action,
+        subject=subject,
+        reason=reason,
+        detail=detail,
+        prev_hash=prev,
+        hash=entry_hash(
+            seq=seq,
+            at=at,
+            actor=actor,
+            action=action,
+            subject=subject,
+            reason=reason,
+            detail=detail,
+            prev_hash=prev,
+        ),
+    )
+    session.add(entry)
+    session.flush()
+    return entry
+
+
+@dataclass(frozen=True)
+class Verification:
+    entries: int
+    problems: list[str]
+
+    @property
+    def ok(self) -> bool:
+        return not self.problems
+
+
+def verify(session: Session) -> Verification:
+    """Walk the chain and report every edited, deleted or reordered entry."""
+    problems: list[str] = []
+    prev = GENESIS
+    expected_seq = 1
+    count = 0
+    for entry in session.scalars(select(AuditEntry).order_by(AuditEntry.seq)):
+        count += 1
+        if entry.seq != expected_seq:
+            problems.append(f"entries {expected_seq}..{entry.seq - 1} are missing (deleted)")
+        if entry.prev_hash != prev:
+            problems.append(f"entry {entry.seq}: does not link to the entry before it")
+        recomputed = entry_hash(
+            seq=entry.seq,
+            at=entry.at,
+            actor=entry.actor,
+            action=entry.action,
+            subject=entry.subject,
+            reason=entry.reason,
+            detail=entry.detail,
+            prev_hash=entry.prev_hash,
+        )
+        if recomputed != entry.hash:
+            problems.append(f"entry {entry.seq}: content was edited (hash mismatch)")
+        prev = entry.hash
+        expected_seq = entry.seq + 1
+    return Verification(entries=count, problems=problems)
+
+
+def count(session: Session) -> int:
+    """Number of audit entries."""
+    return session.scalar(select(func.count()).select_from(AuditEntry)) or 0

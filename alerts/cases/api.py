@@ -1,0 +1,109 @@
+"""Thin routes for case intake and the lifecycle; the service decides."""
+
+from __future__ import annotations
+
+from typing import Annotated
+
+from fastapi import APIRouter, BackgroundTasks, Query, status
+
+from alerts.cases import service
+from alerts.cases.lifecycle import CaseState
+from alerts.cases.schemas import (
+    CaseCreate,
+    CasePage,
+    CaseRead,
+    CaseUpdate,
+    OptionalReason,
+    Reason,
+)
+from alerts.deps import CurrentUser, SessionDep, SettingsDep
+from alerts.dispatch import relay
+
+router = APIRouter(prefix="/api/v1/cases", tags=["cases"])
+
+
+@router.post("", response_model=CaseRead, status_code=status.HTTP_201_CREATED)
+def create_case(
+    body: CaseCreate, session: SessionDep, user: CurrentUser, settings: SettingsDep
+) -> CaseRead:
+    """Create a draft case for the officer's agency."""
+    return service.to_read(service.create(session, body, user, settings))
+
+
+@router.get("", response_model=CasePage)
+def list_cases(
+    session: SessionDep,
+    user: CurrentUser,
+    state: CaseState | None = None,
+    limit: Annotated[int, Query(ge=1, le=200)] = 50,
+    offset: Annotated[int, Query(ge=0, le=1_000_000)] = 0,
+) -> CasePage:
+    """Cases of the user's agency and the agencies below it, newest first."""
+    rows, total = service.list_cases(session, user, state=state, limit=limit, offset=offset)
+    return CasePage(items=[service.to_read(c) for c in rows], total=total, limit=limit, offset=offset)
+
+
+@router.get("/{case_id}", response_model=CaseRead)
+def read_case(case_id: str, session: SessionDep, user: CurrentUser) -> CaseRead:
+    """One case."""
+    return service.to_read(service.get(session, case_id, user))
+
+
+@router.patch("/{case_id}", response_model=CaseRead)
+def update_case(
+    case_id: str, body: CaseUpdate, session: SessionDep, user: CurrentUser, settings: SettingsDep
+) -> CaseRead:
+    """Edit a draft; only the given fields change."""
+    return service.to_read(service.update_draft(session, case_id, body, user, settings))
+
+
+@router.post("/{case_id}/submit", response_model=CaseRead)
+def submit_case(case_id: str, session: SessionDep, user: CurrentUser) -> CaseRead:
+    """Send a draft to a supervisor for approval."""
+    service.submit(session, case_id, user)
+    return service.to_read(service.get(session, case_id, user))
+
+
+def _commit_and_relay(session, background: BackgroundTasks, case_id: str, user) -> CaseRead:
+    # Commit first: the outbox row must be durable before anything is published.
+    session.commit()
+    background.add_task(relay.relay_now)
+    return service.to_read(service.get(session, case_id, user))
+
+
+@router.post("/{case_id}/approve", response_model=CaseRead)
+def approve_case(
+    case_id: str, session: SessionDep, user: CurrentUser, background: BackgroundTasks
+) -> CaseRead:
+    """A second supervisor approves: the case goes active and dispatch starts."""
+    service.approve(session, case_id, user)
+    return _commit_and_relay(session, background, case_id, user)
+
+
+@router.post("/{case_id}/reject", response_model=CaseRead)
+def reject_case(case_id: str, body: Reason, session: SessionDep, user: CurrentUser) -> CaseRead:
+    """Send a submitted case back to draft with a reason."""
+    service.reject(session, case_id, user, body.reason)
+    return service.to_read(service.get(session, case_id, user))
+
+
+@router.post("/{case_id}/resolve", response_model=CaseRead)
+def resolve_case(
+    case_id: str,
+    session: SessionDep,
+    user: CurrentUser,
+    background: BackgroundTasks,
+    body: OptionalReason | None = None,
+) -> CaseRead:
+    """The child is found: close the case on every channel."""
+    service.resolve(session, case_id, user, body.reason if body else None)
+    return _commit_and_relay(session, background, case_id, user)
+
+
+@router.post("/{case_id}/cancel", response_model=CaseRead)
+def cancel_case(
+    case_id: str, body: Reason, session: SessionDep, user: CurrentUser, background: BackgroundTasks
+) -> CaseRead:
+    """Withdraw a case with a reason."""
+    service.cancel(session, case_id, user, body.reason)
+    return _commit_and_relay(session, background, case_id, user)

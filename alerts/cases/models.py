@@ -1,0 +1,57 @@
+"""Missing-child cases. Personal data lives in CaseDetails so erasure is one row."""
+
+from __future__ import annotations
+
+from datetime import datetime
+from typing import Any
+
+from sqlalchemy import JSON, Float, ForeignKey, String, Text
+from sqlalchemy.orm import Mapped, mapped_column, relationship
+
+from alerts.db import Base, utcnow
+
+
+class Case(Base):
+    __tablename__ = "cases"
+
+    id: Mapped[str] = mapped_column(String(36), primary_key=True)
+    state: Mapped[str] = mapped_column(String(20), index=True)
+    agency_id: Mapped[int] = mapped_column(ForeignKey("agencies.id"), index=True)
+    created_by_id: Mapped[int] = mapped_column(ForeignKey("users.id"))
+    submitted_by_id: Mapped[int | None] = mapped_column(ForeignKey("users.id"))
+    approved_by_id: Mapped[int | None] = mapped_column(ForeignKey("users.id"))
+    created_at: Mapped[datetime] = mapped_column(default=utcnow)
+    updated_at: Mapped[datetime] = mapped_column(default=utcnow)
+    submitted_at: Mapped[datetime | None]
+    approved_at: Mapped[datetime | None]
+    closed_at: Mapped[datetime | None]
+    # Where and when the child was last seen: needed for targeting and kept for statistics.
+    last_seen_at: Mapped[datetime]
+    last_seen_lat: Mapped[float] = mapped_column(Float)
+    last_seen_lon: Mapped[float] = mapped_column(Float)
+    alert_languages: Mapped[list[str]] = mapped_column(JSON)
+    tip_line: Mapped[str] = mapped_column(String(32))
+    # Free text from police; may name people, so it is erased with the details.
+    rejection_reason: Mapped[str | None] = mapped_column(Text)
+    close_reason: Mapped[str | None] = mapped_column(Text)
+    version: Mapped[int] = mapped_column(default=1)
+
+    details: Mapped[CaseDetails | None] = relationship(
+        back_populates="case", cascade="all, delete-orphan", uselist=False, lazy="joined"
+    )
+
+
+class CaseDetails(Base):
+    __tablename__ = "case_details"
+
+    case_id: Mapped[str] = mapped_column(
+        ForeignKey("cases.id", ondelete="CASCADE"), primary_key=True
+    )
+    child: Mapped[dict[str, Any]] = mapped_column(JSON)
+    photos: Mapped[list[dict[str, Any]]] = mapped_column(JSON, default=list)
+    last_seen_address: Mapped[str] = mapped_column(Text)
+    circumstances: Mapped[str] = mapped_column(Text, default="")
+    suspect: Mapped[dict[str, Any] | None] = mapped_column(JSON)
+    vehicle: Mapped[dict[str, Any] | None] = mapped_column(JSON)
+
+    case: Mapped[Case] = relationship(back_populates="details")

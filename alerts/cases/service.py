@@ -1,0 +1,329 @@
+"""Case intake and lifecycle over a session: the state machine decides, this module persists."""
+
+from __future__ import annotations
+
+import uuid
+from datetime import timedelta
+from typing import Any
+
+from sqlalchemy import func, select
+from sqlalchemy.orm import Session
+
+from alerts.audit import service as audit
+from alerts.cases import lifecycle
+from alerts.cases.lifecycle import Action, CaseEvent, CaseState
+from alerts.cases.models import Case, CaseDetails
+from alerts.cases.schemas import CaseCreate, CaseRead, CaseUpdate, LastSeen
+from alerts.config import Settings
+from alerts.db import utcnow
+from alerts.dispatch import service as dispatch
+from alerts.users import service as users
+from alerts.users.models import Agency, User
+from alerts.users.roles import CASE_AUTHORS, Approver, Rank, Role, check_approval
+
+# Transitions that set something in motion downstream get an outbox row.
+DISPATCHED = {
+    Action.APPROVE: "approved",
+    Action.RESOLVE: "resolved",
+    Action.CANCEL: "cancelled",
+    Action.EXPIRE: "expired",
+}
+
+
+class CaseNotFound(LookupError):
+    """No such case, or not one the user may see."""
+
+
+class Forbidden(PermissionError):
+    """The user's role or agency does not allow this."""
+
+
+class CaseConflict(Exception):
+    """The request does not fit the case's current state (HTTP 409)."""
+
+
+class InvalidCase(ValueError):
+    """Input that passed the schema but not the configured rules; names the field."""
+
+    def __init__(self, field: str, message: str) -> None:
+        self.field = field
+        super().__init__(f"{field}: {message}")
+
+
+def _check_last_seen_age(last_seen: LastSeen, settings: Settings) -> None:
+    if utcnow() - last_seen.at > timedelta(days=settings.last_seen_max_age_days):
+        raise InvalidCase(
+            "last_seen.at",
+            f"is more than {settings.last_seen_max_age_days} days ago; check the date",
+        )
+
+
+def create(session: Session, data: CaseCreate, officer: User, settings: Settings) -> Case:
+    """Create a draft case for the officer's agency."""
+    if Role(officer.role) not in CASE_AUTHORS:
+        raise Forbidden(f"role {officer.role} cannot create cases")
+    _check_last_seen_age(data.last_seen, settings)
+    now = utcnow()
+    case = Case(
+        id=str(uuid.uuid4()),
+        state=CaseState.DRAFT.value,
+        agency_id=officer.agency_id,
+        created_by_id=officer.id,
+        created_at=now,
+        updated_at=now,
+        last_seen_at=data.last_seen.at,
+        last_seen_lat=data.last_seen.lat,
+        last_seen_lon=data.last_seen.lon,
+        alert_languages=[lang.value for lang in data.alert_languages],
+        tip_line=data.tip_line,
+    )
+    case.details = CaseDetails(
+        child=data.child.model_dump(mode="json"),
+        photos=[p.model_dump(mode="json") for p in data.photos],
+        last_seen_address=data.last_seen.address,
+        circumstances=data.last_seen.circumstances,
+        suspect=data.suspect.model_dump(mode="json") if data.suspect else None,
+        vehicle=data.vehicle.model_dump(mode="json") if data.vehicle else None,
+    )
+    session.add(case)
+    session.flush()
+    audit.record(
+        session, actor=f"user:{officer.id}", action="case.created", subject=f"case:{case.id}"
+    )
+    return case
+
+
+def visible_agencies(session: Session, user: User) -> list[int]:
+    """Agencies whose cases the user may see: their own and those below it."""
+    return users.descendants(session, user.agency_id)
+
+
+def get(session: Session, case_id: str, user: User, *, lock: bool = False) -> Case:
+    """A case the user may see, optionally locked for update."""
+    query = select(Case).where(Case.id == case_id)
+    if lock:
+        query = query.with_for_update(of=Case)
+    case = session.scalars(query).unique().one_or_none()
+    if case is None or case.agency_id not in visible_agencies(session, user):
+        raise CaseNotFound(f"case {case_id} not found")
+    return case
+
+
+def list_cases(
+    session: Session, user: User, *, state: CaseState | None, limit: int, offset: int
+) -> tuple[list[Case], int]:
+    """Cases of the user's agencies, newest first."""
+    query = select(Case).where(Case.agency_id.in_(visible_agencies(session, user)))
+    if state is not None:
+        query = query.where(Case.state == state.value)
+    total = session.scalar(select(func.count()).select_from(query.subquery())) or 0
+    rows = session.scalars(
+        query.order_by(Case.created_at.desc(), Case.id).limit(limit).offset(offset)
+    ).unique()
+    return list(rows), total
+
+
+def update_draft(
+    session: Session, case_id: str, data: CaseUpdate, user: User, settings: Settings
+) -> Case:
+    """Change a draft; anything past draft changes through sightings and updates instead."""
+    case = get(session, case_id, user, lock=True)
+    if case.state != CaseState.DRAFT:
+        raise CaseConflict(f"case is {case.state}; only a draft can be edited")
+    details = case.details
+    assert details is not None
+    changed = data.model_fields_set
+    if data.child is not None:
+        details.child = data.child.model_dump(mode="json")
+    if data.photos is not None:
+        details.photos = [p.model_dump(mode="json") for p in data.photos]
+    if data.last_seen is not None:
+        _check_last_seen_age(data.last_seen, settings)
+        case.last_seen_at = data.last_seen.at
+        case.last_seen_lat = data.last_seen.lat
+        case.last_seen_lon = data.last_seen.lon
+        details.last_seen_address = data.last_seen.address
+        details.circumstances = data.last_seen.circumstances
+    if "suspect" in changed:
+        details.suspect = data.suspect.model_dump(mode="json") if data.suspect else None
+    if "vehicle" in changed:
+        details.vehicle = data.vehicle.model_dump(mode="json") if data.vehicle else None
+    if data.tip_line is not None:
+        case.tip_line = data.tip_line
+    if data.alert_languages is not None:
+        case.alert_languages = [lang.value for lang in data.alert_languages]
+    case.updated_at = utcnow()
+    case.version += 1
+    audit.record(
+        session,
+        actor=f"user:{user.id}",
+        action="case.updated",
+        subject=f"case:{case.id}",
+        detail={"fields": sorted(changed)},
+    )
+    return case
+
+
+def _apply(
+    session: Session,
+    case: Case,
+    action: Action,
+    actor: User | None,
+    *,
+    reason: str | None = None,
+    self_approved: bool = False,
+) -> CaseEvent:
+    event = lifecycle.transition(
+        CaseState(case.state),
+        action,
+        case_id=case.id,
+        actor_id=actor.id if actor else None,
+        at=utcnow(),
+        reason=reason,
+        self_approved=self_approved,
+    )
+    case.state = event.to_state.value
+    case.updated_at = event.at
+    case.version += 1
+    detail: dict[str, Any] = {"from": event.from_state.value, "to": event.to_state.value}
+    if self_approved:
+        detail["self_approved"] = True
+    audit.record(
+        session,
+        actor=f"user:{actor.id}" if actor else "system",
+        action=f"case.{type(event).__name__.removeprefix('Case').lower()}",
+        subject=f"case:{case.id}",
+        reason=reason,
+        detail=detail,
+    )
+    if action in DISPATCHED:
+        dispatch.enqueue_dispatch(session, case.id, DISPATCHED[action])
+    return event
+
+
+def submit(session: Session, case_id: str, user: User) -> CaseEvent:
+    """An officer sends a draft for a supervisor's approval."""
+    case = get(session, case_id, user, lock=True)
+    if Role(user.role) not in CASE_AUTHORS:
+        raise Forbidden(f"role {user.role} cannot submit cases")
+    event = _apply(session, case, Action.SUBMIT, user)
+    case.submitted_by_id = user.id
+    case.submitted_at = event.at
+    case.rejection_reason = None
+    return event
+
+
+def approve(session: Session, case_id: str, supervisor: User) -> CaseEvent:
+    """A different supervisor (or an audited self-approval) makes the case active."""
+    case = get(session, case_id, supervisor, lock=True)
+    if case.state != CaseState.SUBMITTED:
+        raise lifecycle.IllegalTransition(CaseState(case.state), Action.APPROVE)
+    agency = session.get(Agency, case.agency_id)
+    assert agency is not None
+    self_approved = check_approval(
+        Approver(
+            user_id=supervisor.id,
+            role=Role(supervisor.role),
+            rank=Rank(supervisor.rank),
+            agency_id=supervisor.agency_id,
+        ),
+        submitted_by=case.submitted_by_id,
+        case_agency_lineage=users.lineage(session, case.agency_id),
+        self_approval_min_rank=(
+            Rank(agency.self_approval_min_rank) if agency.self_approval_min_rank else None
+        ),
+    )
+    event = _apply(session, case, Action.APPROVE, supervisor, self_approved=self_approved)
+    case.approved_by_id = supervisor.id
+    case.approved_at = event.at
+    return event
+
+
+def reject(session: Session, case_id: str, supervisor: User, reason: str) -> CaseEvent:
+    """A supervisor sends the case back to draft with a reason."""
+    case = get(session, case_id, supervisor, lock=True)
+    if Role(supervisor.role) is not Role.SUPERVISOR:
+        raise Forbidden(f"role {supervisor.role} cannot reject cases")
+    event = _apply(session, case, Action.REJECT, supervisor, reason=reason)
+    case.rejection_reason = reason
+    return event
+
+
+def resolve(session: Session, case_id: str, user: User, reason: str | None) -> CaseEvent:
+    """The child is found: close the case and send the closing notices."""
+    case = get(session, case_id, user, lock=True)
+    if Role(user.role) not in CASE_AUTHORS:
+        raise Forbidden(f"role {user.role} cannot resolve cases")
+    event = _apply(session, case, Action.RESOLVE, user, reason=reason)
+    case.closed_at = event.at
+    case.close_reason = reason
+    return event
+
+
+def cancel(session: Session, case_id: str, user: User, reason: str) -> CaseEvent:
+    """Withdraw a case (false report, duplicate) with a reason."""
+    case = get(session, case_id, user, lock=True)
+    if Role(user.role) not in CASE_AUTHORS:
+        raise Forbidden(f"role {user.role} cannot cancel cases")
+    event = _apply(session, case, Action.CANCEL, user, reason=reason)
+    case.closed_at = event.at
+    case.close_reason = reason
+    return event
+
+
+def expire_due(session: Session, settings: Settings | None = None) -> int:
+    """Expire active cases past their alert lifetime; returns how many."""
+    from alerts.config import get_settings
+
+    settings = settings or get_settings()
+    cutoff = utcnow() - timedelta(hours=settings.alert_lifetime_hours)
+    due = session.scalars(
+        select(Case)
+        .where(Case.state == CaseState.ACTIVE.value, Case.approved_at <= cutoff)
+        .with_for_update(of=Case, skip_locked=True)
+    ).unique()
+    count = 0
+    for case in due:
+        event = _apply(session, case, Action.EXPIRE, None)
+        case.closed_at = event.at
+        count += 1
+    return count
+
+
+def to_read(case: Case) -> CaseRead:
+    """The API view of a case; personal fields are None once erased."""
+    d = case.details
+    last_seen = None
+    if d is not None:
+        last_seen = {
+            "at": case.last_seen_at,
+            "lat": case.last_seen_lat,
+            "lon": case.last_seen_lon,
+            "address": d.last_seen_address,
+            "circumstances": d.circumstances,
+        }
+    return CaseRead.model_validate(
+        {
+            "id": case.id,
+            "state": case.state,
+            "agency_id": case.agency_id,
+            "created_by_id": case.created_by_id,
+            "submitted_by_id": case.submitted_by_id,
+            "approved_by_id": case.approved_by_id,
+            "created_at": case.created_at,
+            "updated_at": case.updated_at,
+            "submitted_at": case.submitted_at,
+            "approved_at": case.approved_at,
+            "closed_at": case.closed_at,
+            "tip_line": case.tip_line,
+            "alert_languages": case.alert_languages,
+            "rejection_reason": case.rejection_reason,
+            "close_reason": case.close_reason,
+            "version": case.version,
+            "child": d.child if d else None,
+            "photos": d.photos if d else [],
+            "last_seen": last_seen,
+            "suspect": d.suspect if d else None,
+            "vehicle": d.vehicle if d else None,
+        }
+    )

@@ -1,0 +1,259 @@
+"""The `reunite` command: run the services, migrate, manage users, verify the audit chain."""
+
+from __future__ import annotations
+
+import os
+import signal
+import subprocess
+import sys
+import time
+from typing import Annotated
+
+import typer
+
+from alerts.config import get_settings
+from alerts.users.roles import Rank, Role
+
+app = typer.Typer(help="Reunite: verified missing-child alerts.", no_args_is_help=True)
+db_app = typer.Typer(help="Database schema.", no_args_is_help=True)
+users_app = typer.Typer(help="Police, operator and admin users.", no_args_is_help=True)
+agencies_app = typer.Typer(help="Police agencies.", no_args_is_help=True)
+audit_app = typer.Typer(help="The hash-chained audit log.", no_args_is_help=True)
+app.add_typer(db_app, name="db")
+app.add_typer(users_app, name="users")
+app.add_typer(agencies_app, name="agencies")
+app.add_typer(audit_app, name="audit")
+
+ALL_QUEUES = "dispatch,default"
+
+
+def _ensure_embedded_redis() -> bool:
+    """Start the embedded Redis when no REDIS_URL is set; True if this process started it."""
+    settings = get_settings()
+    if not settings.embedded_redis:
+        return False
+    from alerts.embedded import EmbeddedRedis
+
+    return EmbeddedRedis(settings.data_dir).start()
+
+
+def _first_start_migrate() -> None:
+    settings = get_settings()
+    if settings.database_url is None:
+        from alerts import migrate
+
+        migrate.upgrade()
+
+
+@db_app.command("upgrade")
+def db_upgrade() -> None:
+    """Apply all database migrations."""
+    from alerts import migrate
+
+    migrate.upgrade()
+    typer.echo("database is at the newest revision")
+
+
+@app.command()
+def api(
+    host: Annotated[str | None, typer.Option(help="Bind address")] = None,
+    port: Annotated[int | None, typer.Option(help="Port")] = None,
+) -> None:
+    """Run the HTTP API."""
+    import uvicorn
+
+    settings = get_settings()
+    _ensure_embedded_redis()
+    _first_start_migrate()
+    uvicorn.run(
+        "alerts.app:create_app",
+        factory=True,
+        host=host or settings.api_host,
+        port=port if port is not None else settings.api_port,
+        log_level="info",
+    )
+
+
+@app.command()
+def worker(
+    concurrency: Annotated[int | None, typer.Option(help="Worker processes")] = None,
+    queues: Annotated[str, typer.Option(help="Comma-separated queues")] = ALL_QUEUES,
+) -> None:
+    """Run a Celery worker; start as many as you like on any machine sharing the broker."""
+    _ensure_embedded_redis()
+    from alerts.celery_app import celery_app
+
+    settings = get_settings()
+    celery_app.worker_main(
+        [
+            "worker",
+            "--loglevel=INFO",
+            f"--concurrency={concurrency or settings.worker_concurrency}",
+            f"--queues={queues}",
+            "--without-gossip",
+            "--without-mingle",
+        ]
+    )
+
+
+@app.command()
+def beat() -> None:
+    """Run the scheduler (outbox relay, expiry, waves). Run exactly one per deployment."""
+    _ensure_embedded_redis()
+    from alerts.celery_app import celery_app
+
+    settings = get_settings()
+    settings.data_dir.mkdir(parents=True, exist_ok=True)
+    celery_app.start(
+        [
+            "beat",
+            "--loglevel=INFO",
+            f"--schedule={settings.data_dir.resolve() / 'celerybeat-schedule'}",
+        ]
+    )
+
+
+@app.command()
+def serve(
+    host: Annotated[str | None, typer.Option(help="Bind address")] = None,
+    port: Annotated[int | None, typer.Option(help="Port")] = None,
+) -> None:
+    """Run API, worker and beat together: everything a laptop needs."""
+    settings = get_settings()
+    started_redis = _ensure_embedded_redis()
+    _first_start_migrate()
+    env = dict(os.environ)
+    # Children reach the same Redis and database without each deciding again.
+    env["REDIS_URL"] = settings.resolved_redis_url
+    env["DATABASE_URL"] = settings.database_url or settings.sqlalchemy_url
+    exe = [sys.executable, "-m", "alerts.cli"]
+    api_args = ["api"]
+    if host:
+        api_args += ["--host", host]
+    if port is not None:
+        api_args += ["--port", str(port)]
+    children = [
+        subprocess.Popen([*exe, *api_args], env=env),
+        subprocess.Popen([*exe, "worker"], env=env),
+        subprocess.Popen([*exe, "beat"], env=env),
+    ]
+    stopping = False
+
+    def stop(_signum, _frame) -> None:
+        nonlocal stopping
+        stopping = True
+
+    signal.signal(signal.SIGTERM, stop)
+    signal.signal(signal.SIGINT, stop)
+    typer.echo(
+        f"Reunite is running: http://{host or settings.api_host}:"
+        f"{port if port is not None else settings.api_port}/docs"
+    )
+    try:
+        while not stopping and all(c.poll() is None for c in children):
+            time.sleep(0.5)
+    finally:
+        for child in children:
+            if child.poll() is None:
+                child.terminate()
+        for child in children:
+            try:
+                child.wait(timeout=20)
+            except subprocess.TimeoutExpired:
+                child.kill()
+        if started_redis:
+            from alerts.embedded import EmbeddedRedis
+
+            EmbeddedRedis(settings.data_dir).stop()
+    failed = [c.args[3] for c in children if c.returncode not in (0, -signal.SIGTERM, None)]
+    if failed and not stopping:
+        typer.echo(f"stopped because {', '.join(failed)} exited", err=True)
+        raise typer.Exit(1)
+
+
+@agencies_app.command("create")
+def agencies_create(
+    name: str,
+    parent: Annotated[str | None, typer.Option(help="Parent agency name")] = None,
+    self_approval_min_rank: Annotated[
+        Rank | None, typer.Option(help="Let this rank and above approve their own cases")
+    ] = None,
+) -> None:
+    """Create a police agency."""
+    from alerts.db import session_scope
+    from alerts.users import service as users
+
+    with session_scope() as session:
+        agency = users.create_agency(
+            session, name=name, parent=parent, self_approval_min_rank=self_approval_min_rank
+        )
+        typer.echo(f"agency {agency.id} {agency.name}")
+
+
+@users_app.command("create")
+def users_create(
+    username: str,
+    role: Annotated[Role, typer.Option(help="officer, supervisor, operator or admin")],
+    agency: Annotated[str, typer.Option(help="Agency name (created if missing)")],
+    rank: Annotated[Rank, typer.Option(help="Police rank")] = Rank.CONSTABLE,
+    password: Annotated[
+        str, typer.Option(prompt=True, hide_input=True, confirmation_prompt=True)
+    ] = "",
+) -> None:
+    """Create a user; the password is hashed with argon2id."""
+    from alerts.db import session_scope
+    from alerts.users import service as users
+
+    with session_scope() as session:
+        agency_row = users.agency_by_name(session, agency) or users.create_agency(
+            session, name=agency
+        )
+        try:
+            user = users.create_user(
+                session, username=username, password=password, role=role, rank=rank,
+                agency=agency_row,
+            )
+        except users.UserError as exc:
+            typer.echo(f"error: {exc}", err=True)
+            raise typer.Exit(2) from None
+        typer.echo(f"user {user.id} {user.username} ({role.value}, {agency_row.name})")
+
+
+@users_app.command("token")
+def users_token(
+    username: str,
+    password: Annotated[str, typer.Option(prompt=True, hide_input=True)] = "",
+) -> None:
+    """Print a bearer token for scripts (same as POST /api/v1/auth/token)."""
+    from datetime import timedelta
+
+    from alerts.db import session_scope
+    from alerts.users import service as users
+
+    with session_scope() as session:
+        user = users.authenticate(session, username, password)
+        if user is None:
+            typer.echo("error: wrong username or password", err=True)
+            raise typer.Exit(2)
+        token, _ = users.issue_token(session, user, timedelta(hours=get_settings().token_ttl_hours))
+    typer.echo(token)
+
+
+@audit_app.command("verify")
+def audit_verify() -> None:
+    """Check the whole audit chain; exit 1 naming each edited or deleted entry."""
+    from alerts.audit import service as audit
+    from alerts.db import session_scope
+
+    with session_scope() as session:
+        result = audit.verify(session)
+    if result.ok:
+        typer.echo(f"audit chain intact: {result.entries} entries")
+        return
+    for problem in result.problems:
+        typer.echo(f"TAMPERED: {problem}", err=True)
+    raise typer.Exit(1)
+
+
+if __name__ == "__main__":
+    app()

@@ -1,0 +1,95 @@
+"""The one Settings object. Every module gets configuration from here, never from os.environ."""
+
+from __future__ import annotations
+
+from enum import StrEnum
+from functools import lru_cache
+from pathlib import Path
+
+from pydantic import AliasChoices, Field, SecretStr, model_validator
+from pydantic_settings import BaseSettings, SettingsConfigDict
+
+PLACEHOLDER_SECRETS = {"", "change-me", "changeme", "secret", "dev", "development"}
+
+
+class Mode(StrEnum):
+    DEVELOPMENT = "development"
+    TEST = "test"
+    PRODUCTION = "production"
+
+
+class Settings(BaseSettings):
+    """Reunite configuration, read from REUNITE_* variables (DATABASE_URL and REDIS_URL bare)."""
+
+    model_config = SettingsConfigDict(env_prefix="REUNITE_", extra="ignore")
+
+    mode: Mode = Mode.DEVELOPMENT
+    data_dir: Path = Path(".reunite")
+    database_url: str | None = Field(
+        default=None, validation_alias=AliasChoices("DATABASE_URL", "REUNITE_DATABASE_URL")
+    )
+    redis_url: str | None = Field(
+        default=None, validation_alias=AliasChoices("REDIS_URL", "REUNITE_REDIS_URL")
+    )
+    secret_key: SecretStr = SecretStr("change-me")
+
+    api_host: str = "127.0.0.1"
+    api_port: int = Field(default=8000, ge=0, le=65535)
+    worker_concurrency: int = Field(default=2, ge=1, le=64)
+
+    token_ttl_hours: int = Field(default=12, ge=1, le=24 * 30)
+    # A last-seen time older than this is a typo, not a case an alert can help with.
+    last_seen_max_age_days: int = Field(default=30, ge=1, le=3650)
+    alert_lifetime_hours: int = Field(default=72, ge=1, le=24 * 30)
+    relay_interval_seconds: float = Field(default=2.0, gt=0, le=60)
+
+    @model_validator(mode="after")
+    def _refuse_placeholder_secrets(self) -> Settings:
+        if self.mode is Mode.PRODUCTION:
+            if self.secret_key.get_secret_value().strip().lower() in PLACEHOLDER_SECRETS:
+                raise ValueError("REUNITE_SECRET_KEY is a placeholder; set a real secret")
+            if len(self.secret_key.get_secret_value()) < 32:
+                raise ValueError("REUNITE_SECRET_KEY must be at least 32 characters")
+            if self.database_url is None or self.redis_url is None:
+                raise ValueError("production mode needs DATABASE_URL and REDIS_URL")
+        return self
+
+    @property
+    def embedded_redis(self) -> bool:
+        """True when no REDIS_URL is configured and Reunite runs its own Redis."""
+        return self.redis_url is None
+
+    @property
+    def sqlalchemy_url(self) -> str:
+        """The database URL with the driver SQLAlchemy should use."""
+        url = self.database_url or f"sqlite:///{(self.data_dir / 'reunite.db').resolve()}"
+        if url.startswith("postgres://"):
+            url = "postgresql://" + url[len("postgres://") :]
+        if url.startswith("postgresql://"):
+            url = "postgresql+psycopg://" + url[len("postgresql://") :]
+        return url
+
+    @property
+    def embedded_redis_socket(self) -> Path:
+        """Unix socket of the embedded Redis server."""
+        return (self.data_dir / "redis.sock").resolve()
+
+    @property
+    def resolved_redis_url(self) -> str:
+        """redis-py URL of the configured or embedded Redis."""
+        return self.redis_url or f"unix://{self.embedded_redis_socket}"
+
+    @property
+    def broker_url(self) -> str:
+        """Kombu URL of the same Redis (kombu spells unix sockets differently)."""
+        url = self.resolved_redis_url
+        if url.startswith("unix://"):
+            path, _, query = url[len("unix://") :].partition("?")
+            return f"redis+socket://{path}" + (f"?{query}" if query else "")
+        return url
+
+
+@lru_cache
+def get_settings() -> Settings:
+    """The process-wide settings, validated once."""
+    return Settings()

@@ -1,0 +1,75 @@
+"""FastAPI dependencies: the explicit edges where sessions, settings and users come in."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from typing import Annotated
+
+from fastapi import Depends, HTTPException, status
+from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
+from sqlalchemy.orm import Session
+
+from alerts.config import Settings, get_settings
+from alerts.db import get_sessionmaker
+from alerts.users import service as users
+from alerts.users.models import User
+from alerts.users.roles import Role
+
+
+def get_session() -> Iterator[Session]:
+    """A session per request, committed when the handler returns without error."""
+    session = get_sessionmaker()()
+    try:
+        yield session
+        session.commit()
+    except BaseException:
+        session.rollback()
+        raise
+    finally:
+        session.close()
+
+
+SessionDep = Annotated[Session, Depends(get_session)]
+SettingsDep = Annotated[Settings, Depends(get_settings)]
+_bearer = HTTPBearer(auto_error=False)
+
+
+def current_user(
+    session: SessionDep,
+    credentials: Annotated[HTTPAuthorizationCredentials | None, Depends(_bearer)],
+) -> User:
+    """The user behind the bearer token, or 401."""
+    if credentials is None:
+        raise HTTPException(
+            status.HTTP_401_UNAUTHORIZED,
+            "missing bearer token",
+            headers={"WWW-Authenticate": "Bearer"},
+        )
+    user = users.user_for_token(session, credentials.credentials)
+    if user is None:
+        raise HTTPException(
+            status.HTTP_401_UNAUTHORIZED,
+            "token is invalid or expired",
+            headers={"WWW-Authenticate": "Bearer"},
+        )
+    return user
+
+
+CurrentUser = Annotated[User, Depends(current_user)]
+
+
+def require_role(*roles: Role):
+    """A dependency that admits only users with one of the roles."""
+
+    def check(user: CurrentUser) -> User:
+        if Role(user.role) not in roles:
+            raise HTTPException(
+                status.HTTP_403_FORBIDDEN,
+                f"this needs role {' or '.join(r.value for r in roles)}",
+            )
+        return user
+
+    return check
+
+
+AdminUser = Annotated[User, Depends(require_role(Role.ADMIN))]

@@ -1,0 +1,109 @@
+"""Outbox writes, the relay to Celery, and the dispatch entry point the workers run."""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import Any
+
+import kombu.exceptions
+import redis
+from sqlalchemy import select
+from sqlalchemy.exc import IntegrityError
+from sqlalchemy.orm import Session
+
+from alerts.db import session_scope, utcnow
+from alerts.dispatch.models import DispatchRun, OutboxMessage
+
+log = logging.getLogger(__name__)
+
+DISPATCH_TASK = "reunite.dispatch.case"
+
+# Broker failures the relay expects and survives: the row stays unpublished and is retried.
+BROKER_ERRORS = (kombu.exceptions.OperationalError, redis.exceptions.ConnectionError, OSError)
+
+# Handlers per dispatch kind, registered by the geo and channel domains at import time.
+Handler = Callable[[Session, str, int], None]
+_handlers: dict[str, list[Handler]] = {}
+
+
+def on(kind: str) -> Callable[[Handler], Handler]:
+    """Register a handler for a dispatch kind (approved, resolved, cancelled, expired)."""
+
+    def register(fn: Handler) -> Handler:
+        _handlers.setdefault(kind, []).append(fn)
+        return fn
+
+    return register
+
+
+def enqueue_dispatch(session: Session, case_id: str, kind: str) -> OutboxMessage:
+    """Write an outbox row in the caller's transaction; the relay publishes it after commit."""
+    row = OutboxMessage(task=DISPATCH_TASK, args=[case_id, kind])
+    session.add(row)
+    session.flush()
+    return row
+
+
+@dataclass(frozen=True)
+class RelayResult:
+    published: int
+    pending: int
+    error: str | None = None
+
+
+def relay_pending(send: Callable[..., Any], limit: int = 200) -> RelayResult:
+    """Publish unpublished outbox rows in order; stop at the first broker failure."""
+    published = 0
+    error = None
+    with session_scope() as session:
+        rows = session.scalars(
+            select(OutboxMessage)
+            .where(OutboxMessage.published_at.is_(None))
+            .order_by(OutboxMessage.id)
+            .limit(limit)
+            .with_for_update(skip_locked=True)
+        ).all()
+        for row in rows:
+            row.attempts += 1
+            try:
+                # task_id from the row: a re-publish after a crash is recognisably the same task.
+                send(row.task, args=[row.id, *row.args], task_id=f"outbox-{row.id}")
+            except BROKER_ERRORS as exc:
+                error = f"{type(exc).__name__}: broker unavailable"
+                row.last_error = error
+                log.warning("outbox relay paused: %s (row %s stays pending)", error, row.id)
+                break
+            row.published_at = utcnow()
+            row.last_error = None
+            published += 1
+        pending = len(rows) - published
+    return RelayResult(published=published, pending=pending, error=error)
+
+
+def run_dispatch(session: Session, outbox_id: int, case_id: str, kind: str) -> bool:
+    """Run the handlers for one outbox row once; False when it already ran (redelivery)."""
+    if session.get(DispatchRun, outbox_id) is not None:
+        return False
+    session.add(DispatchRun(outbox_id=outbox_id, case_id=case_id, kind=kind))
+    try:
+        session.flush()
+    except IntegrityError:
+        session.rollback()
+        return False
+    for handler in _handlers.get(kind, []):
+        handler(session, case_id, outbox_id)
+    run = session.get(DispatchRun, outbox_id)
+    assert run is not None
+    run.finished_at = utcnow()
+    return True
+
+
+def pending_count(session: Session) -> int:
+    """Outbox rows not yet handed to the broker."""
+    return len(
+        session.scalars(
+            select(OutboxMessage.id).where(OutboxMessage.published_at.is_(None))
+        ).all()
+    )

@@ -1,0 +1,9 @@
+"""Imports every domain's tables so Alembic and tests see one complete metadata."""
+
+from alerts.audit import models as audit_models  # noqa: F401
+from alerts.cases import models as case_models  # noqa: F401
+from alerts.db import Base
+from alerts.dispatch import models as dispatch_models  # noqa: F401
+from alerts.users import models as user_models  # noqa: F401
+
+metadata = Base.metadata

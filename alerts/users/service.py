@@ -1,0 +1,194 @@
+"""Agencies, users, password checks and bearer tokens."""
+
+from __future__ import annotations
+
+import hashlib
+import secrets
+from datetime import datetime, timedelta
+
+from argon2 import PasswordHasher
+from argon2.exceptions import InvalidHashError, VerificationError
+from sqlalchemy import select
+from sqlalchemy.orm import Session
+
+from alerts.audit import service as audit
+from alerts.db import utcnow
+from alerts.users.models import Agency, ApiToken, User
+from alerts.users.roles import Rank, Role
+
+# argon2id with the library's RFC 9106 low-memory profile: strong, and fast enough for a login.
+_hasher = PasswordHasher()
+# Verifying against this keeps unknown usernames as slow as wrong passwords.
+_DUMMY_HASH = _hasher.hash("not-a-real-password")
+MIN_PASSWORD = 12
+
+
+class UserError(ValueError):
+    """A user or agency request that cannot be carried out (names the field)."""
+
+
+def hash_password(password: str) -> str:
+    """argon2id hash of a password."""
+    if len(password) < MIN_PASSWORD:
+        raise UserError(f"password: must be at least {MIN_PASSWORD} characters")
+    return _hasher.hash(password)
+
+
+def create_agency(
+    session: Session,
+    *,
+    name: str,
+    parent: str | None = None,
+    self_approval_min_rank: Rank | None = None,
+    actor: str = "cli",
+) -> Agency:
+    """Create an agency under an optional parent."""
+    parent_id = None
+    if parent:
+        parent_row = agency_by_name(session, parent)
+        if parent_row is None:
+            raise UserError(f"parent: no agency named {parent!r}")
+        parent_id = parent_row.id
+    if agency_by_name(session, name) is not None:
+        raise UserError(f"name: agency {name!r} exists already")
+    agency = Agency(
+        name=name,
+        parent_id=parent_id,
+        self_approval_min_rank=self_approval_min_rank.value if self_approval_min_rank else None,
+    )
+    session.add(agency)
+    session.flush()
+    audit.record(
+        session,
+        actor=actor,
+        action="agency.created",
+        subject=f"agency:{agency.id}",
+        detail={"parent_id": parent_id, "self_approval_min_rank": agency.self_approval_min_rank},
+    )
+    return agency
+
+
+def agency_by_name(session: Session, name: str) -> Agency | None:
+    """The agency with this name, if any."""
+    return session.scalar(select(Agency).where(Agency.name == name))
+
+
+def set_self_approval(
+    session: Session, agency: Agency, min_rank: Rank | None, *, actor: str, reason: str
+) -> Agency:
+    """Change an agency's self-approval setting; always audited."""
+    before = agency.self_approval_min_rank
+    agency.self_approval_min_rank = min_rank.value if min_rank else None
+    audit.record(
+        session,
+        actor=actor,
+        action="agency.self_approval_changed",
+        subject=f"agency:{agency.id}",
+        reason=reason,
+        detail={"before": before, "after": agency.self_approval_min_rank},
+    )
+    return agency
+
+
+def lineage(session: Session, agency_id: int) -> list[int]:
+    """The agency followed by its ancestors, nearest first."""
+    chain: list[int] = []
+    current: int | None = agency_id
+    while current is not None and current not in chain:
+        chain.append(current)
+        current = session.scalar(select(Agency.parent_id).where(Agency.id == current))
+    return chain
+
+
+def descendants(session: Session, agency_id: int) -> list[int]:
+    """The agency and every agency below it."""
+    rows = session.execute(select(Agency.id, Agency.parent_id)).all()
+    children: dict[int | None, list[int]] = {}
+    for row in rows:
+        children.setdefault(row.parent_id, []).append(row.id)
+    found, stack = [], [agency_id]
+    while stack:
+        current = stack.pop()
+        if current in found:
+            continue
+        found.append(current)
+        stack.extend(children.get(current, []))
+    return found
+
+
+def create_user(
+    session: Session,
+    *,
+    username: str,
+    password: str,
+    role: Role,
+    rank: Rank,
+    agency: Agency,
+    actor: str = "cli",
+) -> User:
+    """Create a police, operator or admin user."""
+    if not username or len(username) > 64 or not username.replace("_", "").replace(".", "").isalnum():
+        raise UserError("username: 1-64 letters, digits, '.' or '_'")
+    if session.scalar(select(User).where(User.username == username)) is not None:
+        raise UserError(f"username: {username!r} exists already")
+    user = User(
+        username=username,
+        password_hash=hash_password(password),
+        role=role.value,
+        rank=rank.value,
+        agency_id=agency.id,
+    )
+    session.add(user)
+    session.flush()
+    audit.record(
+        session,
+        actor=actor,
+        action="user.created",
+        subject=f"user:{user.id}",
+        detail={"role": role.value, "rank": rank.value, "agency_id": agency.id},
+    )
+    return user
+
+
+def authenticate(session: Session, username: str, password: str) -> User | None:
+    """The active user with this password, or None; the attempt is audited either way."""
+    user = session.scalar(select(User).where(User.username == username))
+    try:
+        if user is None or not user.active:
+            _hasher.verify(_DUMMY_HASH, password + "x")
+            raise VerificationError
+        _hasher.verify(user.password_hash, password)
+    except (VerificationError, InvalidHashError):
+        audit.record(
+            session,
+            actor=f"user:{user.id}" if user else "anonymous",
+            action="auth.login_failed",
+            subject=f"user:{user.id}" if user else "user:unknown",
+        )
+        return None
+    if _hasher.check_needs_rehash(user.password_hash):
+        user.password_hash = _hasher.hash(password)
+    audit.record(session, actor=f"user:{user.id}", action="auth.login", subject=f"user:{user.id}")
+    return user
+
+
+def _digest(token: str) -> str:
+    return hashlib.sha256(token.encode()).hexdigest()
+
+
+def issue_token(session: Session, user: User, ttl: timedelta) -> tuple[str, datetime]:
+    """A new random bearer token for the user; only its digest is stored."""
+    token = "rut_" + secrets.token_urlsafe(32)
+    expires_at = utcnow() + ttl
+    session.add(ApiToken(token_hash=_digest(token), user_id=user.id, expires_at=expires_at))
+    session.flush()
+    return token, expires_at
+
+
+def user_for_token(session: Session, token: str) -> User | None:
+    """The active user a live token belongs to."""
+    row = session.get(ApiToken, _digest(token))
+    if row is None or row.expires_at <= utcnow():
+        return None
+    user = session.get(User, row.user_id)
+    return user if user is not None and user.active else None
