@@ -21,7 +21,7 @@ class Mode(StrEnum):
 class Settings(BaseSettings):
     """Reunite configuration, read from REUNITE_* variables (DATABASE_URL and REDIS_URL bare)."""
 
-    model_config = SettingsConfigDict(env_prefix="REUNITE_", extra="ignore")
+    model_config = SettingsConfigDict(env_prefix="REUNITE_", extra="ignore", populate_by_name=True)
 
     mode: Mode = Mode.DEVELOPMENT
     data_dir: Path = Path(".reunite")

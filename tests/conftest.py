@@ -1,0 +1,94 @@
+"""Shared test wiring: real Redis (the machine's or an embedded one) and real databases.
+
+REDIS_URL and DATABASE_URL from the environment point the suite at real services (CI sets them);
+without them the suite starts an embedded Redis and uses SQLite, so it runs anywhere.
+"""
+
+from __future__ import annotations
+
+import os
+import shutil
+import tempfile
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+import redis
+
+# Decide the services before any Reunite module reads its settings.
+os.environ.setdefault("REUNITE_MODE", "test")
+POSTGRES_URL = os.environ.pop("DATABASE_URL", None)
+_embedded = None
+_embedded_dir: str | None = None
+if not os.environ.get("REDIS_URL"):
+    from alerts.embedded import EmbeddedRedis
+
+    # A short path: unix socket paths are limited to about 100 bytes.
+    _embedded_dir = tempfile.mkdtemp(prefix="ru-")
+    _embedded = EmbeddedRedis(Path(_embedded_dir))
+    _embedded.start()
+    os.environ["REDIS_URL"] = _embedded.url
+REDIS_URL = os.environ["REDIS_URL"]
+
+BACKENDS = ["sqlite"] + (["postgresql"] if POSTGRES_URL else [])
+
+
+def pytest_sessionstart(session: pytest.Session) -> None:
+    # The broker database is the suite's own: stale tasks from an earlier run must not leak in.
+    redis.Redis.from_url(REDIS_URL).flushdb()
+
+
+def pytest_unconfigure(config: pytest.Config) -> None:
+    if _embedded is not None:
+        _embedded.stop()
+        shutil.rmtree(_embedded_dir or "", ignore_errors=True)
+
+
+def clear_caches() -> None:
+    """Forget cached settings, engines and sessionmakers after the environment changed."""
+    from alerts import config, db
+
+    db.get_sessionmaker.cache_clear()
+    db.get_engine.cache_clear()
+    config.get_settings.cache_clear()
+
+
+def _reset_postgres(url: str) -> None:
+    from sqlalchemy import text
+
+    from alerts.db import make_engine
+
+    engine = make_engine(url.replace("postgresql://", "postgresql+psycopg://", 1))
+    with engine.begin() as conn:
+        conn.execute(text("DROP SCHEMA IF EXISTS public CASCADE"))
+        conn.execute(text("CREATE SCHEMA public"))
+    engine.dispose()
+
+
+@pytest.fixture(params=BACKENDS)
+def database(request, tmp_path, monkeypatch) -> Iterator[str]:
+    """A freshly migrated database on each available backend; yields its URL."""
+    if request.param == "sqlite":
+        url = f"sqlite:///{tmp_path / 'reunite.db'}"
+    else:
+        assert POSTGRES_URL is not None
+        url = POSTGRES_URL
+        _reset_postgres(url)
+    monkeypatch.setenv("DATABASE_URL", url)
+    monkeypatch.setenv("REUNITE_DATA_DIR", str(tmp_path))
+    clear_caches()
+    from alerts import migrate
+    from alerts.db import get_engine
+
+    migrate.upgrade()
+    yield url
+    get_engine().dispose()
+    clear_caches()
+
+
+@pytest.fixture
+def redis_client() -> Iterator[redis.Redis]:
+    """A client for the suite's real Redis."""
+    client = redis.Redis.from_url(REDIS_URL)
+    yield client
+    client.close()

@@ -1,0 +1,69 @@
+"""Builders for agencies, users, tokens and valid case payloads."""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime, timedelta
+from typing import Any
+
+from alerts.db import session_scope
+from alerts.users import service as users
+from alerts.users.roles import Rank, Role
+
+PASSWORD = "correct horse battery staple"
+CHILD_NAME = "Lin Xiaoyu"  # a marker the privacy tests search for
+
+
+def make_agency(name: str, parent: str | None = None, self_approval: Rank | None = None) -> int:
+    """Create an agency and return its id."""
+    with session_scope() as session:
+        return users.create_agency(
+            session, name=name, parent=parent, self_approval_min_rank=self_approval
+        ).id
+
+
+def make_user(username: str, role: Role, agency: str, rank: Rank = Rank.CONSTABLE) -> int:
+    """Create a user in an existing agency and return its id."""
+    with session_scope() as session:
+        agency_row = users.agency_by_name(session, agency)
+        assert agency_row is not None
+        return users.create_user(
+            session, username=username, password=PASSWORD, role=role, rank=rank, agency=agency_row
+        ).id
+
+
+def token(client, username: str) -> dict[str, str]:
+    """Authorization header for a user, obtained through the token endpoint."""
+    res = client.post("/api/v1/auth/token", data={"username": username, "password": PASSWORD})
+    assert res.status_code == 200, res.text
+    return {"Authorization": f"Bearer {res.json()['access_token']}"}
+
+
+def case_payload(**overrides: Any) -> dict[str, Any]:
+    """A complete, valid case as the API takes it."""
+    payload: dict[str, Any] = {
+        "child": {
+            "name": CHILD_NAME,
+            "sex": "female",
+            "age_years": 6,
+            "height_cm": 115,
+            "weight_kg": 20,
+            "appearance": "short black hair",
+            "clothing": "red jacket, blue jeans",
+            "distinguishing_marks": "small scar on left cheek",
+            "languages_spoken": ["Cantonese", "Mandarin"],
+        },
+        "photos": [{"ref": "photo_0001abcd", "content_type": "image/jpeg"}],
+        "last_seen": {
+            "at": (datetime.now(UTC) - timedelta(minutes=30)).isoformat(),
+            "lat": 23.1291,
+            "lon": 113.2644,
+            "address": "Beijing Road pedestrian street, Guangzhou",
+            "circumstances": "separated from her mother near the metro exit",
+        },
+        "vehicle": {"description": "white van", "plate": "粤A12345", "colour": "white"},
+        "tip_line": "+86 20 110",
+        "alert_languages": ["zh-CN", "en"],
+    }
+    for key, value in overrides.items():
+        payload[key] = value
+    return payload

@@ -1,0 +1,215 @@
+"""The case API over real databases (SQLite and, where configured, PostgreSQL)."""
+
+from __future__ import annotations
+
+import pytest
+from fastapi.testclient import TestClient
+from sqlalchemy import select
+
+from alerts.app import create_app
+from alerts.db import session_scope
+from alerts.dispatch.models import OutboxMessage
+from alerts.users.roles import Rank, Role
+from tests.factories import case_payload, make_agency, make_user, token
+
+
+@pytest.fixture
+def api(database):
+    make_agency("Guangdong PSB")
+    make_agency("Guangzhou PSB", parent="Guangdong PSB")
+    make_agency("Shenzhen PSB", parent="Guangdong PSB")
+    make_user("officer1", Role.OFFICER, "Guangzhou PSB")
+    make_user("sup1", Role.SUPERVISOR, "Guangzhou PSB", Rank.INSPECTOR)
+    make_user("provsup", Role.SUPERVISOR, "Guangdong PSB", Rank.SUPERINTENDENT)
+    make_user("szsup", Role.SUPERVISOR, "Shenzhen PSB", Rank.INSPECTOR)
+    make_user("admin", Role.ADMIN, "Guangdong PSB")
+    with TestClient(create_app()) as client:
+        yield client
+
+
+def submitted_case(api) -> str:
+    officer = token(api, "officer1")
+    res = api.post("/api/v1/cases", json=case_payload(), headers=officer)
+    assert res.status_code == 201, res.text
+    case_id = res.json()["id"]
+    assert api.post(f"/api/v1/cases/{case_id}/submit", headers=officer).status_code == 200
+    return case_id
+
+
+def test_officer_creates_draft_with_all_details(api):
+    res = api.post("/api/v1/cases", json=case_payload(), headers=token(api, "officer1"))
+    assert res.status_code == 201
+    body = res.json()
+    assert body["state"] == "draft"
+    assert body["child"]["clothing"] == "red jacket, blue jeans"
+    assert body["last_seen"]["lat"] == pytest.approx(23.1291)
+    assert body["vehicle"]["plate"] == "粤A12345"
+    assert api.get(f"/api/v1/cases/{body['id']}", headers=token(api, "sup1")).json() == body
+
+
+def test_bad_coordinates_get_422_naming_the_field_without_echoing_input(api):
+    payload = case_payload()
+    payload["last_seen"]["lat"] = 123.0
+    res = api.post("/api/v1/cases", json=payload, headers=token(api, "officer1"))
+    assert res.status_code == 422
+    assert [e["field"] for e in res.json()["detail"]] == ["last_seen.lat"]
+    assert "Lin Xiaoyu" not in res.text
+
+
+def test_last_seen_older_than_configured_limit_is_refused(api):
+    payload = case_payload()
+    payload["last_seen"]["at"] = "2026-01-01T00:00:00+08:00"
+    res = api.post("/api/v1/cases", json=payload, headers=token(api, "officer1"))
+    assert res.status_code == 422
+    assert res.json()["detail"][0]["field"] == "last_seen.at"
+
+
+def test_requests_without_a_valid_token_are_refused(api):
+    assert api.post("/api/v1/cases", json=case_payload()).status_code == 401
+    bad = {"Authorization": "Bearer rut_not-a-token"}
+    assert api.get("/api/v1/cases", headers=bad).status_code == 401
+
+
+def test_wrong_password_is_401_and_audited(api):
+    res = api.post("/api/v1/auth/token", data={"username": "officer1", "password": "nope-nope"})
+    assert res.status_code == 401
+    from alerts.audit.models import AuditEntry
+
+    with session_scope() as s:
+        actions = s.scalars(select(AuditEntry.action)).all()
+    assert "auth.login_failed" in actions
+
+
+def test_supervisor_approves_and_outbox_row_is_written_in_the_same_commit(api):
+    case_id = submitted_case(api)
+    res = api.post(f"/api/v1/cases/{case_id}/approve", headers=token(api, "sup1"))
+    assert res.status_code == 200, res.text
+    assert res.json()["state"] == "active"
+    with session_scope() as s:
+        rows = s.scalars(select(OutboxMessage)).all()
+    assert [r.args for r in rows] == [[case_id, "approved"]]
+
+
+def test_officer_cannot_approve_any_case(api):
+    case_id = submitted_case(api)
+    res = api.post(f"/api/v1/cases/{case_id}/approve", headers=token(api, "officer1"))
+    assert res.status_code == 403
+    assert api.get(f"/api/v1/cases/{case_id}", headers=token(api, "sup1")).json()["state"] == (
+        "submitted"
+    )
+
+
+def test_supervisor_cannot_approve_own_submission_by_default(api):
+    sup = token(api, "sup1")
+    case_id = api.post("/api/v1/cases", json=case_payload(), headers=sup).json()["id"]
+    api.post(f"/api/v1/cases/{case_id}/submit", headers=sup)
+    res = api.post(f"/api/v1/cases/{case_id}/approve", headers=sup)
+    assert res.status_code == 403
+    assert "two-person rule" in res.json()["detail"]
+
+
+def test_agency_setting_allows_audited_self_approval_for_senior_ranks(api):
+    admin = token(api, "admin")
+    agencies = {a["name"]: a["id"] for a in api.get("/api/v1/agencies", headers=admin).json()}
+    res = api.put(
+        f"/api/v1/agencies/{agencies['Guangzhou PSB']}/self-approval",
+        json={"self_approval_min_rank": "inspector", "reason": "county-level direct publishing"},
+        headers=admin,
+    )
+    assert res.status_code == 200 and res.json()["self_approval_min_rank"] == "inspector"
+    sup = token(api, "sup1")
+    case_id = api.post("/api/v1/cases", json=case_payload(), headers=sup).json()["id"]
+    api.post(f"/api/v1/cases/{case_id}/submit", headers=sup)
+    assert api.post(f"/api/v1/cases/{case_id}/approve", headers=sup).json()["state"] == "active"
+    from alerts.audit.models import AuditEntry
+
+    with session_scope() as s:
+        entries = s.scalars(select(AuditEntry).order_by(AuditEntry.seq)).all()
+    assert any(e.action == "agency.self_approval_changed" for e in entries)
+    approval = [e for e in entries if e.action == "case.approved"][-1]
+    assert approval.detail["self_approved"] is True
+
+
+def test_parent_agency_supervisor_may_approve_but_sibling_may_not(api):
+    case_id = submitted_case(api)
+    # A sibling agency cannot even see the case.
+    assert api.post(
+        f"/api/v1/cases/{case_id}/approve", headers=token(api, "szsup")
+    ).status_code == 404
+    res = api.post(f"/api/v1/cases/{case_id}/approve", headers=token(api, "provsup"))
+    assert res.json()["state"] == "active"
+
+
+def test_reject_needs_a_reason_and_returns_case_to_draft(api):
+    case_id = submitted_case(api)
+    sup = token(api, "sup1")
+    res = api.post(f"/api/v1/cases/{case_id}/reject", json={"reason": ""}, headers=sup)
+    assert res.status_code == 422 and res.json()["detail"][0]["field"] == "reason"
+    res = api.post(
+        f"/api/v1/cases/{case_id}/reject", json={"reason": "photo is of another child"}, headers=sup
+    )
+    assert res.json()["state"] == "draft"
+    assert res.json()["rejection_reason"] == "photo is of another child"
+
+
+def test_illegal_transition_is_409_naming_current_state(api):
+    officer = token(api, "officer1")
+    case_id = api.post("/api/v1/cases", json=case_payload(), headers=officer).json()["id"]
+    res = api.post(f"/api/v1/cases/{case_id}/resolve", headers=officer)
+    assert res.status_code == 409
+    assert "draft" in res.json()["detail"]
+
+
+def test_only_drafts_can_be_edited(api):
+    case_id = submitted_case(api)
+    api.post(f"/api/v1/cases/{case_id}/approve", headers=token(api, "sup1"))
+    res = api.patch(
+        f"/api/v1/cases/{case_id}", json={"tip_line": "+86 20 12345"},
+        headers=token(api, "officer1"),
+    )
+    assert res.status_code == 409 and "active" in res.json()["detail"]
+
+
+def test_draft_update_changes_only_given_fields(api):
+    officer = token(api, "officer1")
+    case_id = api.post("/api/v1/cases", json=case_payload(), headers=officer).json()["id"]
+    res = api.patch(f"/api/v1/cases/{case_id}", json={"tip_line": "+86 20 12345"}, headers=officer)
+    assert res.status_code == 200
+    assert res.json()["tip_line"] == "+86 20 12345"
+    assert res.json()["child"]["name"] == "Lin Xiaoyu"
+    assert res.json()["version"] == 2
+
+
+def test_resolve_and_cancel_close_the_case_and_queue_closure(api):
+    sup = token(api, "sup1")
+    officer = token(api, "officer1")
+    a = submitted_case(api)
+    b = submitted_case(api)
+    api.post(f"/api/v1/cases/{a}/approve", headers=sup)
+    api.post(f"/api/v1/cases/{b}/approve", headers=sup)
+    assert api.post(f"/api/v1/cases/{a}/resolve", headers=officer).json()["state"] == "resolved"
+    res = api.post(f"/api/v1/cases/{b}/cancel", json={"reason": "duplicate"}, headers=officer)
+    assert res.json()["state"] == "cancelled" and res.json()["closed_at"]
+    with session_scope() as s:
+        kinds = sorted(r.args[1] for r in s.scalars(select(OutboxMessage)))
+    assert kinds == ["approved", "approved", "cancelled", "resolved"]
+
+
+def test_list_filters_by_state_and_paginates(api):
+    officer = token(api, "officer1")
+    ids = [
+        api.post("/api/v1/cases", json=case_payload(), headers=officer).json()["id"]
+        for _ in range(3)
+    ]
+    api.post(f"/api/v1/cases/{ids[0]}/submit", headers=officer)
+    page = api.get("/api/v1/cases?state=draft&limit=1&offset=1", headers=officer).json()
+    assert page["total"] == 2 and len(page["items"]) == 1
+    assert page["items"][0]["state"] == "draft"
+    res = api.get("/api/v1/cases?state=lost", headers=officer)
+    assert res.status_code == 422 and res.json()["detail"][0]["field"] == "query.state"
+
+
+def test_readyz_reports_database_and_redis(api):
+    res = api.get("/readyz")
+    assert res.status_code == 200
+    assert res.json()["checks"] == {"database": "ok", "redis": "ok"}

@@ -1,0 +1,42 @@
+import pytest
+from pydantic import ValidationError
+
+from alerts.config import Settings
+
+
+def test_development_defaults_to_sqlite_and_embedded_redis(tmp_path):
+    s = Settings(data_dir=tmp_path, _env_file=None, database_url=None, redis_url=None)
+    assert s.sqlalchemy_url == f"sqlite:///{tmp_path.resolve()}/reunite.db"
+    assert s.embedded_redis
+    assert s.resolved_redis_url == f"unix://{tmp_path.resolve()}/redis.sock"
+    assert s.broker_url == f"redis+socket://{tmp_path.resolve()}/redis.sock"
+
+
+def test_postgres_url_gets_the_psycopg_driver():
+    s = Settings(database_url="postgresql://u@db:5432/reunite", redis_url="redis://r:6379/0")
+    assert s.sqlalchemy_url == "postgresql+psycopg://u@db:5432/reunite"
+    assert s.broker_url == "redis://r:6379/0"
+
+
+@pytest.mark.parametrize("secret", ["change-me", "secret", "short-but-not-placeholder"])
+def test_production_refuses_placeholder_or_short_secrets(secret):
+    with pytest.raises(ValidationError, match="REUNITE_SECRET_KEY"):
+        Settings(
+            mode="production",
+            secret_key=secret,
+            database_url="postgresql://u@db/r",
+            redis_url="redis://r:6379/0",
+        )
+
+
+def test_production_needs_external_services():
+    with pytest.raises(ValidationError, match="DATABASE_URL and REDIS_URL"):
+        Settings(mode="production", secret_key="k" * 40, database_url=None, redis_url=None)
+
+
+def test_production_with_real_secret_is_accepted():
+    s = Settings(
+        mode="production", secret_key="k" * 40, database_url="postgresql://u@db/r",
+        redis_url="redis://r:6379/0",
+    )
+    assert not s.embedded_redis
