@@ -210,7 +210,11 @@ def users_create(
         )
         try:
             user = users.create_user(
-                session, username=username, password=password, role=role, rank=rank,
+                session,
+                username=username,
+                password=password,
+                role=role,
+                rank=rank,
                 agency=agency_row,
             )
         except users.UserError as exc:

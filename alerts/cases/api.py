@@ -40,7 +40,9 @@ def list_cases(
 ) -> CasePage:
     """Cases of the user's agency and the agencies below it, newest first."""
     rows, total = service.list_cases(session, user, state=state, limit=limit, offset=offset)
-    return CasePage(items=[service.to_read(c) for c in rows], total=total, limit=limit, offset=offset)
+    return CasePage(
+        items=[service.to_read(c) for c in rows], total=total, limit=limit, offset=offset
+    )
 
 
 @router.get("/{case_id}", response_model=CaseRead)

@@ -130,12 +130,9 @@ def transition(
         raise IllegalTransition(state, action)
     if action in REASON_REQUIRED and not (reason and reason.strip()):
         raise ReasonRequired(action)
-    fields = dict(
-        case_id=case_id, actor_id=actor_id, at=at, from_state=state, to_state=target, reason=reason
-    )
     if action is Action.APPROVE:
-        return CaseApproved(**fields, self_approved=self_approved)
-    return EVENTS[action](**fields)
+        return CaseApproved(case_id, actor_id, at, state, target, reason, self_approved)
+    return EVENTS[action](case_id, actor_id, at, state, target, reason)
 
 
 def is_expired(approved_at: datetime, now: datetime, lifetime_hours: int) -> bool:

@@ -1,4 +1,4 @@
-"""Pydantic schemas for cases: validation here is what makes a bad request a 422 naming the field."""
+"""Case schemas: validation here makes a bad request a 422 that names the field."""
 
 from __future__ import annotations
 

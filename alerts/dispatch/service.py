@@ -103,7 +103,5 @@ def run_dispatch(session: Session, outbox_id: int, case_id: str, kind: str) -> b
 def pending_count(session: Session) -> int:
     """Outbox rows not yet handed to the broker."""
     return len(
-        session.scalars(
-            select(OutboxMessage.id).where(OutboxMessage.published_at.is_(None))
-        ).all()
+        session.scalars(select(OutboxMessage.id).where(OutboxMessage.published_at.is_(None))).all()
     )

@@ -43,12 +43,12 @@ def list_agencies(session: SessionDep, _admin: AdminUser) -> list[AgencyRead]:
     """All agencies (admins only)."""
     from sqlalchemy import select
 
-    return [AgencyRead.model_validate(a) for a in session.scalars(select(Agency).order_by(Agency.id))]
+    return [
+        AgencyRead.model_validate(a) for a in session.scalars(select(Agency).order_by(Agency.id))
+    ]
 
 
-@router.put(
-    "/agencies/{agency_id}/self-approval", response_model=AgencyRead, tags=["admin"]
-)
+@router.put("/agencies/{agency_id}/self-approval", response_model=AgencyRead, tags=["admin"])
 def set_self_approval(
     agency_id: int, body: AgencySelfApprovalUpdate, session: SessionDep, admin: AdminUser
 ) -> AgencyRead:

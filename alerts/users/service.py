@@ -127,7 +127,11 @@ def create_user(
     actor: str = "cli",
 ) -> User:
     """Create a police, operator or admin user."""
-    if not username or len(username) > 64 or not username.replace("_", "").replace(".", "").isalnum():
+    if (
+        not username
+        or len(username) > 64
+        or not username.replace("_", "").replace(".", "").isalnum()
+    ):
         raise UserError("username: 1-64 letters, digits, '.' or '_'")
     if session.scalar(select(User).where(User.username == username)) is not None:
         raise UserError(f"username: {username!r} exists already")

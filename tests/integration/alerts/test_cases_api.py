@@ -133,9 +133,9 @@ def test_agency_setting_allows_audited_self_approval_for_senior_ranks(api):
 def test_parent_agency_supervisor_may_approve_but_sibling_may_not(api):
     case_id = submitted_case(api)
     # A sibling agency cannot even see the case.
-    assert api.post(
-        f"/api/v1/cases/{case_id}/approve", headers=token(api, "szsup")
-    ).status_code == 404
+    assert (
+        api.post(f"/api/v1/cases/{case_id}/approve", headers=token(api, "szsup")).status_code == 404
+    )
     res = api.post(f"/api/v1/cases/{case_id}/approve", headers=token(api, "provsup"))
     assert res.json()["state"] == "active"
 
@@ -164,7 +164,8 @@ def test_only_drafts_can_be_edited(api):
     case_id = submitted_case(api)
     api.post(f"/api/v1/cases/{case_id}/approve", headers=token(api, "sup1"))
     res = api.patch(
-        f"/api/v1/cases/{case_id}", json={"tip_line": "+86 20 12345"},
+        f"/api/v1/cases/{case_id}",
+        json={"tip_line": "+86 20 12345"},
         headers=token(api, "officer1"),
     )
     assert res.status_code == 409 and "active" in res.json()["detail"]

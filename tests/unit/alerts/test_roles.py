@@ -8,14 +8,19 @@ def approver(user_id=2, role=Role.SUPERVISOR, rank=Rank.INSPECTOR, agency_id=10)
 
 
 def test_different_supervisor_of_same_agency_may_approve():
-    assert check_approval(
-        approver(), submitted_by=1, case_agency_lineage=[10, 1], self_approval_min_rank=None
-    ) is False
+    assert (
+        check_approval(
+            approver(), submitted_by=1, case_agency_lineage=[10, 1], self_approval_min_rank=None
+        )
+        is False
+    )
 
 
 def test_supervisor_of_parent_agency_may_approve():
     assert not check_approval(
-        approver(agency_id=1), submitted_by=3, case_agency_lineage=[10, 1],
+        approver(agency_id=1),
+        submitted_by=3,
+        case_agency_lineage=[10, 1],
         self_approval_min_rank=None,
     )
 
@@ -23,7 +28,9 @@ def test_supervisor_of_parent_agency_may_approve():
 def test_supervisor_of_sibling_agency_is_refused():
     with pytest.raises(ApprovalRefused, match="parent agency"):
         check_approval(
-            approver(agency_id=11), submitted_by=3, case_agency_lineage=[10, 1],
+            approver(agency_id=11),
+            submitted_by=3,
+            case_agency_lineage=[10, 1],
             self_approval_min_rank=None,
         )
 
@@ -32,7 +39,9 @@ def test_supervisor_of_sibling_agency_is_refused():
 def test_only_supervisors_approve(role):
     with pytest.raises(ApprovalRefused, match="cannot approve"):
         check_approval(
-            approver(role=role), submitted_by=1, case_agency_lineage=[10],
+            approver(role=role),
+            submitted_by=1,
+            case_agency_lineage=[10],
             self_approval_min_rank=None,
         )
 
@@ -40,7 +49,9 @@ def test_only_supervisors_approve(role):
 def test_own_case_is_refused_without_agency_setting():
     with pytest.raises(ApprovalRefused, match="two-person rule"):
         check_approval(
-            approver(user_id=1), submitted_by=1, case_agency_lineage=[10],
+            approver(user_id=1),
+            submitted_by=1,
+            case_agency_lineage=[10],
             self_approval_min_rank=None,
         )
 
@@ -48,13 +59,20 @@ def test_own_case_is_refused_without_agency_setting():
 def test_own_case_is_refused_below_the_configured_rank():
     with pytest.raises(ApprovalRefused, match="superintendent"):
         check_approval(
-            approver(user_id=1, rank=Rank.INSPECTOR), submitted_by=1,
-            case_agency_lineage=[10], self_approval_min_rank=Rank.SUPERINTENDENT,
+            approver(user_id=1, rank=Rank.INSPECTOR),
+            submitted_by=1,
+            case_agency_lineage=[10],
+            self_approval_min_rank=Rank.SUPERINTENDENT,
         )
 
 
 def test_own_case_at_the_configured_rank_is_a_self_approval():
-    assert check_approval(
-        approver(user_id=1, rank=Rank.SUPERINTENDENT), submitted_by=1,
-        case_agency_lineage=[10], self_approval_min_rank=Rank.SUPERINTENDENT,
-    ) is True
+    assert (
+        check_approval(
+            approver(user_id=1, rank=Rank.SUPERINTENDENT),
+            submitted_by=1,
+            case_agency_lineage=[10],
+            self_approval_min_rank=Rank.SUPERINTENDENT,
+        )
+        is True
+    )

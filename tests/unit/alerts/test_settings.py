@@ -36,7 +36,9 @@ def test_production_needs_external_services():
 
 def test_production_with_real_secret_is_accepted():
     s = Settings(
-        mode="production", secret_key="k" * 40, database_url="postgresql://u@db/r",
+        mode="production",
+        secret_key="k" * 40,
+        database_url="postgresql://u@db/r",
         redis_url="redis://r:6379/0",
     )
     assert not s.embedded_redis

@@ -1,0 +1,118 @@
+"""`reunite serve` on embedded defaults: a case goes from intake to a dispatch run in the worker,
+and stopping the embedded Redis between approval and relay loses nothing."""
+
+from __future__ import annotations
+
+import sqlite3
+import subprocess
+import sys
+
+import httpx
+import pytest
+
+from alerts.embedded import EmbeddedRedis
+from tests.factories import PASSWORD, case_payload
+from tests.workers import free_port, reunite_env, reunite_process, wait_for
+
+pytestmark = pytest.mark.slow
+
+
+def cli(args: list[str], env, cwd) -> str:
+    out = subprocess.run(
+        [sys.executable, "-m", "alerts.cli", *args],
+        env=env,
+        cwd=cwd,
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
+    assert out.returncode == 0, out.stderr
+    return out.stdout
+
+
+def login(http: httpx.Client, username: str) -> dict[str, str]:
+    res = http.post("/api/v1/auth/token", data={"username": username, "password": PASSWORD})
+    assert res.status_code == 200, res.text
+    return {"Authorization": f"Bearer {res.json()['access_token']}"}
+
+
+def dispatch_runs(db: str) -> list[tuple[str, str]]:
+    with sqlite3.connect(db) as conn:
+        return conn.execute(
+            "SELECT case_id, kind FROM dispatch_runs WHERE finished_at IS NOT NULL"
+        ).fetchall()
+
+
+def new_submitted_case(http: httpx.Client, officer: dict[str, str]) -> str:
+    res = http.post("/api/v1/cases", json=case_payload(), headers=officer)
+    assert res.status_code == 201, res.text
+    case_id = res.json()["id"]
+    assert http.post(f"/api/v1/cases/{case_id}/submit", headers=officer).status_code == 200
+    return case_id
+
+
+def test_serve_dispatches_an_approved_case_and_survives_a_broker_outage(tmp_path):
+    data = tmp_path / "d"
+    env = reunite_env(
+        DATABASE_URL=None,
+        REDIS_URL=None,
+        REUNITE_DATA_DIR=str(data),
+        REUNITE_MODE="development",
+        REUNITE_RELAY_INTERVAL_SECONDS="1",
+    )
+    port = free_port()
+    with reunite_process(["serve", "--port", str(port)], env, tmp_path, tmp_path / "serve.log"):
+        http = httpx.Client(base_url=f"http://127.0.0.1:{port}", timeout=10)
+        wait_for(lambda: _ready(http), timeout=60)
+        for name, role, rank in [
+            ("officer1", "officer", "constable"),
+            ("sup1", "supervisor", "inspector"),
+        ]:
+            cli(
+                [
+                    "users",
+                    "create",
+                    name,
+                    "--role",
+                    role,
+                    "--rank",
+                    rank,
+                    "--agency",
+                    "Guangzhou",
+                    "--password",
+                    PASSWORD,
+                ],
+                env,
+                tmp_path,
+            )
+        officer, sup = login(http, "officer1"), login(http, "sup1")
+
+        # Two-person rule over HTTP: the submitter's own approval is refused.
+        first = new_submitted_case(http, officer)
+        assert http.post(f"/api/v1/cases/{first}/approve", headers=officer).status_code == 403
+        assert http.post(f"/api/v1/cases/{first}/approve", headers=sup).json()["state"] == "active"
+        db = str(data / "reunite.db")
+        wait_for(lambda: (first, "approved") in dispatch_runs(db), timeout=60)
+
+        # Broker down between approval and relay: the approval still commits its outbox row.
+        second = new_submitted_case(http, officer)
+        embedded = EmbeddedRedis(data)
+        embedded.stop()
+        res = http.post(f"/api/v1/cases/{second}/approve", headers=sup)
+        assert res.status_code == 200 and res.json()["state"] == "active"
+        assert http.get("/readyz").status_code == 503
+        with sqlite3.connect(db) as conn:
+            pending = conn.execute("SELECT args FROM outbox WHERE published_at IS NULL").fetchall()
+        assert pending == [(f'["{second}", "approved"]',)]
+        assert (second, "approved") not in dispatch_runs(db)
+
+        embedded.start()
+        wait_for(lambda: (second, "approved") in dispatch_runs(db), timeout=120)
+        assert sorted(dispatch_runs(db)) == sorted([(first, "approved"), (second, "approved")])
+
+
+def _ready(http: httpx.Client) -> bool:
+    try:
+        return http.get("/readyz").status_code == 200
+    except httpx.TransportError:
+        return False
