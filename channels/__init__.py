@@ -1,0 +1,1 @@
+"""Delivery channels: rendering, SMS planning and one provider client per file."""

@@ -1,0 +1,332 @@
+"""Message rendering per case, kind and language (pure, no I/O).
+
+The dispatcher renders once per case wave and language; every channel then picks the
+rendered text for its recipient's language. Push bodies are held to a byte budget so the
+APNs payload stays under 4 KB, and SMS texts to a part budget; in both cases descriptive
+fields (clothing, place, name) are cut with an ellipsis and the tip line never is.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Iterable, Mapping, Sequence
+from dataclasses import dataclass, replace
+from datetime import datetime, timedelta
+from enum import StrEnum
+from zoneinfo import ZoneInfo
+
+from channels import sms
+
+DEFAULT_TZ = "Asia/Shanghai"
+DEFAULT_LANGUAGES = ("zh-CN", "en")
+# Leaves room in the 4096-byte APNs payload for title, deep link, photo URL and keys.
+PUSH_BODY_MAX_BYTES = 1800
+PUSH_TITLE_MAX_BYTES = 180
+SMS_MAX_PARTS = 2
+ELLIPSIS = "…"
+
+
+class MessageKind(StrEnum):
+    ALERT = "alert"
+    UPDATE = "update"
+    RESOLVED = "resolved"
+    CANCELLED = "cancelled"
+
+
+class Sex(StrEnum):
+    MALE = "male"
+    FEMALE = "female"
+    UNKNOWN = "unknown"
+
+
+@dataclass(frozen=True, slots=True)
+class AlertContent:
+    case_id: str
+    kind: MessageKind
+    child_name: str
+    age_years: int | None
+    sex: Sex
+    height_cm: int | None
+    clothing: str
+    last_seen_at: datetime  # timezone-aware
+    last_seen_place: str
+    tip_line: str
+    deep_link: str
+    photo_url: str | None = None  # already signed and expiring
+    wave: int = 0
+
+    def __post_init__(self) -> None:
+        if self.last_seen_at.tzinfo is None:
+            raise ValueError("last_seen_at must be timezone-aware")
+
+
+@dataclass(frozen=True, slots=True)
+class RenderedMessage:
+    case_id: str
+    kind: MessageKind
+    language: str
+    title: str
+    body: str
+    sms_text: str
+    deep_link: str
+    photo_url: str | None
+    wave: int
+
+
+def truncate_bytes(text: str, max_bytes: int, ellipsis: str = ELLIPSIS) -> str:
+    """Cut text on a character boundary so its UTF-8 form, ellipsis included, fits max_bytes."""
+    if len(text.encode()) <= max_bytes:
+        return text
+    room = max_bytes - len(ellipsis.encode())
+    if room <= 0:
+        return ""
+    cut = text.encode()[:room].decode("utf-8", errors="ignore")
+    return cut.rstrip() + ellipsis
+
+
+def truncate_chars(text: str, max_chars: int, ellipsis: str = ELLIPSIS) -> str:
+    """Cut text to max_chars characters, ellipsis included."""
+    if len(text) <= max_chars:
+        return text
+    if max_chars <= len(ellipsis):
+        return ""
+    return text[: max_chars - len(ellipsis)].rstrip() + ellipsis
+
+
+def _fit(
+    build: Callable[[Mapping[str, str]], str],
+    fields: dict[str, str],
+    groups: Sequence[Sequence[str]],
+    ok: Callable[[str], bool],
+    cut: Callable[[str, int], str],
+    size: Callable[[str], int],
+) -> str:
+    """Shrink fields, largest first within the earliest non-empty group, until ok(build(fields))."""
+    text = build(fields)
+    for group in groups:
+        while not ok(text):
+            name = max(group, key=lambda n: size(fields[n]))
+            current = size(fields[name])
+            if current == 0:
+                break
+            # Cut a quarter (at least one unit) per round: few rounds, little overshoot.
+            fields[name] = cut(fields[name], current - max(1, current // 4))
+            text = build(fields)
+    return text
+
+
+def _sms_cut(text: str, max_chars: int) -> str:
+    # "…" is not GSM-7: a GSM-7 field is cut with dots so the SMS does not fall back to UCS-2.
+    return truncate_chars(text, max_chars, "..." if sms.is_gsm7(text) else ELLIPSIS)
+
+
+_SEX = {
+    "zh-CN": {Sex.MALE: "男", Sex.FEMALE: "女", Sex.UNKNOWN: ""},
+    "en": {Sex.MALE: "boy", Sex.FEMALE: "girl", Sex.UNKNOWN: "child"},
+}
+_MONTHS = ("Jan", "Feb", "Mar", "Apr", "May", "Jun", "Jul", "Aug", "Sep", "Oct", "Nov", "Dec")
+
+
+def _local_time(when: datetime, language: str, tz: str) -> str:
+    local = when.astimezone(ZoneInfo(tz))
+    if language == "zh-CN":
+        return f"{local.month}月{local.day}日{local:%H:%M}"
+    # A UTC offset, not an abbreviation: "CST" is China in Beijing and Chicago in the US.
+    minutes = int((local.utcoffset() or timedelta()).total_seconds() // 60)
+    sign = "+" if minutes >= 0 else "-"
+    hours, mins = divmod(abs(minutes), 60)
+    offset = f"UTC{sign}{hours}" + (f":{mins:02d}" if mins else "")
+    return f"{local.day} {_MONTHS[local.month - 1]} {local:%H:%M} ({offset})"
+
+
+def _describe_zh(c: AlertContent) -> str:
+    bits = [_SEX["zh-CN"][c.sex]]
+    if c.age_years is not None:
+        bits.append(f"{c.age_years}岁")
+    if c.height_cm is not None:
+        bits.append(f"身高约{c.height_cm}厘米")
+    return "，".join(b for b in bits if b)
+
+
+def _describe_en(c: AlertContent) -> str:
+    age = f"{c.age_years}-year-old " if c.age_years is not None else ""
+    height = f", about {c.height_cm} cm tall" if c.height_cm is not None else ""
+    return f"{age}{_SEX['en'][c.sex]}{height}"
+
+
+def _templates_zh(c: AlertContent, tz: str) -> tuple[Callable, Callable, Callable]:
+    when = _local_time(c.last_seen_at, "zh-CN", tz)
+    desc = _describe_zh(c)
+    prefix = {MessageKind.ALERT: "儿童失踪预警", MessageKind.UPDATE: "儿童失踪预警（更新）"}
+
+    if c.kind in prefix:
+
+        def title(f: Mapping[str, str]) -> str:
+            return f"{prefix[c.kind]}：{f['name']}"
+
+        def body(f: Mapping[str, str]) -> str:
+            wear = f"，穿{f['clothing']}" if f["clothing"] else ""
+            place = f"在{f['place']}" if f["place"] else ""
+            return f"{f['name']}，{desc}{wear}。{when}{place}走失。如有线索请拨打{c.tip_line}。"
+
+        def sms_text(f: Mapping[str, str]) -> str:
+            wear = f"，穿{f['clothing']}" if f["clothing"] else ""
+            place = f"在{f['place']}" if f["place"] else ""
+            return (
+                f"【{prefix[c.kind]}】{f['name']}，{desc}{wear}，{when}{place}走失。"
+                f"线索请拨{c.tip_line} {c.deep_link}"
+            )
+
+    elif c.kind is MessageKind.RESOLVED:
+
+        def title(f: Mapping[str, str]) -> str:
+            return f"已找到：{f['name']}"
+
+        def body(f: Mapping[str, str]) -> str:
+            return f"{f['name']}已找到，平安。感谢每一位关注和转发的市民！"
+
+        def sms_text(f: Mapping[str, str]) -> str:
+            return f"【儿童失踪预警】{f['name']}已找到，感谢您的关注与帮助！"
+
+    else:
+
+        def title(f: Mapping[str, str]) -> str:
+            return f"预警撤销：{f['name']}"
+
+        def body(f: Mapping[str, str]) -> str:
+            return f"关于{f['name']}的儿童失踪预警已撤销，请勿再转发。感谢关注。"
+
+        def sms_text(f: Mapping[str, str]) -> str:
+            return f"【儿童失踪预警】关于{f['name']}的预警已撤销，请勿转发。"
+
+    return title, body, sms_text
+
+
+def _templates_en(c: AlertContent, tz: str) -> tuple[Callable, Callable, Callable]:
+    when = _local_time(c.last_seen_at, "en", tz)
+    desc = _describe_en(c)
+    prefix = {MessageKind.ALERT: "Missing child alert", MessageKind.UPDATE: "Missing child update"}
+
+    if c.kind in prefix:
+
+        def title(f: Mapping[str, str]) -> str:
+            return f"{prefix[c.kind]}: {f['name']}"
+
+        def body(f: Mapping[str, str]) -> str:
+            wear = f", wearing {f['clothing']}" if f["clothing"] else ""
+            place = f" at {f['place']}" if f["place"] else ""
+            return (
+                f"{f['name']}, {desc}{wear}. Last seen {when}{place}. "
+                f"If you have information call {c.tip_line}."
+            )
+
+        def sms_text(f: Mapping[str, str]) -> str:
+            wear = f", wearing {f['clothing']}" if f["clothing"] else ""
+            place = f" at {f['place']}" if f["place"] else ""
+            return (
+                f"{prefix[c.kind].upper()}: {f['name']}, {desc}{wear}. Last seen {when}{place}. "
+                f"Call {c.tip_line} {c.deep_link}"
+            )
+
+    elif c.kind is MessageKind.RESOLVED:
+
+        def title(f: Mapping[str, str]) -> str:
+            return f"Found: {f['name']}"
+
+        def body(f: Mapping[str, str]) -> str:
+            return f"{f['name']} has been found safe. Thank you to everyone who looked and shared."
+
+        def sms_text(f: Mapping[str, str]) -> str:
+            return f"MISSING CHILD ALERT: {f['name']} has been found. Thank you for your help."
+
+    else:
+
+        def title(f: Mapping[str, str]) -> str:
+            return f"Alert withdrawn: {f['name']}"
+
+        def body(f: Mapping[str, str]) -> str:
+            return (
+                f"The missing child alert for {f['name']} has been withdrawn. "
+                "Please do not share it further."
+            )
+
+        def sms_text(f: Mapping[str, str]) -> str:
+            return f"MISSING CHILD ALERT for {f['name']} withdrawn. Please do not share it."
+
+    return title, body, sms_text
+
+
+_TEMPLATES = {"zh-CN": _templates_zh, "en": _templates_en}
+SUPPORTED_LANGUAGES = tuple(_TEMPLATES)
+
+
+def render(
+    content: AlertContent,
+    language: str = "zh-CN",
+    tz: str = DEFAULT_TZ,
+    *,
+    body_max_bytes: int = PUSH_BODY_MAX_BYTES,
+    sms_max_parts: int = SMS_MAX_PARTS,
+) -> RenderedMessage:
+    """Render one case message in one language, with times in the case's time zone."""
+    try:
+        templates = _TEMPLATES[language]
+    except KeyError:
+        raise ValueError(f"unsupported language {language!r}") from None
+    title_t, body_t, sms_t = templates(content, tz)
+    fields = {
+        "name": content.child_name.strip(),
+        "clothing": content.clothing.strip(),
+        "place": content.last_seen_place.strip(),
+    }
+    # The name goes last: it is what people recognise and repeat.
+    shrink = (("clothing", "place"), ("name",))
+
+    def nbytes(s: str) -> int:
+        return len(s.encode())
+
+    title = _fit(
+        title_t,
+        dict(fields),
+        (("name",),),
+        lambda t: nbytes(t) <= PUSH_TITLE_MAX_BYTES,
+        truncate_bytes,
+        nbytes,
+    )
+    body = _fit(
+        body_t, dict(fields), shrink, lambda t: nbytes(t) <= body_max_bytes, truncate_bytes, nbytes
+    )
+    sms_text = _fit(
+        sms_t,
+        dict(fields),
+        shrink,
+        lambda t: sms.fits(t, sms_max_parts),
+        _sms_cut,
+        len,
+    )
+    ended = content.kind in (MessageKind.RESOLVED, MessageKind.CANCELLED)
+    return RenderedMessage(
+        case_id=content.case_id,
+        kind=content.kind,
+        language=language,
+        title=title,
+        body=body,
+        sms_text=sms_text,
+        deep_link=content.deep_link,
+        # A closing notice carries no description, and so no photo either.
+        photo_url=None if ended else content.photo_url,
+        wave=content.wave,
+    )
+
+
+def render_all(
+    content: AlertContent,
+    languages: Iterable[str] = DEFAULT_LANGUAGES,
+    tz: str = DEFAULT_TZ,
+) -> dict[str, RenderedMessage]:
+    """Render a case message in every requested language, keyed by language tag."""
+    return {lang: render(content, lang, tz) for lang in languages}
+
+
+def with_kind(content: AlertContent, kind: MessageKind) -> AlertContent:
+    """The same content as another kind of message (e.g. the closing notice of a case)."""
+    return replace(content, kind=kind)

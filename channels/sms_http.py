@@ -1,0 +1,139 @@
+"""A generic HTTP SMS gateway: one JSON POST per message, bearer auth, plus area broadcast.
+
+Many carriers and aggregators expose SMS as JSON over HTTPS rather than SMPP, and carriers
+that can target by cell (cell broadcast or location-based SMS) take a CAP polygon and do the
+targeting themselves: `broadcast_area`.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import time
+from datetime import UTC, datetime
+from typing import Any, ClassVar
+
+import httpx
+from pydantic import BaseModel, Field, SecretStr
+
+from channels import sms
+from channels.base import (
+    Clock,
+    Delivery,
+    HttpTransportSettings,
+    Outcome,
+    Recipient,
+    classify_http,
+    parse_retry_after,
+)
+
+# Error codes gateways use for a number that does not exist; anything else 4xx is permanent.
+DEAD_NUMBER_CODES = frozenset(
+    {"invalid_destination", "invalid_number", "unknown_subscriber", "number_not_found"}
+)
+CB_MESSAGE_ID_CHILD_ABDUCTION = 4379
+
+
+class SmsHttpSettings(BaseModel):
+    """Gateway URL, token and paths."""
+
+    base_url: str
+    api_token: SecretStr
+    sender_id: str = "Reunite"
+    send_path: str = "/v1/messages"
+    broadcast_path: str = "/v1/broadcasts"
+    max_parts: int = Field(default=4, ge=1, le=255)
+    max_connections: int = Field(default=20, ge=1)
+    transport: HttpTransportSettings = HttpTransportSettings()
+
+
+def classify(status: int, error_code: str, retry_after: float | None) -> Outcome:
+    """Gateway answer -> outcome: known dead-number codes and 410 are dead targets."""
+    if 400 <= status < 500 and error_code in DEAD_NUMBER_CODES:
+        return Outcome.dead_target(error_code, status=status)
+    reason = "ok" if status < 300 else (error_code or f"http_{status}")
+    return classify_http(status, reason, retry_after)
+
+
+class SmsHttpChannel:
+    """Sends SMS through an HTTP gateway and asks carriers for area broadcasts."""
+
+    name: ClassVar[str] = "sms_http"
+    rate_per_second: ClassVar[float] = 50.0
+    max_body_bytes: ClassVar[int] = 16 * 1024
+    batch_size: ClassVar[int] = 1
+
+    def __init__(self, settings: SmsHttpSettings, *, clock: Clock = time.time) -> None:
+        self.settings = settings
+        self._clock = clock
+        t = settings.transport
+        self._client = httpx.AsyncClient(
+            base_url=settings.base_url,
+            verify=t.ssl_verify(),
+            timeout=httpx.Timeout(t.timeout_s, connect=t.connect_timeout_s),
+            limits=httpx.Limits(max_connections=settings.max_connections),
+            headers={"authorization": f"Bearer {settings.api_token.get_secret_value()}"},
+        )
+
+    async def send(self, target: Recipient, delivery: Delivery) -> Outcome:
+        """Send one case SMS to one number."""
+        plan = sms.plan(delivery.message_for(target.language).sms_text, self.settings.max_parts)
+        key = hashlib.sha256(f"{delivery.message_id}:{target.address}".encode()).hexdigest()[:32]
+        body = {
+            "id": key,
+            "to": target.address,
+            "from": self.settings.sender_id,
+            "text": plan.text,
+            "encoding": str(plan.encoding),
+            "parts": plan.part_count,
+            "expires_at": delivery.expires_at.astimezone(UTC).isoformat(),
+        }
+        return await self._post(self.settings.send_path, body, key)
+
+    async def broadcast_area(
+        self,
+        area_cap_polygon: str,
+        text: str,
+        *,
+        message_id: str | None = None,
+        expires_at: datetime | None = None,
+        cb_message_identifier: int = CB_MESSAGE_ID_CHILD_ABDUCTION,
+    ) -> Outcome:
+        """Ask the carrier to broadcast text to every handset in a CAP polygon area."""
+        key = message_id or hashlib.sha256(f"{area_cap_polygon}|{text}".encode()).hexdigest()[:32]
+        body: dict[str, Any] = {
+            "id": key,
+            "area": {"polygon": area_cap_polygon},
+            "text": text,
+            "encoding": str(sms.detect_encoding(text)),
+            "cb_message_identifier": cb_message_identifier,
+        }
+        if expires_at is not None:
+            body["expires_at"] = expires_at.astimezone(UTC).isoformat()
+        return await self._post(self.settings.broadcast_path, body, key)
+
+    async def _post(self, path: str, body: dict[str, Any], key: str) -> Outcome:
+        try:
+            response = await self._client.post(path, json=body, headers={"idempotency-key": key})
+        except httpx.TimeoutException:
+            return Outcome.retry("timeout")
+        except httpx.TransportError as exc:
+            return Outcome.retry(f"transport_{type(exc).__name__}")
+        status = response.status_code
+        code = ""
+        provider_id = None
+        try:
+            doc = response.json()
+        except ValueError:
+            doc = {}
+        if isinstance(doc, dict):
+            code = str(doc.get("error", "") or "")
+            provider_id = doc.get("id")
+        retry_after = parse_retry_after(response.headers.get("retry-after"), self._clock())
+        outcome = classify(status, code, retry_after)
+        if outcome.is_ok:
+            return Outcome.ok(status=status, provider_id=provider_id)
+        return outcome
+
+    async def aclose(self) -> None:
+        """Close the HTTP connection pool."""
+        await self._client.aclose()

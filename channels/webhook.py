@@ -1,0 +1,139 @@
+"""Partner webhook channel: one signed JSON event per case message, carrying the area.
+
+Partners (maps, payments, ride-hailing apps...) target their own users by location, so they
+get the area and the rendered texts, never a device list. Events are signed with the Standard
+Webhooks scheme; the webhook-id is derived from the message and partner, so it stays the same
+on every retry and partners can drop duplicates.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import time
+from datetime import UTC, datetime
+from typing import Any, ClassVar
+
+import httpx
+from pydantic import BaseModel, Field
+from standardwebhooks import Webhook
+
+from channels.base import (
+    Clock,
+    Delivery,
+    HttpTransportSettings,
+    Outcome,
+    PartnerEndpoint,
+    classify_http,
+    parse_retry_after,
+)
+from channels.messages import MessageKind
+
+EVENT_TYPES = {
+    MessageKind.ALERT: "alert.published",
+    MessageKind.UPDATE: "alert.updated",
+    MessageKind.RESOLVED: "alert.resolved",
+    MessageKind.CANCELLED: "alert.cancelled",
+}
+
+
+class WebhookSettings(BaseModel):
+    """Delivery settings shared by every partner endpoint (URLs and secrets live per partner)."""
+
+    user_agent: str = "Reunite-Webhooks/1"
+    max_connections: int = Field(default=50, ge=1)
+    transport: HttpTransportSettings = HttpTransportSettings(timeout_s=10.0)
+
+
+def event_id(message_id: str, partner_id: str) -> str:
+    """Stable webhook-id for one message to one partner (the partner's idempotency key)."""
+    return "msg_" + hashlib.sha256(f"{message_id}:{partner_id}".encode()).hexdigest()[:32]
+
+
+def build_event(delivery: Delivery, endpoint: PartnerEndpoint) -> dict[str, Any]:
+    """The event document: case, kind, wave, expiry, area and texts per language."""
+    languages = (
+        [endpoint.language]
+        if endpoint.language and endpoint.language in delivery.messages
+        else list(delivery.messages)
+    )
+    area = delivery.area
+    return {
+        "type": EVENT_TYPES[delivery.kind],
+        "timestamp": delivery.sent_at.astimezone(UTC).isoformat(),
+        "data": {
+            "message_id": delivery.message_id,
+            "case_id": delivery.case_id,
+            "kind": str(delivery.kind),
+            "wave": delivery.wave,
+            "expires_at": delivery.expires_at.astimezone(UTC).isoformat(),
+            "area": None
+            if area is None
+            else {
+                "description": area.description,
+                "cap_polygon": area.cap_polygon(),
+                "geometry": area.geojson(),
+                "cells": list(area.cells),
+            },
+            "messages": {
+                lang: {
+                    "title": m.title,
+                    "body": m.body,
+                    "sms_text": m.sms_text,
+                    "link": m.deep_link,
+                    "photo_url": m.photo_url,
+                }
+                for lang in languages
+                for m in (delivery.messages[lang],)
+            },
+        },
+    }
+
+
+class WebhookChannel:
+    """POSTs signed events to partner endpoints and classifies their answers."""
+
+    name: ClassVar[str] = "webhook"
+    rate_per_second: ClassVar[float] = 20.0  # per partner; partners pace far lower than providers
+    max_body_bytes: ClassVar[int] = 256 * 1024
+    batch_size: ClassVar[int] = 1
+
+    def __init__(self, settings: WebhookSettings | None = None, *, clock: Clock = time.time):
+        self.settings = settings or WebhookSettings()
+        self._clock = clock
+        t = self.settings.transport
+        self._client = httpx.AsyncClient(
+            verify=t.ssl_verify(),
+            timeout=httpx.Timeout(t.timeout_s, connect=t.connect_timeout_s),
+            limits=httpx.Limits(max_connections=self.settings.max_connections),
+            headers={"user-agent": self.settings.user_agent},
+        )
+
+    async def send(self, target: PartnerEndpoint, delivery: Delivery) -> Outcome:
+        """Deliver one signed event to one partner endpoint."""
+        body = json.dumps(build_event(delivery, target), ensure_ascii=False, separators=(",", ":"))
+        if len(body.encode()) > self.max_body_bytes:
+            return Outcome.failed("body_too_large")
+        msg_id = event_id(delivery.message_id, target.partner_id)
+        # Signed per attempt: receivers reject timestamps older than a few minutes.
+        now = datetime.fromtimestamp(self._clock(), UTC)
+        signature = Webhook(target.secret.get_secret_value()).sign(msg_id, now, body)
+        headers = {
+            "content-type": "application/json",
+            "webhook-id": msg_id,
+            "webhook-timestamp": str(int(now.timestamp())),
+            "webhook-signature": signature,
+        }
+        try:
+            response = await self._client.post(target.url, content=body.encode(), headers=headers)
+        except httpx.TimeoutException:
+            return Outcome.retry("timeout")
+        except httpx.TransportError as exc:
+            return Outcome.retry(f"transport_{type(exc).__name__}")
+        status = response.status_code
+        retry_after = parse_retry_after(response.headers.get("retry-after"), self._clock())
+        return classify_http(status, "ok" if status < 300 else f"http_{status}", retry_after)
+
+    async def aclose(self) -> None:
+        """Close the HTTP connection pool."""
+        await self._client.aclose()

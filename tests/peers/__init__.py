@@ -1,0 +1,22 @@
+"""Local protocol peers for tests; the servers live in channels.sinks so `reunite demo` can
+ship them, and this package re-exports them with sample data for tests.
+
+Run them standalone with `python -m tests.peers` (same as `python -m channels.sinks`).
+"""
+
+from channels.sinks import apns, fcm, keys, sms_gateway, smsc, webhook
+from channels.sinks._runtime import Endpoint, temp_tls
+from tests.peers.samples import sample_content, sample_delivery
+
+__all__ = [
+    "Endpoint",
+    "apns",
+    "fcm",
+    "keys",
+    "sample_content",
+    "sample_delivery",
+    "sms_gateway",
+    "smsc",
+    "temp_tls",
+    "webhook",
+]
