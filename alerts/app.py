@@ -12,6 +12,7 @@ from alerts.cases.lifecycle import IllegalTransition, ReasonRequired
 from alerts.users import api as users_api
 from alerts.users.roles import ApprovalRefused
 from alerts.users.service import UserError
+from geo.devices import api as devices_api
 from ops import health
 
 
@@ -41,6 +42,7 @@ def create_app() -> FastAPI:
     app.include_router(health.router)
     app.include_router(users_api.router)
     app.include_router(cases_api.router)
+    app.include_router(devices_api.router)
 
     @app.exception_handler(RequestValidationError)
     async def _validation(_req: Request, exc: RequestValidationError) -> JSONResponse:

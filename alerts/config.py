@@ -9,6 +9,8 @@ from pathlib import Path
 from pydantic import AliasChoices, Field, SecretStr, model_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
+from channels.settings import ChannelSettings
+
 PLACEHOLDER_SECRETS = {"", "change-me", "changeme", "secret", "dev", "development"}
 
 
@@ -21,7 +23,9 @@ class Mode(StrEnum):
 class Settings(BaseSettings):
     """Reunite configuration, read from REUNITE_* variables (DATABASE_URL and REDIS_URL bare)."""
 
-    model_config = SettingsConfigDict(env_prefix="REUNITE_", extra="ignore", populate_by_name=True)
+    model_config = SettingsConfigDict(
+        env_prefix="REUNITE_", extra="ignore", populate_by_name=True, env_nested_delimiter="__"
+    )
 
     mode: Mode = Mode.DEVELOPMENT
     data_dir: Path = Path(".reunite")
@@ -42,6 +46,15 @@ class Settings(BaseSettings):
     last_seen_max_age_days: int = Field(default=30, ge=1, le=3650)
     alert_lifetime_hours: int = Field(default=72, ge=1, le=24 * 30)
     relay_interval_seconds: float = Field(default=2.0, gt=0, le=60)
+    channels: ChannelSettings = ChannelSettings()
+
+    # Geofencing: device locations older than this are not targeted; silent devices are purged.
+    location_staleness_hours: float = Field(default=24, gt=0, le=24 * 30)
+    device_retention_days: float = Field(default=30, gt=0, le=3650)
+    radius_ceiling_km: float = Field(default=1000, gt=0, le=5000)
+    wave_tick_seconds: float = Field(default=5.0, gt=0, le=300)
+    bulk_max_rows: int = Field(default=50_000, ge=10_000, le=1_000_000)
+    bulk_max_bytes: int = Field(default=32 * 1024 * 1024, ge=1024 * 1024)
 
     @model_validator(mode="after")
     def _refuse_placeholder_secrets(self) -> Settings:

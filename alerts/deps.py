@@ -11,6 +11,7 @@ from sqlalchemy.orm import Session
 
 from alerts.config import Settings, get_settings
 from alerts.db import get_sessionmaker
+from alerts.partners.models import PartnerKey
 from alerts.users import service as users
 from alerts.users.models import User
 from alerts.users.roles import Role
@@ -75,3 +76,37 @@ def require_role(*roles: Role):
 
 
 AdminUser = Annotated[User, Depends(require_role(Role.ADMIN))]
+OperatorUser = Annotated[User, Depends(require_role(Role.OPERATOR, Role.ADMIN))]
+SupervisorUser = Annotated[User, Depends(require_role(Role.SUPERVISOR))]
+
+
+def _partner_key(scope: str):
+    """A dependency admitting partners whose API key carries the scope."""
+    from alerts.partners import service as partners
+
+    def check(
+        session: SessionDep,
+        credentials: Annotated[HTTPAuthorizationCredentials | None, Depends(_bearer)],
+    ) -> PartnerKey:
+        if credentials is None:
+            raise HTTPException(
+                status.HTTP_401_UNAUTHORIZED,
+                "missing partner API key (Authorization: Bearer rk_...)",
+                headers={"WWW-Authenticate": "Bearer"},
+            )
+        key = partners.authenticate(session, credentials.credentials)
+        if key is None:
+            raise HTTPException(
+                status.HTTP_401_UNAUTHORIZED,
+                "partner API key is invalid, expired or revoked",
+                headers={"WWW-Authenticate": "Bearer"},
+            )
+        if scope not in key.scopes:
+            raise HTTPException(status.HTTP_403_FORBIDDEN, f"this API key lacks scope {scope}")
+        return key
+
+    return check
+
+
+DevicesWriter = Annotated[PartnerKey, Depends(_partner_key("devices:write"))]
+FeedsReader = Annotated[PartnerKey, Depends(_partner_key("feeds:read"))]

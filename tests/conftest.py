@@ -48,6 +48,9 @@ def clear_caches() -> None:
     """Forget cached settings, engines and sessionmakers after the environment changed."""
     from alerts import config, db
 
+    from alerts import redis_client
+
+    redis_client.get_redis.cache_clear()
     db.get_sessionmaker.cache_clear()
     db.get_engine.cache_clear()
     config.get_settings.cache_clear()

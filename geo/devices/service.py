@@ -1,0 +1,168 @@
+"""Device registry operations over a session: upsert, lookup for fan-out, deactivation."""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass
+from datetime import timedelta
+from enum import StrEnum
+
+from sqlalchemy import delete, select, update
+from sqlalchemy.orm import Session
+
+from alerts import crypto
+from alerts.config import get_settings
+from alerts.db import utcnow
+from alerts.redis_client import get_redis
+from geo.devices.models import Device
+from geo.index import CHUNK_BITS, LocationIndex
+
+
+class Platform(StrEnum):
+    APNS = "apns"
+    FCM = "fcm"
+    SMS = "sms"
+
+
+@dataclass(frozen=True)
+class DeviceAddress:
+    """What a channel needs to reach one device. `address` is secret: never log it."""
+
+    id: int
+    partner_id: int
+    platform: Platform
+    address: str
+    locale: str
+
+    def __repr__(self) -> str:
+        return f"DeviceAddress(id={self.id}, platform={self.platform.value})"
+
+
+def addresses(session: Session, device_ids: Sequence[int]) -> list[DeviceAddress]:
+    """Decrypted addresses of the active, opted-in devices among the ids."""
+    out: list[DeviceAddress] = []
+    ids = list(device_ids)
+    for start in range(0, len(ids), 5000):
+        rows = session.execute(
+            select(
+                Device.id, Device.partner_id, Device.platform, Device.address_enc, Device.locale
+            ).where(
+                Device.id.in_(ids[start : start + 5000]),
+                Device.active.is_(True),
+                Device.opted_in.is_(True),
+            )
+        )
+        out.extend(
+            DeviceAddress(
+                id=r.id,
+                partner_id=r.partner_id,
+                platform=Platform(r.platform),
+                address=crypto.decrypt(r.address_enc),
+                locale=r.locale,
+            )
+            for r in rows
+        )
+    return out
+
+
+def deactivate(session: Session, device_ids: Iterable[int], reason: str) -> int:
+    """Mark devices dead (a provider said the token or number no longer exists)."""
+    ids = list(device_ids)
+    if not ids:
+        return 0
+    result = session.execute(
+        update(Device)
+        .where(Device.id.in_(ids), Device.active.is_(True))
+        .values(active=False, deactivated_reason=reason[:40])
+    )
+    return result.rowcount or 0
+
+
+def touch(session: Session, device_ids: Sequence[int]) -> None:
+    """Record contact from devices (keeps them from the retention purge)."""
+    if device_ids:
+        session.execute(
+            update(Device).where(Device.id.in_(list(device_ids))).values(last_contact_at=utcnow())
+        )
+
+
+class DeviceError(ValueError):
+    """A device request that cannot be applied; names the field."""
+
+    def __init__(self, field: str, message: str) -> None:
+        self.field = field
+        super().__init__(f"{field}: {message}")
+
+
+def upsert(
+    session: Session,
+    partner_id: int,
+    external_id: str,
+    *,
+    platform: Platform,
+    address: str,
+    locale: str,
+    opted_in: bool,
+) -> Device:
+    """Create or update one device's registration (not its location)."""
+    device = session.scalar(
+        select(Device).where(Device.partner_id == partner_id, Device.external_id == external_id)
+    )
+    if device is None:
+        device = Device(partner_id=partner_id, external_id=external_id)
+        session.add(device)
+    device.platform = platform.value
+    device.address_enc = crypto.encrypt(address)
+    device.locale = locale
+    device.opted_in = opted_in
+    # A re-registration with a fresh token brings a deactivated device back.
+    device.active = True
+    device.deactivated_reason = None
+    device.last_contact_at = utcnow()
+    session.flush()
+    return device
+
+
+def ids_for(session: Session, partner_id: int, external_ids: Sequence[str]) -> dict[str, int]:
+    """Registry ids of a partner's devices by external id (missing ones are absent)."""
+    found: dict[str, int] = {}
+    unique = list(dict.fromkeys(external_ids))
+    for start in range(0, len(unique), 5000):
+        rows = session.execute(
+            select(Device.external_id, Device.id).where(
+                Device.partner_id == partner_id,
+                Device.external_id.in_(unique[start : start + 5000]),
+            )
+        )
+        found.update({r.external_id: r.id for r in rows})
+    return found
+
+
+def get_device(session: Session, partner_id: int, external_id: str) -> Device | None:
+    """One of the partner's devices."""
+    return session.scalar(
+        select(Device).where(Device.partner_id == partner_id, Device.external_id == external_id)
+    )
+
+
+def purge_silent(session: Session, before) -> list[int]:
+    """Delete devices with no contact since `before`; returns their ids for the index."""
+    ids = list(session.scalars(select(Device.id).where(Device.last_contact_at < before)))
+    for start in range(0, len(ids), 5000):
+        session.execute(delete(Device).where(Device.id.in_(ids[start : start + 5000])))
+    return ids
+
+
+def location_index() -> LocationIndex:
+    """The live location index on the configured Redis."""
+    settings = get_settings()
+    return LocationIndex(
+        get_redis(), prefix="geo", staleness=timedelta(hours=settings.location_staleness_hours)
+    )
+
+
+def is_located(index: LocationIndex, device_id: int) -> bool:
+    """True when the index holds a location for the device."""
+    chunk, slot = device_id >> CHUNK_BITS, device_id & ((1 << CHUNK_BITS) - 1)
+    [code] = index.client.bitfield(index.map.key(chunk)).get("u32", f"#{slot}").execute()
+    return bool(code)

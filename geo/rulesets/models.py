@@ -1,0 +1,25 @@
+"""Versioned radius rule sets; a new version applies to waves planned after it."""
+
+from __future__ import annotations
+
+from datetime import datetime
+from typing import Any
+
+from sqlalchemy import JSON, Float, String, Text
+from sqlalchemy.orm import Mapped, mapped_column
+
+from alerts.db import Base, utcnow
+
+
+class RuleSetVersion(Base):
+    __tablename__ = "rule_set_versions"
+
+    version: Mapped[int] = mapped_column(primary_key=True, autoincrement=False)
+    # [{"up_to_minutes": int, "radius_km": float}, ...]
+    steps: Mapped[list[dict[str, Any]]] = mapped_column(JSON)
+    max_radius_km: Mapped[float] = mapped_column(Float)
+    # [{"name": str, "vertices": [[lat, lon], ...], "steps": [...], "max_radius_km": float}]
+    regions: Mapped[list[dict[str, Any]]] = mapped_column(JSON, default=list)
+    note: Mapped[str] = mapped_column(Text, default="")
+    created_by: Mapped[str] = mapped_column(String(100))
+    created_at: Mapped[datetime] = mapped_column(default=utcnow)
