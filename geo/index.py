@@ -1,0 +1,328 @@
+"""The live device-location index in Redis, written by partner bulk uploads.
+
+Layout (all keys under ``prefix``; the ``{...}`` parts are Redis Cluster hash tags, so every
+key of one shard, one map chunk or one ledger lands on one slot and scripts stay single-slot):
+
+* ``{prefix}:{s<shard hex>}:log`` - per resolution-5 shard, an append-only packed log of
+  ``RECORD``s. A batch costs one ``APPEND`` per touched shard. An optional header record
+  (``FLAG_HEADER``) says how many records after it are already compacted (unique per device).
+* ``{prefix}:{m<chunk>}:map`` - the device -> current shard map, as a Redis string of u32
+  slots indexed by device id (``BITFIELD ... SET u32 #id``, which returns the old value in the
+  same atomic step). A device that moved gets a tombstone appended to its old shard. Ids are
+  expected to be dense (a registry sequence): each chunk of 2^24 ids takes 64 MB when full.
+* ``{prefix}:shards`` - set of shard cells that have a log (for purge and compaction sweeps).
+
+Reads GET one log, decode it with numpy, keep the newest record per device and drop
+tombstones and stale locations. "Newest" is arrival order, which the map also follows: a
+partner must upload a device's locations in time order (within a batch, the last row wins).
+
+Two concurrent batches moving the same device can leave it live in two shards until the next
+compaction of either; the per-case alerted bitmap still alerts it once.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable
+from datetime import UTC, datetime, timedelta
+
+import numpy as np
+import redis
+
+from geo import cells
+
+RECORD = np.dtype(
+    [
+        ("device_id", "<i8"),
+        ("cell", "<u8"),  # the stored coarse location (H3 res 10 or 11)
+        # Cell centre in Earth-centred metres * 100, denormalised so reads never call h3.
+        ("x", "<i4"),
+        ("y", "<i4"),
+        ("z", "<i4"),
+        ("updated_at", "<u4"),  # epoch seconds
+        ("radius_m", "u1"),  # bound on the cell's circumradius, whole metres
+        ("flags", "u1"),
+    ]
+)
+FLAG_TOMBSTONE = 1
+FLAG_HEADER = 2
+CHUNK_BITS = 24
+DEFAULT_STALENESS = timedelta(hours=24)
+DEFAULT_RETENTION = timedelta(days=30)
+
+# BITFIELD SET over a packed batch; returns the old values packed. One script call per key
+# keeps it cluster-safe, and packing in Lua avoids building millions of RESP arguments in Python.
+_BITFIELD_SET = """
+local typ, offs, vals = ARGV[1], ARGV[2], ARGV[3]
+local n = #offs / 4
+local out, args = {}, {}
+for i = 0, n - 1 do
+  local o = struct.unpack('<I4', offs, i * 4 + 1)
+  local v = struct.unpack('<I4', vals, i * 4 + 1)
+  args[#args + 1] = 'SET'; args[#args + 1] = typ
+  args[#args + 1] = '#' .. o; args[#args + 1] = v
+  if #args >= 4000 or i == n - 1 then
+    local r = redis.call('BITFIELD', KEYS[1], unpack(args))
+    for _, x in ipairs(r) do out[#out + 1] = struct.pack('<I4', x) end
+    args = {}
+  end
+end
+return table.concat(out)
+"""
+
+# Replace the first ARGV[2] bytes of a log with ARGV[1], keeping anything appended since it
+# was read: compaction then never loses a concurrent upload.
+_REWRITE_PREFIX = """
+local tail = redis.call('GETRANGE', KEYS[1], tonumber(ARGV[2]), -1)
+local blob = ARGV[1] .. tail
+if #blob == 0 then redis.call('DEL', KEYS[1]) return 0 end
+redis.call('SET', KEYS[1], blob)
+return #blob
+"""
+
+
+def epoch(t: datetime) -> int:
+    """Whole epoch seconds of an aware datetime."""
+    if t.tzinfo is None:
+        raise ValueError("datetimes must be timezone-aware")
+    return int(t.timestamp())
+
+
+class BitfieldStore:
+    """Helper for chunked Redis strings addressed by a 64-bit id (maps and bitmaps)."""
+
+    def __init__(self, client: redis.Redis, key_format: str, typ: str) -> None:
+        self.client = client
+        self.key_format = key_format
+        self.typ = typ
+        self._script = client.register_script(_BITFIELD_SET)
+
+    def key(self, chunk: int) -> str:
+        return self.key_format.format(chunk=chunk)
+
+    def set_many(self, ids: np.ndarray, values: np.ndarray) -> np.ndarray:
+        """Atomically (per chunk) write values at ids and return the previous values."""
+        ids = np.asarray(ids, dtype=np.int64)
+        if (ids < 0).any():
+            raise ValueError("device ids must be non-negative")
+        values = np.broadcast_to(np.asarray(values, dtype=np.uint32), ids.shape)
+        chunks = ids >> CHUNK_BITS
+        old = np.zeros(len(ids), dtype=np.uint32)
+        uniq = np.unique(chunks)
+        pipe = self.client.pipeline(transaction=False)
+        selections = []
+        for chunk in uniq.tolist():
+            sel = np.flatnonzero(chunks == chunk) if len(uniq) > 1 else np.arange(len(ids))
+            offs = (ids[sel] & ((1 << CHUNK_BITS) - 1)).astype("<u4")
+            self._script(
+                keys=[self.key(chunk)],
+                args=[self.typ, offs.tobytes(), values[sel].astype("<u4").tobytes()],
+                client=pipe,
+            )
+            selections.append(sel)
+        for sel, raw in zip(selections, pipe.execute(), strict=True):
+            old[sel] = np.frombuffer(raw, dtype="<u4")
+        return old
+
+
+class LocationIndex:
+    """Device locations sharded by resolution-5 H3 cell, stored as packed logs in Redis."""
+
+    def __init__(
+        self,
+        client: redis.Redis,
+        prefix: str = "geo",
+        staleness: timedelta = DEFAULT_STALENESS,
+    ) -> None:
+        self.client = client
+        self.prefix = prefix
+        self.staleness = staleness
+        self.map = BitfieldStore(client, prefix + ":{{m{chunk}}}:map", "u32")
+        self._rewrite = client.register_script(_REWRITE_PREFIX)
+
+    # -- keys ---------------------------------------------------------------------------
+
+    def log_key(self, shard: int) -> str:
+        return f"{self.prefix}:{{s{int(shard):x}}}:log"
+
+    @property
+    def shards_key(self) -> str:
+        return f"{self.prefix}:shards"
+
+    # -- writes -------------------------------------------------------------------------
+
+    def ingest(
+        self,
+        device_ids: np.ndarray,
+        cells_: np.ndarray,
+        updated_at: np.ndarray | datetime,
+    ) -> int:
+        """Record a batch of locations (later rows win); returns the number of devices written."""
+        ids = np.asarray(device_ids, dtype=np.int64)
+        cell_arr = np.asarray(cells_, dtype=np.uint64)
+        if isinstance(updated_at, datetime):
+            ts = np.full(len(ids), epoch(updated_at), dtype=np.uint32)
+        else:
+            ts = np.asarray(updated_at, dtype=np.uint32)
+        if not (len(ids) == len(cell_arr) == len(ts)):
+            raise ValueError("device_ids, cells and updated_at must have the same length")
+        if len(ids) == 0:
+            return 0
+        res = cells.cell_res(cell_arr)
+        if ((res < cells.DEVICE_RES) | (res > 15)).any():
+            raise ValueError(f"cells must be H3 cells of resolution >= {cells.DEVICE_RES}")
+        # Keep the last row per device in the batch.
+        _, rev_index = np.unique(ids[::-1], return_index=True)
+        keep = np.sort(len(ids) - 1 - rev_index)
+        ids, cell_arr, ts = ids[keep], cell_arr[keep], ts[keep]
+
+        shards = cells.parent(cell_arr)
+        codes = cells.shard_code(shards).astype(np.uint32) + np.uint32(1)  # 0 means "no shard"
+        old_codes = self.map.set_many(ids, codes)
+
+        rec = make_records(ids, cell_arr, ts)
+        moved = (old_codes != 0) & (old_codes != codes)
+        tomb = self._tombstones(ids[moved], ts[moved])
+        tomb_shards = cells.shard_from_code(old_codes[moved] - np.uint32(1))
+        self._append(np.concatenate([rec, tomb]), np.concatenate([shards, tomb_shards]))
+        return len(ids)
+
+    def remove(self, device_ids: Iterable[int], at: datetime | None = None) -> int:
+        """Forget devices (opt-out, deletion); returns how many were indexed."""
+        ids = np.unique(np.fromiter(device_ids, dtype=np.int64))
+        if len(ids) == 0:
+            return 0
+        old_codes = self.map.set_many(ids, np.uint32(0))
+        present = old_codes != 0
+        stamp = epoch(at or datetime.now(UTC))
+        tomb = self._tombstones(ids[present], np.full(int(present.sum()), stamp, np.uint32))
+        self._append(tomb, cells.shard_from_code(old_codes[present] - np.uint32(1)))
+        return int(present.sum())
+
+    @staticmethod
+    def _tombstones(ids: np.ndarray, ts: np.ndarray) -> np.ndarray:
+        tomb = np.zeros(len(ids), dtype=RECORD)
+        tomb["device_id"] = ids
+        tomb["updated_at"] = ts
+        tomb["flags"] = FLAG_TOMBSTONE
+        return tomb
+
+    def _append(self, records: np.ndarray, shards: np.ndarray) -> None:
+        if len(records) == 0:
+            return
+        # Stable sort keeps arrival order within a shard, which reads rely on.
+        order = np.argsort(shards, kind="stable")
+        records, shards = records[order], shards[order]
+        uniq, starts = np.unique(shards, return_index=True)
+        ends = np.append(starts[1:], len(shards))
+        pipe = self.client.pipeline(transaction=False)
+        for shard, a, b in zip(uniq.tolist(), starts.tolist(), ends.tolist(), strict=True):
+            pipe.append(self.log_key(shard), records[a:b].tobytes())
+        pipe.sadd(self.shards_key, *uniq.tolist())
+        pipe.execute()
+
+    # -- reads --------------------------------------------------------------------------
+
+    def shards(self) -> np.ndarray:
+        """All shard cells that hold a log."""
+        return np.array(
+            sorted(int(s) for s in self.client.smembers(self.shards_key)), dtype=np.uint64
+        )
+
+    def read_log(self, shard: int) -> tuple[np.ndarray, int]:
+        """Raw records of a shard log and the number of leading compacted records."""
+        blob = self.client.get(self.log_key(shard)) or b""
+        return decode(blob)
+
+    def read_logs(self, shards: list[int]) -> list[tuple[np.ndarray, int]]:
+        """``read_log`` of several shards in one round trip."""
+        pipe = self.client.pipeline(transaction=False)
+        for shard in shards:
+            pipe.get(self.log_key(shard))
+        return [decode(blob or b"") for blob in pipe.execute()]
+
+    def live(self, shard: int, now: datetime | None = None) -> np.ndarray:
+        """Current, non-stale records of a shard (one per device)."""
+        recs, compacted = self.read_log(shard)
+        oldest = epoch(now or datetime.now(UTC)) - int(self.staleness.total_seconds())
+        return latest(recs, compacted, oldest)
+
+    # -- maintenance --------------------------------------------------------------------
+
+    def compact(self, shard: int, purge_before: datetime | None = None) -> int:
+        """Rewrite a shard log to one record per live device; returns the records kept."""
+        blob = self.client.get(self.log_key(shard)) or b""
+        recs, compacted = decode(blob)
+        keep = latest(recs, compacted, 0)
+        if purge_before is not None:
+            keep = keep[keep["updated_at"] >= epoch(purge_before)]
+            gone = np.setdiff1d(latest_ids_any(recs, compacted), keep["device_id"])
+            if len(gone):
+                self._clear_map_if(gone, shard)
+        header = np.zeros(1, dtype=RECORD)
+        header["device_id"] = -1
+        header["flags"] = FLAG_HEADER
+        header["cell"] = len(keep)
+        new_blob = (header.tobytes() + keep.tobytes()) if len(keep) else b""
+        self._rewrite(keys=[self.log_key(shard)], args=[new_blob, len(blob)])
+        return len(keep)
+
+    def _clear_map_if(self, ids: np.ndarray, shard: int) -> None:
+        """Zero map slots of purged devices, restoring any that moved meanwhile."""
+        code = int(cells.shard_code(np.array([shard], np.uint64))[0]) + 1
+        old = self.map.set_many(ids, np.uint32(0))
+        moved = old != code
+        if moved.any():  # a newer upload moved them elsewhere: put their slot back
+            self.map.set_many(ids[moved], old[moved])
+
+    def purge(self, before: datetime) -> int:
+        """Drop devices whose latest location is older than ``before``; returns devices kept."""
+        return sum(self.compact(int(s), purge_before=before) for s in self.shards())
+
+    def compact_all(self) -> int:
+        """Compact every shard (the periodic job); returns the records kept."""
+        return sum(self.compact(int(s)) for s in self.shards())
+
+
+def make_records(device_ids: np.ndarray, cells_: np.ndarray, updated_at: np.ndarray) -> np.ndarray:
+    """Location records for devices in these cells (centre and radius bound filled in)."""
+    cell_arr = np.asarray(cells_, dtype=np.uint64)
+    lat, lon = cells.cell_centers(cell_arr)
+    rec = np.zeros(len(cell_arr), dtype=RECORD)
+    rec["device_id"] = device_ids
+    rec["cell"] = cell_arr
+    xyz = np.rint(cells.ecef(lat, lon) * 100.0).astype(np.int32)
+    rec["x"], rec["y"], rec["z"] = xyz[:, 0], xyz[:, 1], xyz[:, 2]
+    rec["updated_at"] = updated_at
+    rec["radius_m"] = cells.radius_bounds(cell_arr)
+    return rec
+
+
+def decode(blob: bytes) -> tuple[np.ndarray, int]:
+    """Records of a log blob and how many leading records a compaction left unique."""
+    recs = np.frombuffer(blob, dtype=RECORD)
+    if len(recs) and recs["flags"][0] & FLAG_HEADER:
+        return recs[1:], int(recs["cell"][0])
+    return recs, 0
+
+
+def latest(recs: np.ndarray, compacted: int, oldest: int) -> np.ndarray:
+    """Newest record per device, without tombstones or records updated before ``oldest``."""
+    if compacted < len(recs):
+        tail = recs[compacted:]
+        # Last arrival per device within the tail (np.unique keeps the first of the reversed).
+        _, idx = np.unique(tail["device_id"][::-1], return_index=True)
+        tail = tail[len(tail) - 1 - idx]
+        head = recs[:compacted]
+        if len(head):
+            head = head[~np.isin(head["device_id"], tail["device_id"])]
+        recs = np.concatenate([head, tail])
+    ok = (recs["flags"] & FLAG_TOMBSTONE) == 0
+    if oldest > 0:
+        ok &= recs["updated_at"] >= oldest
+    # A compacted, fresh shard is the common case: skip the copy.
+    return recs if ok.all() else recs[ok]
+
+
+def latest_ids_any(recs: np.ndarray, compacted: int) -> np.ndarray:
+    """Ids of devices whose newest record in this log is a location (not a tombstone)."""
+    return latest(recs, compacted, 0)["device_id"]
