@@ -12,7 +12,10 @@ from alerts.cases.lifecycle import IllegalTransition, ReasonRequired
 from alerts.users import api as users_api
 from alerts.users.roles import ApprovalRefused
 from alerts.users.service import UserError
+from channels import api as channels_api
 from geo.devices import api as devices_api
+from geo.rulesets import api as rules_api
+from geo.waves import api as waves_api
 from ops import health
 
 
@@ -42,7 +45,10 @@ def create_app() -> FastAPI:
     app.include_router(health.router)
     app.include_router(users_api.router)
     app.include_router(cases_api.router)
+    app.include_router(channels_api.router)
     app.include_router(devices_api.router)
+    app.include_router(rules_api.router)
+    app.include_router(waves_api.router)
 
     @app.exception_handler(RequestValidationError)
     async def _validation(_req: Request, exc: RequestValidationError) -> JSONResponse:

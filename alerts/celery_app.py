@@ -8,7 +8,9 @@ from celery import Celery
 
 from alerts.config import get_settings
 
-TASK_MODULES = ["alerts.dispatch.tasks"]
+TASK_MODULES = ["alerts.dispatch.tasks", "geo.waves.tasks", "channels.tasks"]
+# Every queue a default `reunite worker` consumes; add a queue here when a domain adds one.
+QUEUES = ["dispatch", "geo", "default", "apns", "fcm", "sms", "webhook"]
 
 
 def make_celery() -> Celery:
@@ -17,20 +19,45 @@ def make_celery() -> Celery:
     app = Celery("reunite", broker=settings.broker_url, include=TASK_MODULES)
     app.conf.update(
         task_default_queue="default",
-        task_routes={"reunite.dispatch.*": {"queue": "dispatch"}},
+        task_routes={
+            "reunite.dispatch.*": {"queue": "dispatch"},
+            # A queue per channel: a slow provider or partner never holds up another channel.
+            "reunite.channels.apns": {"queue": "apns"},
+            "reunite.channels.fcm": {"queue": "fcm"},
+            "reunite.channels.fcm_topics": {"queue": "fcm"},
+            "reunite.channels.sms": {"queue": "sms"},
+            "reunite.channels.webhook": {"queue": "webhook"},
+            "reunite.geo.*": {"queue": "geo"},
+        },
         task_ignore_result=True,
         task_acks_late=True,
         task_reject_on_worker_lost=True,
         worker_prefetch_multiplier=1,
         broker_connection_retry_on_startup=True,
         broker_connection_timeout=2,
-        # A task unacknowledged this long is redelivered; longer than any single task runs.
-        broker_transport_options={"visibility_timeout": 600},
+        # A task unacknowledged this long is redelivered; longer than any single task runs
+        # (a batch, or a countdown retry held by a worker). Shorter recovers a killed worker's
+        # batch sooner; see the trade-off in docs/PERFORMANCE.md.
+        broker_transport_options={
+            "visibility_timeout": settings.channels.visibility_timeout_s,
+            "unacked_restore_interval": min(10, settings.channels.visibility_timeout_s // 4 or 1),
+            "unacked_restore_throttle": 1,
+        },
         beat_schedule={
             "relay-outbox": {
                 "task": "reunite.dispatch.relay_outbox",
                 "schedule": timedelta(seconds=settings.relay_interval_seconds),
                 "options": {"expires": settings.relay_interval_seconds * 5},
+            },
+            "wave-tick": {
+                "task": "reunite.geo.tick",
+                "schedule": timedelta(seconds=settings.wave_tick_seconds),
+                "options": {"expires": settings.wave_tick_seconds * 5},
+            },
+            "purge-silent-devices": {
+                "task": "reunite.geo.purge",
+                "schedule": timedelta(hours=1),
+                "options": {"expires": 3600},
             },
             "expire-cases": {
                 "task": "reunite.dispatch.expire_cases",

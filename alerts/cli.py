@@ -24,7 +24,6 @@ app.add_typer(users_app, name="users")
 app.add_typer(agencies_app, name="agencies")
 app.add_typer(audit_app, name="audit")
 
-ALL_QUEUES = "dispatch,default"
 
 
 def _ensure_embedded_redis() -> bool:
@@ -77,13 +76,14 @@ def api(
 @app.command()
 def worker(
     concurrency: Annotated[int | None, typer.Option(help="Worker processes")] = None,
-    queues: Annotated[str, typer.Option(help="Comma-separated queues")] = ALL_QUEUES,
+    queues: Annotated[str | None, typer.Option(help="Comma-separated queues")] = None,
 ) -> None:
     """Run a Celery worker; start as many as you like on any machine sharing the broker."""
     _ensure_embedded_redis()
-    from alerts.celery_app import celery_app
+    from alerts.celery_app import QUEUES, celery_app
 
     settings = get_settings()
+    queues = queues or ",".join(QUEUES)
     celery_app.worker_main(
         [
             "worker",

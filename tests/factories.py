@@ -67,3 +67,19 @@ def case_payload(**overrides: Any) -> dict[str, Any]:
     for key, value in overrides.items():
         payload[key] = value
     return payload
+
+
+def make_partner(name: str = "MapsApp", scopes: tuple[str, ...] = ("devices:write",)) -> str:
+    """Create a partner with an API key; returns the key."""
+    from alerts.partners import service as partners
+
+    with session_scope() as session:
+        partner = partners.create_partner(session, name, partners.PartnerKind.APP, actor="test")
+        return partners.issue_key(
+            session, partner, [partners.Scope(s) for s in scopes], actor="test"
+        )
+
+
+def partner_headers(key: str) -> dict[str, str]:
+    """Authorization header for a partner API key."""
+    return {"Authorization": f"Bearer {key}"}

@@ -38,12 +38,20 @@ def on(kind: str) -> Callable[[Handler], Handler]:
     return register
 
 
-def enqueue_dispatch(session: Session, case_id: str, kind: str) -> OutboxMessage:
-    """Write an outbox row in the caller's transaction; the relay publishes it after commit."""
-    row = OutboxMessage(task=DISPATCH_TASK, args=[case_id, kind])
+def enqueue(session: Session, task: str, args: list[Any]) -> OutboxMessage:
+    """Write an outbox row in the caller's transaction; the relay publishes it after commit.
+
+    The task receives the outbox row id first, then `args`.
+    """
+    row = OutboxMessage(task=task, args=args)
     session.add(row)
     session.flush()
     return row
+
+
+def enqueue_dispatch(session: Session, case_id: str, kind: str) -> OutboxMessage:
+    """Queue the dispatch of a case transition (approved, resolved, cancelled, expired)."""
+    return enqueue(session, DISPATCH_TASK, [case_id, kind])
 
 
 @dataclass(frozen=True)

@@ -21,7 +21,10 @@ from alerts.dispatch import relay, service
 def dispatch_case(outbox_id: int, case_id: str, kind: str) -> bool:
     """Start whatever a case transition sets in motion (waves, closures)."""
     with session_scope() as session:
-        return service.run_dispatch(session, outbox_id, case_id, kind)
+        ran = service.run_dispatch(session, outbox_id, case_id, kind)
+    # Handlers queue their follow-up work as outbox rows; hand them over now, not next tick.
+    relay.relay_now()
+    return ran
 
 
 @celery_app.task(name="reunite.dispatch.relay_outbox", acks_late=True, max_retries=0)

@@ -1,0 +1,105 @@
+"""Sightings, per-case geofence overrides and the wave schedule of a case."""
+
+from __future__ import annotations
+
+from fastapi import APIRouter, BackgroundTasks, HTTPException, status
+
+from alerts.cases import service as cases
+from alerts.deps import CurrentUser, SessionDep, SupervisorUser
+from alerts.dispatch import relay
+from alerts.users.roles import CASE_AUTHORS, Role
+from geo import areas, rules
+from geo.waves import service
+from geo.waves.schemas import GeoOverride, SightingCreate, SightingRead, WaveRead
+
+router = APIRouter(prefix="/api/v1/cases/{case_id}", tags=["waves"])
+
+
+@router.post("/sightings", response_model=SightingRead, status_code=status.HTTP_201_CREATED)
+def add_sighting(
+    case_id: str,
+    body: SightingCreate,
+    session: SessionDep,
+    user: CurrentUser,
+    background: BackgroundTasks,
+) -> SightingRead:
+    """A new last-seen place and time: waves restart from there (alerted devices excluded)."""
+    if Role(user.role) not in CASE_AUTHORS:
+        raise HTTPException(status.HTTP_403_FORBIDDEN, f"role {user.role} cannot add sightings")
+    cases.get(session, case_id, user)
+    try:
+        sighting = service.add_sighting(
+            session,
+            case_id,
+            at=body.at,
+            lat=body.lat,
+            lon=body.lon,
+            address=body.address,
+            note=body.note,
+            user_id=user.id,
+        )
+    except service.WaveConflict as exc:
+        raise HTTPException(status.HTTP_409_CONFLICT, str(exc)) from None
+    session.commit()
+    background.add_task(relay.relay_now)
+    return SightingRead(
+        id=sighting.id,
+        case_id=case_id,
+        at=sighting.at,
+        lat=sighting.lat,
+        lon=sighting.lon,
+        created_at=sighting.created_at,
+    )
+
+
+@router.put("/geo-override", response_model=list[WaveRead])
+def set_override(
+    case_id: str,
+    body: GeoOverride,
+    session: SessionDep,
+    user: SupervisorUser,
+    background: BackgroundTasks,
+) -> list[WaveRead]:
+    """A supervisor narrows one case: smaller start radius, a cap, or a manual area."""
+    cases.get(session, case_id, user)
+    try:
+        service.set_override(
+            session,
+            case_id,
+            start_radius_km=body.start_radius_km,
+            cap_km=body.cap_km,
+            vertices=body.vertices,
+            reason=body.reason,
+            user_id=user.id,
+        )
+    except (rules.RuleError, areas.AreaError) as exc:
+        raise HTTPException(
+            422, [{"field": exc.field, "message": str(exc), "type": "value_error"}]
+        ) from None
+    session.commit()
+    background.add_task(relay.relay_now)
+    return list_waves(case_id, session, user)
+
+
+@router.get("/waves", response_model=list[WaveRead])
+def list_waves(case_id: str, session: SessionDep, user: CurrentUser) -> list[WaveRead]:
+    """The case's waves across epochs, with devices targeted so far."""
+    cases.get(session, case_id, user)
+    rows = service.waves_of(session, case_id)
+    counts = service.wave_stats([w.id for w in rows])
+    return [
+        WaveRead(
+            id=w.id,
+            epoch=w.epoch,
+            index=w.index,
+            starts_at=w.starts_at,
+            radius_km=w.radius_km,
+            center=(w.center_lat, w.center_lon),
+            status=w.status,
+            started_at=w.started_at,
+            rule_version=w.rule_version,
+            shards=w.shards,
+            targeted=counts[w.id],
+        )
+        for w in rows
+    ]
