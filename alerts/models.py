@@ -6,6 +6,7 @@ from alerts.db import Base
 from alerts.dispatch import models as dispatch_models  # noqa: F401
 from alerts.partners import models as partner_models  # noqa: F401
 from alerts.users import models as user_models  # noqa: F401
+from channels import models as channel_models  # noqa: F401
 from geo.devices import models as device_models  # noqa: F401
 from geo.rulesets import models as ruleset_models  # noqa: F401
 from geo.waves import models as wave_models  # noqa: F401

@@ -1,0 +1,49 @@
+"""Build the renderer's AlertContent from a case row (the only place that reads child details)."""
+
+from __future__ import annotations
+
+from datetime import date
+
+from alerts.cases.models import Case
+from channels.messages import AlertContent, MessageKind, Sex
+
+
+def _age(child: dict, on: date) -> int | None:
+    if child.get("age_years") is not None:
+        return int(child["age_years"])
+    dob = child.get("date_of_birth")
+    if not dob:
+        return None
+    born = date.fromisoformat(str(dob))
+    return on.year - born.year - ((on.month, on.day) < (born.month, born.day))
+
+
+def deep_link(base: str, case_id: str) -> str:
+    """The public case page."""
+    return f"{base.rstrip('/')}/{case_id}"
+
+
+def alert_content(case: Case, kind: MessageKind, wave: int, link_base: str) -> AlertContent:
+    """AlertContent for one message of a case; erased details render as a generic notice."""
+    details = case.details
+    child = dict(details.child) if details is not None else {}
+    try:
+        sex = Sex(child.get("sex", "unknown"))
+    except ValueError:
+        sex = Sex.UNKNOWN
+    height = child.get("height_cm")
+    return AlertContent(
+        case_id=case.id,
+        kind=kind,
+        child_name=str(child.get("name", "")),
+        age_years=_age(child, case.last_seen_at.date()),
+        sex=sex,
+        height_cm=int(height) if height is not None else None,
+        clothing=str(child.get("clothing", "")),
+        last_seen_at=case.last_seen_at,
+        last_seen_place=details.last_seen_address if details is not None else "",
+        tip_line=case.tip_line,
+        deep_link=deep_link(link_base, case.id),
+        photo_url=None,  # the partner issue adds signed, expiring photo URLs
+        wave=wave,
+    )

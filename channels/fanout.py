@@ -1,0 +1,395 @@
+"""Running one unit of delivery work: a device batch, a topic batch, or one partner event.
+
+Every unit follows the same steps: skip targets already done (Redis state), pace (shared
+token bucket, partner concurrency budget), check the endpoint's breaker, send, then act on
+each classified outcome: sent, dead (deactivate), failed (record), retry (backoff with jitter,
+never before Retry-After) or, past the retry horizon, dead-letter. Progress is written to
+Redis as sends complete, so a worker killed mid-batch leaves only its in-flight sends
+unrecorded: the redelivered batch re-sends at most those.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import random
+import time
+from collections import Counter
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field
+from typing import Any
+
+from sqlalchemy import select
+
+from alerts import crypto
+from alerts.db import session_scope
+from alerts.redis_client import get_redis
+from channels import ledger, pacing, runtime
+from channels.base import Outcome, OutcomeKind, PartnerEndpoint, Recipient
+from channels.fcm import topic_for_cell
+from channels.ledger import Ledger, State, Target
+from channels.models import DeadLetter, WebhookAttempt
+from channels.models import PartnerEndpoint as EndpointRow
+from channels.settings import ChannelSettings
+from geo.devices import service as devices
+from geo.devices.models import Device
+
+log = logging.getLogger(__name__)
+
+FLUSH_EVERY = 32  # sends recorded per Redis round trip; bounds what a kill can leave unrecorded
+TOKEN_CHUNK = 64
+
+
+@dataclass(frozen=True)
+class Next:
+    """What the task should enqueue after this unit: the same unit later, for some targets."""
+
+    targets: list[Any]
+    attempt: int
+    countdown: float
+
+
+@dataclass
+class Tally:
+    sent: int = 0
+    dead: int = 0
+    failed: int = 0
+    retrying: int = 0
+    dead_lettered: int = 0
+    skipped: int = 0
+    reasons: Counter[str] = field(default_factory=Counter)
+
+
+def backoff(s: ChannelSettings, attempt: int, retry_after: float | None) -> float:
+    """Exponential backoff with jitter, never earlier than the provider's Retry-After."""
+    ceiling = min(s.retry_max_delay_s, s.retry_base_s * 2**attempt)
+    delay = random.uniform(ceiling / 2, ceiling)
+    if retry_after is not None:
+        delay = max(delay, retry_after)
+    return min(delay, s.retry_max_delay_s)
+
+
+def _past_horizon(s: ChannelSettings, first_at: float, delay: float) -> bool:
+    return time.time() + delay - first_at > s.retry_horizon_s
+
+
+class _Tokens:
+    """Takes tokens from a shared bucket in chunks, so pacing costs one Redis call per chunk."""
+
+    def __init__(self, bucket: pacing.TokenBucket) -> None:
+        self.bucket = bucket
+        self.left = 0
+        self.lock = asyncio.Lock()
+
+    async def take(self) -> None:
+        async with self.lock:
+            while self.left == 0:
+                granted, wait = self.bucket.try_take(TOKEN_CHUNK)
+                self.left += granted
+                if self.left == 0:
+                    await asyncio.sleep(max(wait, 0.001))
+            self.left -= 1
+
+
+async def _send_many(
+    items: Sequence[tuple[Target, Any]],
+    send: Callable[[Any], Any],
+    concurrency: int,
+    tokens: _Tokens,
+    led: Ledger,
+) -> list[tuple[Target, Outcome]]:
+    sem = asyncio.Semaphore(concurrency)
+    done: list[Target] = []
+    results: list[tuple[Target, Outcome]] = []
+
+    async def one(target: Target, recipient: Any) -> None:
+        async with sem:
+            await tokens.take()
+            try:
+                outcome = await send(recipient)
+            except Exception as exc:  # a channel bug must not drop the alert: retry it
+                log.exception("channel %s raised instead of classifying", led.channel)
+                outcome = Outcome.retry(f"exception_{type(exc).__name__}")
+        results.append((target, outcome))
+        if outcome.is_ok:
+            done.append(target)
+            if len(done) >= FLUSH_EVERY:
+                batch = done[:]
+                done.clear()
+                led.move(batch, State.SENT, "sent")
+
+    await asyncio.gather(*(one(t, r) for t, r in items))
+    led.move(done, State.SENT, "sent")
+    return results
+
+
+def _finish(
+    s: ChannelSettings,
+    led: Ledger,
+    results: Sequence[tuple[Target, Outcome]],
+    attempt: int,
+    first_at: float,
+    tally: Tally,
+    on_dead: Callable[[list[Target], str], None] | None = None,
+) -> Next | None:
+    """Act on classified outcomes; returns the retry to enqueue, if any."""
+    by_kind: dict[OutcomeKind, list[tuple[Target, Outcome]]] = {k: [] for k in OutcomeKind}
+    for target, outcome in results:
+        by_kind[outcome.kind].append((target, outcome))
+        tally.reasons[outcome.reason] += 1
+    tally.sent += len(by_kind[OutcomeKind.OK])
+    dead_by_reason: dict[str, list[Target]] = {}
+    for target, outcome in by_kind[OutcomeKind.DEAD_TARGET]:
+        dead_by_reason.setdefault(outcome.reason, []).append(target)
+    for reason, dead in dead_by_reason.items():
+        if on_dead is not None:
+            on_dead(dead, reason)
+        tally.dead += led.move(dead, State.ENDED, "dead")
+    tally.failed += led.move([t for t, _ in by_kind[OutcomeKind.FAILED]], State.ENDED, "failed")
+    retry = by_kind[OutcomeKind.RETRY]
+    if not retry:
+        return None
+    hints = [o.retry_after for _, o in retry if o.retry_after is not None]
+    delay = backoff(s, attempt, max(hints) if hints else None)
+    targets = [t for t, _ in retry]
+    if _past_horizon(s, first_at, delay):
+        reason = Counter(o.reason for _, o in retry).most_common(1)[0][0]
+        dead_letter(led, targets, reason, attempt + 1)
+        tally.dead_lettered += len(targets)
+        return None
+    tally.retrying += led.move(targets, State.RETRYING, "retrying")
+    return Next([t.id for t in targets], attempt + 1, delay)
+
+
+def dead_letter(led: Ledger, targets: Sequence[Target], reason: str, attempts: int) -> None:
+    """Store targets that ran out of retries, for `reunite dlq list|replay`."""
+    case_id = led.message_id.split(":", 1)[0]
+    with session_scope() as session:
+        from channels.models import Message
+
+        msg = session.get(Message, led.message_id)
+        session.add(
+            DeadLetter(
+                message_id=led.message_id,
+                case_id=msg.case_id if msg is not None else case_id,
+                channel=led.channel,
+                targets=[[t.id, t.partner_id] for t in targets],
+                reason=reason[:64],
+                attempts=attempts,
+            )
+        )
+    led.move(list(targets), State.ENDED, "dead_lettered")
+
+
+def _defer_all(
+    s: ChannelSettings,
+    led: Ledger,
+    targets: list[Target],
+    attempt: int,
+    first_at: float,
+    wait: float,
+    reason: str,
+) -> Next | None:
+    """The endpoint cannot be called now (breaker open): try the whole unit later."""
+    if _past_horizon(s, first_at, wait):
+        dead_letter(led, targets, reason, attempt)
+        return None
+    led.move(targets, State.RETRYING, "retrying")
+    return Next([t.id for t in targets], attempt, wait + random.uniform(0, 0.2))
+
+
+def _endpoint_failure(outcome: Outcome) -> bool:
+    # 429 is the provider pacing us, not the endpoint failing.
+    return outcome.kind is OutcomeKind.RETRY and outcome.status != 429
+
+
+def _record_breaker(breaker: pacing.Breaker, results: Sequence[tuple[Target, Outcome]]) -> None:
+    if any(o.is_ok for _, o in results):
+        breaker.record(True)
+    elif results and all(_endpoint_failure(o) for _, o in results):
+        breaker.record(False)
+
+
+def run_device_batch(
+    channel: str,
+    message_id: str,
+    device_ids: Sequence[int],
+    attempt: int,
+    first_at: float,
+    settings: ChannelSettings,
+    build_delivery: Callable[[str], Any],
+) -> tuple[Tally, Next | None]:
+    """Send one message to a batch of devices on one channel (apns, fcm or sms)."""
+    r = get_redis()
+    led = Ledger(r, message_id, channel)
+    tally = Tally()
+    pending = [int(i) for i in led.pending(list(device_ids))]
+    tally.skipped = len(device_ids) - len(pending)
+    if not pending:
+        return tally, None
+    delivery = build_delivery(message_id)
+    if delivery is None:
+        return tally, None
+    with session_scope() as session:
+        addrs = devices.addresses(session, pending)
+        found = {a.id for a in addrs}
+        gone = [i for i in pending if i not in found]
+        if gone:  # deactivated or opted out since fan-out
+            rows = session.execute(
+                select(Device.id, Device.partner_id).where(Device.id.in_(gone))
+            ).all()
+            partner = {row.id: row.partner_id for row in rows}
+            led.move([Target(i, partner.get(i, 0)) for i in gone], State.ENDED, "failed")
+    items = [(Target(a.id, a.partner_id), Recipient(a.address, a.locale)) for a in addrs]
+    if not items:
+        return tally, None
+    breaker = pacing.Breaker(r, channel, settings.breaker_failures, settings.breaker_open_s)
+    permit = breaker.allow()
+    if not permit.allowed:
+        nxt = _defer_all(
+            settings, led, [t for t, _ in items], attempt, first_at, permit.wait_s, "breaker_open"
+        )
+        return tally, nxt
+    rate, concurrency, bucket_name = {
+        "apns": (settings.apns_rate_per_s, settings.apns_concurrency, "apns"),
+        "fcm": (settings.fcm_rate_per_s, settings.fcm_concurrency, "fcm"),
+        "sms": (settings.sms_rate_per_s, settings.sms_concurrency, runtime.sms_bind_name(settings)),
+    }[channel]
+    chan = runtime.channel(channel, settings)
+    tokens = _Tokens(pacing.TokenBucket(r, bucket_name, rate))
+
+    async def send(recipient: Recipient) -> Outcome:
+        return await chan.send(recipient, delivery)
+
+    results = runtime.run(_send_many(items, send, concurrency, tokens, led))
+    _record_breaker(breaker, results)
+
+    def deactivate(targets: list[Target], reason: str) -> None:
+        with session_scope() as session:
+            devices.deactivate(session, [int(t.id) for t in targets], reason)
+
+    nxt = _finish(settings, led, results, attempt, first_at, tally, deactivate)
+    return tally, nxt
+
+
+def run_topics(
+    message_id: str,
+    cells: Sequence[str],
+    attempt: int,
+    first_at: float,
+    settings: ChannelSettings,
+    build_delivery: Callable[[str], Any],
+) -> tuple[Tally, Next | None]:
+    """Send one FCM topic message per geo cell (Google fans each out to its subscribers)."""
+    r = get_redis()
+    led = Ledger(r, message_id, "fcm_topic")
+    tally = Tally()
+    pending = [str(c) for c in led.pending(list(cells))]
+    if not pending:
+        return tally, None
+    delivery = build_delivery(message_id)
+    if delivery is None:
+        return tally, None
+    chan = runtime.channel("fcm_topic", settings)
+    tokens = _Tokens(pacing.TokenBucket(r, "fcm", settings.fcm_rate_per_s))
+    language = next(iter(delivery.messages))
+
+    async def send(topic: str) -> Outcome:
+        return await chan.send_topic(topic, delivery, language)
+
+    items = [(Target(c), topic_for_cell(c)) for c in pending]
+    results = runtime.run(_send_many(items, send, settings.fcm_concurrency, tokens, led))
+    return tally, _finish(settings, led, results, attempt, first_at, tally)
+
+
+def run_webhook(
+    message_id: str,
+    endpoint_id: int,
+    attempt: int,
+    first_at: float,
+    settings: ChannelSettings,
+    build_delivery: Callable[[str], Any],
+) -> tuple[Tally, Next | None]:
+    """Deliver one signed event to one partner endpoint, within its rate and concurrency."""
+    r = get_redis()
+    led = Ledger(r, message_id, "webhook")
+    tally = Tally()
+    if not led.pending([endpoint_id]):
+        tally.skipped = 1
+        return tally, None
+    with session_scope() as session:
+        row = session.get(EndpointRow, endpoint_id)
+        if row is None or not row.active:
+            led.move([Target(endpoint_id, row.partner_id if row else 0)], State.ENDED, "failed")
+            return tally, None
+        endpoint = PartnerEndpoint(
+            partner_id=str(row.partner_id),
+            url=row.url,
+            secret=_secret(row.secret_enc),
+            language=row.language,
+        )
+        partner_id, rate, limit = row.partner_id, row.rate_per_s, row.max_concurrency
+    target = Target(endpoint_id, partner_id)
+    name = f"webhook:{endpoint_id}"
+    breaker = pacing.Breaker(r, name, settings.breaker_failures, settings.breaker_open_s)
+    permit = breaker.allow()
+    if not permit.allowed:
+        return tally, _defer_all(
+            settings, led, [target], attempt, first_at, permit.wait_s, "breaker_open"
+        )
+    budget = pacing.Budget(r, name, limit, settings.budget_lease_s)
+    holder = budget.acquire()
+    if holder is None:
+        # Never block a worker on a busy partner: come back later, same attempt.
+        return tally, Next([endpoint_id], attempt, settings.budget_wait_s * random.uniform(1, 2))
+    try:
+        granted, wait = pacing.TokenBucket(r, name, rate, burst=max(1.0, rate / 4)).try_take(1)
+        if not granted:
+            return tally, Next([endpoint_id], attempt, wait + random.uniform(0, 0.05))
+        delivery = build_delivery(message_id)
+        if delivery is None:
+            return tally, None
+        chan = runtime.channel("webhook", settings)
+        started = time.monotonic()
+        outcome = runtime.run(chan.send(endpoint, delivery))
+        elapsed_ms = int((time.monotonic() - started) * 1000)
+    finally:
+        budget.release(holder)
+    breaker.record(not _endpoint_failure(outcome))
+    with session_scope() as session:
+        session.add(
+            WebhookAttempt(
+                message_id=message_id,
+                case_id=delivery.case_id,
+                partner_id=partner_id,
+                endpoint_id=endpoint_id,
+                attempt=attempt + 1,
+                outcome=str(outcome.kind),
+                reason=outcome.reason[:64],
+                status=outcome.status,
+                duration_ms=elapsed_ms,
+            )
+        )
+    if outcome.is_ok:
+        led.move([target], State.SENT, "sent")
+
+    def disable(_targets: list[Target], reason: str) -> None:
+        with session_scope() as session:
+            ep = session.get(EndpointRow, endpoint_id)
+            if ep is not None:
+                ep.active = False
+        log.warning("partner endpoint %s disabled: %s", endpoint_id, reason)
+
+    return tally, _finish(settings, led, [(target, outcome)], attempt, first_at, tally, disable)
+
+
+def _secret(enc: bytes):
+    from pydantic import SecretStr
+
+    return SecretStr(crypto.decrypt(enc))
+
+
+def persist_ledger(message_id: str, case_id: str) -> None:
+    """Snapshot the live counters of a message into the database."""
+    with session_scope() as session:
+        ledger.persist(session, get_redis(), message_id, case_id)

@@ -1,0 +1,208 @@
+"""Per-target delivery state and the per-case ledger: live in Redis, snapshotted to the database.
+
+State per (message, channel, target) is two bits in a Redis bitfield keyed by the target's
+integer id (device id, endpoint id), or a hash field for string targets (FCM topics):
+0 untouched, 1 sent, 2 retrying, 3 ended (failed, dead token or dead-lettered). `sent` and
+`ended` are final, so a redelivered batch skips what is done and never counts twice.
+Counters move only on a real state change, in the same Lua call, so they stay exact.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass
+from enum import IntEnum
+
+import redis
+from sqlalchemy import select
+from sqlalchemy.dialects import postgresql, sqlite
+from sqlalchemy.orm import Session
+
+from alerts.db import utcnow
+from channels.models import DeliveryCount
+
+STATS = ("targeted", "sent", "failed", "retrying", "dead", "dead_lettered")
+KEY_TTL_S = 8 * 24 * 3600
+
+
+class State(IntEnum):
+    NEW = 0
+    SENT = 1
+    RETRYING = 2
+    ENDED = 3
+
+
+_GET = """
+local mode = ARGV[1]
+local out = {}
+for i = 2, #ARGV do
+  if mode == 'b' then
+    out[#out + 1] = redis.call('BITFIELD', KEYS[1], 'GET', 'u2', tonumber(ARGV[i]) * 2)[1]
+  else
+    out[#out + 1] = tonumber(redis.call('HGET', KEYS[1], ARGV[i]) or '0')
+  end
+end
+return out
+"""
+
+# KEYS: state key, ledger hash. ARGV: mode, new state, stat, reopen_stat, ttl, then id/prefix pairs.
+_MOVE = """
+local mode, new, stat, reopen, ttl = ARGV[1], tonumber(ARGV[2]), ARGV[3], ARGV[4], ARGV[5]
+local moved = 0
+for i = 6, #ARGV, 2 do
+  local id, pfx = ARGV[i], ARGV[i + 1]
+  local old
+  if mode == 'b' then
+    old = redis.call('BITFIELD', KEYS[1], 'GET', 'u2', tonumber(id) * 2)[1]
+  else
+    old = tonumber(redis.call('HGET', KEYS[1], id) or '0')
+  end
+  local ok = old ~= new and old ~= 1 and (old ~= 3 or reopen ~= '')
+  if ok then
+    if mode == 'b' then
+      redis.call('BITFIELD', KEYS[1], 'SET', 'u2', tonumber(id) * 2, new)
+    else
+      redis.call('HSET', KEYS[1], id, new)
+    end
+    redis.call('HINCRBY', KEYS[2], pfx .. stat, 1)
+    if old == 2 then redis.call('HINCRBY', KEYS[2], pfx .. 'retrying', -1) end
+    if old == 3 then redis.call('HINCRBY', KEYS[2], pfx .. reopen, -1) end
+    moved = moved + 1
+  end
+end
+redis.call('EXPIRE', KEYS[1], ttl)
+redis.call('EXPIRE', KEYS[2], ttl)
+return moved
+"""
+
+# KEYS: targeted bitmap or hash, ledger hash. ARGV: mode, ttl, then id/prefix pairs.
+_TARGET = """
+local mode, ttl = ARGV[1], ARGV[2]
+local added = 0
+for i = 3, #ARGV, 2 do
+  local new
+  if mode == 'b' then
+    new = redis.call('SETBIT', KEYS[1], tonumber(ARGV[i]), 1) == 0
+  else
+    new = redis.call('HSETNX', KEYS[1], ARGV[i], 1) == 1
+  end
+  if new then
+    redis.call('HINCRBY', KEYS[2], ARGV[i + 1] .. 'targeted', 1)
+    added = added + 1
+  end
+end
+redis.call('EXPIRE', KEYS[1], ttl)
+redis.call('EXPIRE', KEYS[2], ttl)
+return added
+"""
+
+
+@dataclass(frozen=True)
+class Target:
+    """A target id and the partner it counts under (0 when none, e.g. a topic)."""
+
+    id: int | str
+    partner_id: int = 0
+
+
+def _prefix(channel: str, partner_id: int) -> str:
+    return f"{channel}:{partner_id}:"
+
+
+class Ledger:
+    """Delivery state and counters of one message on one channel."""
+
+    def __init__(self, client: redis.Redis, message_id: str, channel: str):
+        self.client = client
+        self.message_id = message_id
+        self.channel = channel
+        self.mode = "b" if channel != "fcm_topic" else "h"
+        self.state_key = f"ch:st:{message_id}:{channel}"
+        self.targeted_key = f"ch:tg:{message_id}:{channel}"
+        self.counts_key = counts_key(message_id)
+        self._get = client.register_script(_GET)
+        self._move = client.register_script(_MOVE)
+        self._target = client.register_script(_TARGET)
+
+    def _pairs(self, targets: Iterable[Target]) -> list[str | int]:
+        args: list[str | int] = []
+        for t in targets:
+            args += [t.id, _prefix(self.channel, t.partner_id)]
+        return args
+
+    def target(self, targets: Sequence[Target]) -> int:
+        """Count targets once each, however often fan-out is redelivered."""
+        if not targets:
+            return 0
+        args = [self.mode, KEY_TTL_S, *self._pairs(targets)]
+        return int(self._target(keys=[self.targeted_key, self.counts_key], args=args))
+
+    def states(self, ids: Sequence[int | str]) -> list[State]:
+        """The state of each id."""
+        if not ids:
+            return []
+        return [State(int(v)) for v in self._get(keys=[self.state_key], args=[self.mode, *ids])]
+
+    def pending(self, ids: Sequence[int | str]) -> list[int | str]:
+        """The ids still to send: neither sent nor ended."""
+        return [i for i, s in zip(ids, self.states(ids), strict=True) if s in (0, 2)]
+
+    def move(self, targets: Sequence[Target], state: State, stat: str, *, reopen: str = "") -> int:
+        """Move targets to a state and count `stat` for each one that really moved."""
+        if not targets:
+            return 0
+        args = [self.mode, int(state), stat, reopen, KEY_TTL_S, *self._pairs(targets)]
+        return int(self._move(keys=[self.state_key, self.counts_key], args=args))
+
+
+def counts_key(message_id: str) -> str:
+    """The Redis hash with a message's counters, 'channel:partner:stat' -> count."""
+    return f"ch:ledger:{message_id}"
+
+
+def parse_counts(raw: dict) -> dict[tuple[str, int], dict[str, int]]:
+    """{(channel, partner): {stat: n}} from a counters hash."""
+    out: dict[tuple[str, int], dict[str, int]] = {}
+    for field, value in raw.items():
+        field = field.decode() if isinstance(field, bytes) else field
+        channel, partner, stat = field.split(":", 2)
+        row = out.setdefault((channel, int(partner)), dict.fromkeys(STATS, 0))
+        row[stat] = int(value)
+    return out
+
+
+def live_counts(client: redis.Redis, message_id: str) -> dict[tuple[str, int], dict[str, int]]:
+    """The live counters of a message."""
+    return parse_counts(client.hgetall(counts_key(message_id)))
+
+
+def persist(session: Session, client: redis.Redis, message_id: str, case_id: str) -> None:
+    """Snapshot a message's live counters into delivery_counts (idempotent: absolute values)."""
+    counts = live_counts(client, message_id)
+    if not counts:
+        return
+    rows = [
+        {
+            "message_id": message_id,
+            "channel": channel,
+            "partner_id": partner,
+            "case_id": case_id,
+            "updated_at": utcnow(),
+            **stats,
+        }
+        for (channel, partner), stats in counts.items()
+    ]
+    dialect = session.get_bind().dialect.name
+    insert = postgresql.insert if dialect == "postgresql" else sqlite.insert
+    stmt = insert(DeliveryCount).values(rows)
+    stmt = stmt.on_conflict_do_update(
+        index_elements=["message_id", "channel", "partner_id"],
+        set_={k: getattr(stmt.excluded, k) for k in (*STATS, "updated_at")},
+    )
+    session.execute(stmt)
+
+
+def stored_counts(session: Session, message_id: str) -> dict[tuple[str, int], dict[str, int]]:
+    """The last snapshot of a message's counters (when Redis no longer has them)."""
+    rows = session.scalars(select(DeliveryCount).where(DeliveryCount.message_id == message_id))
+    return {(r.channel, r.partner_id): {s: getattr(r, s) for s in STATS} for r in rows}

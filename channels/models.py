@@ -1,0 +1,102 @@
+"""Fan-out tables: messages, partner endpoints, the persisted ledger, attempts, dead letters."""
+
+from __future__ import annotations
+
+from datetime import datetime
+from typing import Any
+
+from sqlalchemy import JSON, Float, ForeignKey, Index, Integer, LargeBinary, String
+from sqlalchemy.orm import Mapped, mapped_column
+
+from alerts.db import Base, utcnow
+
+
+class Message(Base):
+    """One message of a case (alert wave, update, closure), rendered at send time."""
+
+    __tablename__ = "channel_messages"
+
+    id: Mapped[str] = mapped_column(String(120), primary_key=True)
+    case_id: Mapped[str] = mapped_column(ForeignKey("cases.id", ondelete="CASCADE"), index=True)
+    kind: Mapped[str] = mapped_column(String(20))
+    wave: Mapped[int] = mapped_column(Integer, default=0)
+    # {"cap_circle", "cap_polygon", "radius_km", "center"}; never a device list.
+    area: Mapped[dict[str, Any] | None] = mapped_column(JSON)
+    created_at: Mapped[datetime] = mapped_column(default=utcnow)
+    expires_at: Mapped[datetime]
+
+
+class PartnerEndpoint(Base):
+    """A partner's webhook endpoint; the secret is Fernet-encrypted (alerts.crypto)."""
+
+    __tablename__ = "partner_endpoints"
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    partner_id: Mapped[int] = mapped_column(
+        ForeignKey("partners.id", ondelete="CASCADE"), index=True
+    )
+    url: Mapped[str] = mapped_column(String(2000))
+    secret_enc: Mapped[bytes] = mapped_column(LargeBinary)
+    # Event types wanted ("alert.published", ...); empty means all.
+    events: Mapped[list[str]] = mapped_column(JSON, default=list)
+    language: Mapped[str | None] = mapped_column(String(16))
+    rate_per_s: Mapped[float] = mapped_column(Float, default=10.0)
+    max_concurrency: Mapped[int] = mapped_column(Integer, default=2)
+    active: Mapped[bool] = mapped_column(default=True)
+    created_at: Mapped[datetime] = mapped_column(default=utcnow)
+
+
+class DeliveryCount(Base):
+    """Ledger snapshot per message, channel and partner (Redis holds the live counters)."""
+
+    __tablename__ = "delivery_counts"
+
+    message_id: Mapped[str] = mapped_column(
+        ForeignKey("channel_messages.id", ondelete="CASCADE"), primary_key=True
+    )
+    channel: Mapped[str] = mapped_column(String(16), primary_key=True)
+    partner_id: Mapped[int] = mapped_column(Integer, primary_key=True)  # 0: none (topics)
+    case_id: Mapped[str] = mapped_column(String(36), index=True)
+    targeted: Mapped[int] = mapped_column(Integer, default=0)
+    sent: Mapped[int] = mapped_column(Integer, default=0)
+    failed: Mapped[int] = mapped_column(Integer, default=0)
+    retrying: Mapped[int] = mapped_column(Integer, default=0)
+    dead: Mapped[int] = mapped_column(Integer, default=0)
+    dead_lettered: Mapped[int] = mapped_column(Integer, default=0)
+    updated_at: Mapped[datetime] = mapped_column(default=utcnow)
+
+
+class WebhookAttempt(Base):
+    """One POST to a partner endpoint, with its classified outcome."""
+
+    __tablename__ = "webhook_attempts"
+    __table_args__ = (Index("ix_webhook_attempts_case", "case_id", "partner_id"),)
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    message_id: Mapped[str] = mapped_column(String(120))
+    case_id: Mapped[str] = mapped_column(String(36))
+    partner_id: Mapped[int] = mapped_column(Integer)
+    endpoint_id: Mapped[int] = mapped_column(Integer)
+    attempt: Mapped[int] = mapped_column(Integer)
+    outcome: Mapped[str] = mapped_column(String(16))
+    reason: Mapped[str] = mapped_column(String(64))
+    status: Mapped[int | None] = mapped_column(Integer)
+    duration_ms: Mapped[int] = mapped_column(Integer)
+    at: Mapped[datetime] = mapped_column(default=utcnow)
+
+
+class DeadLetter(Base):
+    """Targets that still failed at the retry horizon; `reunite dlq replay` re-enqueues them."""
+
+    __tablename__ = "dead_letters"
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    message_id: Mapped[str] = mapped_column(String(120), index=True)
+    case_id: Mapped[str] = mapped_column(String(36), index=True)
+    channel: Mapped[str] = mapped_column(String(16))
+    # [target id, partner id] pairs (device, endpoint or cell ids): never addresses.
+    targets: Mapped[list[Any]] = mapped_column(JSON)
+    reason: Mapped[str] = mapped_column(String(64))
+    attempts: Mapped[int] = mapped_column(Integer)
+    created_at: Mapped[datetime] = mapped_column(default=utcnow)
+    replayed_at: Mapped[datetime | None]

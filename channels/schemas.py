@@ -1,0 +1,47 @@
+"""API shapes of the delivery ledger."""
+
+from __future__ import annotations
+
+from datetime import datetime
+
+from pydantic import BaseModel, ConfigDict
+
+
+class ChannelCount(BaseModel):
+    channel: str
+    partner_id: int | None
+    targeted: int = 0
+    sent: int = 0
+    failed: int = 0
+    retrying: int = 0
+    dead: int = 0
+    dead_lettered: int = 0
+
+
+class MessageDeliveries(BaseModel):
+    message_id: str
+    kind: str
+    wave: int
+    created_at: datetime
+    counts: list[ChannelCount]
+
+
+class WebhookAttemptRead(BaseModel):
+    model_config = ConfigDict(from_attributes=True)
+
+    message_id: str
+    partner_id: int
+    endpoint_id: int
+    attempt: int
+    outcome: str
+    reason: str
+    status: int | None
+    duration_ms: int
+    at: datetime
+
+
+class CaseDeliveries(BaseModel):
+    case_id: str
+    totals: list[ChannelCount]
+    messages: list[MessageDeliveries]
+    webhook_attempts: list[WebhookAttemptRead]

@@ -1,0 +1,245 @@
+"""The fan-out entry points the geofencing engine calls, and the ledger operators read.
+
+Flow: the wave engine calls `create_message` in the transaction that decides the wave, then
+(from its own Celery task, once per shard) `fan_out_devices` with the claimed device ids,
+`fan_out_partners` once per message, and `fan_out_topics` when FCM goes by geo cell. Each
+enqueues thin channel tasks (queues apns, fcm, sms, webhook) that `channels.fanout` runs.
+Broker messages carry ids only: addresses are decrypted inside the task, never queued.
+"""
+
+from __future__ import annotations
+
+import time
+from collections import defaultdict
+from collections.abc import Sequence
+from datetime import timedelta
+
+from sqlalchemy import func, select
+from sqlalchemy.orm import Session
+
+from alerts import crypto
+from alerts.cases.models import Case
+from alerts.celery_app import celery_app
+from alerts.config import get_settings
+from alerts.db import session_scope, utcnow
+from alerts.redis_client import get_redis
+from channels import content, ledger, messages, runtime
+from channels.base import Delivery
+from channels.ledger import Ledger, Target
+from channels.messages import MessageKind
+from channels.models import Message, PartnerEndpoint, WebhookAttempt
+from channels.schemas import CaseDeliveries, ChannelCount, MessageDeliveries, WebhookAttemptRead
+from channels.webhook import EVENT_TYPES
+from geo.devices.models import Device
+
+TASKS = {
+    "apns": ("reunite.channels.apns", "apns"),
+    "fcm": ("reunite.channels.fcm", "fcm"),
+    "sms": ("reunite.channels.sms", "sms"),
+    "fcm_topic": ("reunite.channels.fcm_topics", "fcm"),
+    "webhook": ("reunite.channels.webhook", "webhook"),
+}
+TOPIC_BATCH = 100
+
+
+def create_message(
+    session: Session, case_id: str, kind: MessageKind, wave: int, area: dict | None
+) -> Message:
+    """Persist a case message (in the caller's transaction); fan it out after the commit."""
+    kind = MessageKind(kind)
+    prefix = f"{case_id}:{kind}:{wave}:"
+    n = session.scalar(select(func.count()).where(Message.id.startswith(prefix))) or 0
+    now = utcnow()
+    message = Message(
+        id=f"{prefix}{n + 1}",
+        case_id=case_id,
+        kind=str(kind),
+        wave=wave,
+        area=area,
+        created_at=now,
+        expires_at=now + timedelta(seconds=get_settings().channels.message_ttl_s),
+    )
+    session.add(message)
+    session.flush()
+    return message
+
+
+def enqueue(
+    channel: str,
+    message_id: str,
+    targets: list,
+    attempt: int = 0,
+    first_at: float | None = None,
+    countdown: float | None = None,
+) -> None:
+    """Hand one unit of channel work to its queue."""
+    name, queue = TASKS[channel]
+    args = [message_id, targets, attempt, first_at if first_at is not None else time.time()]
+    celery_app.send_task(name, args=args, queue=queue, countdown=countdown)
+
+
+def use_fcm_topics(device_count: int) -> bool:
+    """True when a wave's FCM devices exceed the operator's threshold: go by geo-cell topic."""
+    threshold = get_settings().channels.fcm_topic_threshold
+    return threshold > 0 and device_count > threshold
+
+
+def fan_out_devices(
+    message_id: str, device_ids: Sequence[int], *, fcm_via_topics: bool = False
+) -> dict[str, int]:
+    """Split claimed devices into per-platform batches and enqueue them; counts per channel."""
+    s = get_settings().channels
+    by_channel: dict[str, list[Target]] = defaultdict(list)
+    ids = [int(i) for i in device_ids]
+    with session_scope() as session:
+        for start in range(0, len(ids), 5000):
+            rows = session.execute(
+                select(Device.id, Device.platform, Device.partner_id).where(
+                    Device.id.in_(ids[start : start + 5000]),
+                    Device.active.is_(True),
+                    Device.opted_in.is_(True),
+                )
+            )
+            for row in rows:
+                by_channel[row.platform].append(Target(row.id, row.partner_id))
+    if fcm_via_topics:
+        by_channel.pop("fcm", None)
+    sizes = {"apns": s.apns_batch, "fcm": s.fcm_batch, "sms": s.sms_batch}
+    r = get_redis()
+    now = time.time()
+    for channel, targets in by_channel.items():
+        targets.sort(key=lambda t: t.id)
+        Ledger(r, message_id, channel).target(targets)
+        size = sizes[channel]
+        for start in range(0, len(targets), size):
+            enqueue(channel, message_id, [t.id for t in targets[start : start + size]], 0, now)
+    return {channel: len(targets) for channel, targets in by_channel.items()}
+
+
+def fan_out_topics(message_id: str, cells: Sequence[str]) -> int:
+    """Send the message to every covering geo-cell FCM topic; returns the topic count."""
+    unique = list(dict.fromkeys(str(c) for c in cells))
+    Ledger(get_redis(), message_id, "fcm_topic").target([Target(c) for c in unique])
+    now = time.time()
+    for start in range(0, len(unique), TOPIC_BATCH):
+        enqueue("fcm_topic", message_id, unique[start : start + TOPIC_BATCH], 0, now)
+    return len(unique)
+
+
+def fan_out_partners(message_id: str) -> int:
+    """One signed webhook event per active partner endpoint that wants this kind of event."""
+    with session_scope() as session:
+        message = session.get(Message, message_id)
+        if message is None:
+            return 0
+        event = EVENT_TYPES[MessageKind(message.kind)]
+        endpoints = [
+            (e.id, e.partner_id)
+            for e in session.scalars(select(PartnerEndpoint).where(PartnerEndpoint.active))
+            if not e.events or event in e.events
+        ]
+    Ledger(get_redis(), message_id, "webhook").target([Target(i, p) for i, p in endpoints])
+    now = time.time()
+    for endpoint_id, _partner in endpoints:
+        enqueue("webhook", message_id, [endpoint_id], 0, now)
+    return len(endpoints)
+
+
+def add_endpoint(
+    session: Session,
+    partner_id: int,
+    url: str,
+    secret: str,
+    *,
+    events: Sequence[str] = (),
+    rate_per_s: float = 10.0,
+    max_concurrency: int = 2,
+    language: str | None = None,
+) -> PartnerEndpoint:
+    """Register a partner webhook endpoint (the partner issue adds the API for this)."""
+    row = PartnerEndpoint(
+        partner_id=partner_id,
+        url=url,
+        secret_enc=crypto.encrypt(secret),
+        events=list(events),
+        rate_per_s=rate_per_s,
+        max_concurrency=max_concurrency,
+        language=language,
+        active=True,
+    )
+    session.add(row)
+    session.flush()
+    return row
+
+
+def _build_delivery(message_id: str) -> Delivery | None:
+    s = get_settings().channels
+    with session_scope() as session:
+        message = session.get(Message, message_id)
+        if message is None:
+            return None
+        case = session.get(Case, message.case_id)
+        if case is None:
+            return None
+        alert = content.alert_content(
+            case, MessageKind(message.kind), message.wave, s.deep_link_base
+        )
+        rendered = messages.render_all(alert, runtime.languages(case.alert_languages))
+        return Delivery(
+            message_id=message.id,
+            case_id=case.id,
+            kind=MessageKind(message.kind),
+            wave=message.wave,
+            messages=rendered,
+            expires_at=message.expires_at,
+            area=runtime.area_of(message.area),
+        )
+
+
+def delivery_for(message_id: str) -> Delivery | None:
+    """The rendered message, rendered once per worker process (None if it no longer exists)."""
+    return runtime.cached_delivery(message_id, lambda: _build_delivery(message_id))
+
+
+def _counts(rows: dict[tuple[str, int], dict[str, int]]) -> list[ChannelCount]:
+    return [
+        ChannelCount(channel=channel, partner_id=partner or None, **stats)
+        for (channel, partner), stats in sorted(rows.items())
+    ]
+
+
+def case_deliveries(session: Session, case_id: str, attempts_limit: int = 200) -> CaseDeliveries:
+    """The delivery ledger of a case: live counts per message, channel and partner."""
+    r = get_redis()
+    msgs = session.scalars(
+        select(Message).where(Message.case_id == case_id).order_by(Message.created_at)
+    ).all()
+    totals: dict[tuple[str, int], dict[str, int]] = {}
+    out: list[MessageDeliveries] = []
+    for m in msgs:
+        rows = ledger.live_counts(r, m.id) or ledger.stored_counts(session, m.id)
+        for key, stats in rows.items():
+            acc = totals.setdefault(key, dict.fromkeys(ledger.STATS, 0))
+            for stat, n in stats.items():
+                acc[stat] += n
+        out.append(
+            MessageDeliveries(
+                message_id=m.id,
+                kind=m.kind,
+                wave=m.wave,
+                created_at=m.created_at,
+                counts=_counts(rows),
+            )
+        )
+    attempts = session.scalars(
+        select(WebhookAttempt)
+        .where(WebhookAttempt.case_id == case_id)
+        .order_by(WebhookAttempt.id.desc())
+        .limit(attempts_limit)
+    ).all()
+    return CaseDeliveries(
+        case_id=case_id,
+        totals=_counts(totals),
+        messages=out,
+        webhook_attempts=[WebhookAttemptRead.model_validate(a) for a in attempts],
+    )

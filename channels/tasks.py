@@ -1,0 +1,91 @@
+"""Thin channel tasks: ids in, channels.fanout does the work, a retry is a new task.
+
+acks_late: a worker killed mid-batch leaves its message unacknowledged, and the broker hands
+it to another worker after the visibility timeout; the batch skips what was already sent.
+Provider retries are not Celery retries: only the targets that need it go back on the queue,
+after a backoff with jitter (channels.fanout.backoff). Celery's own retry covers only the
+infrastructure (database or Redis briefly unavailable).
+"""
+
+from __future__ import annotations
+
+import logging
+
+import redis
+from sqlalchemy.exc import OperationalError
+
+from alerts.celery_app import celery_app
+from alerts.config import get_settings
+from channels import fanout, service
+
+log = logging.getLogger(__name__)
+
+INFRA_ERRORS = (OperationalError, redis.exceptions.ConnectionError, redis.exceptions.TimeoutError)
+OPTIONS = {
+    "acks_late": True,
+    "autoretry_for": INFRA_ERRORS,
+    "retry_backoff": True,
+    "retry_backoff_max": 60,
+    "retry_jitter": True,
+    "max_retries": 10,
+}
+
+
+def _after(channel: str, message_id: str, first_at: float, result) -> dict:
+    tally, nxt = result
+    if nxt is not None:
+        service.enqueue(channel, message_id, nxt.targets, nxt.attempt, first_at, nxt.countdown)
+    fanout.persist_ledger(message_id, message_id.split(":", 1)[0])
+    return {
+        "sent": tally.sent,
+        "dead": tally.dead,
+        "failed": tally.failed,
+        "retrying": tally.retrying,
+        "dead_lettered": tally.dead_lettered,
+        "skipped": tally.skipped,
+    }
+
+
+def _devices(channel: str, message_id: str, ids: list[int], attempt: int, first_at: float):
+    s = get_settings().channels
+    result = fanout.run_device_batch(
+        channel, message_id, ids, attempt, first_at, s, service.delivery_for
+    )
+    return _after(channel, message_id, first_at, result)
+
+
+@celery_app.task(name="reunite.channels.apns", **OPTIONS)
+def apns_batch(message_id: str, device_ids: list[int], attempt: int, first_at: float) -> dict:
+    """Push one message to a batch of iOS devices."""
+    return _devices("apns", message_id, device_ids, attempt, first_at)
+
+
+@celery_app.task(name="reunite.channels.fcm", **OPTIONS)
+def fcm_batch(message_id: str, device_ids: list[int], attempt: int, first_at: float) -> dict:
+    """Push one message to a batch of Android devices."""
+    return _devices("fcm", message_id, device_ids, attempt, first_at)
+
+
+@celery_app.task(name="reunite.channels.sms", **OPTIONS)
+def sms_batch(message_id: str, device_ids: list[int], attempt: int, first_at: float) -> dict:
+    """Text one message to a batch of opted-in numbers."""
+    return _devices("sms", message_id, device_ids, attempt, first_at)
+
+
+@celery_app.task(name="reunite.channels.fcm_topics", **OPTIONS)
+def fcm_topics(message_id: str, cells: list[str], attempt: int, first_at: float) -> dict:
+    """Send one message to a batch of geo-cell FCM topics."""
+    s = get_settings().channels
+    result = fanout.run_topics(message_id, cells, attempt, first_at, s, service.delivery_for)
+    return _after("fcm_topic", message_id, first_at, result)
+
+
+@celery_app.task(name="reunite.channels.webhook", **OPTIONS)
+def webhook(message_id: str, endpoint_ids: list[int], attempt: int, first_at: float) -> dict:
+    """Deliver one message's signed event to one partner endpoint."""
+    s = get_settings().channels
+    [endpoint_id] = endpoint_ids
+    result = fanout.run_webhook(
+        message_id, int(endpoint_id), attempt, first_at, s, service.delivery_for
+    )
+    return _after("webhook", message_id, first_at, result)
