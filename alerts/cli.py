@@ -22,8 +22,9 @@ audit_app = typer.Typer(help="The hash-chained audit log.", no_args_is_help=True
 app.add_typer(db_app, name="db")
 app.add_typer(users_app, name="users")
 app.add_typer(agencies_app, name="agencies")
+rules_app = typer.Typer(help="Radius rules.", no_args_is_help=True)
 app.add_typer(audit_app, name="audit")
-
+app.add_typer(rules_app, name="rules")
 
 
 def _ensure_embedded_redis() -> bool:
@@ -241,6 +242,39 @@ def users_token(
             raise typer.Exit(2)
         token, _ = users.issue_token(session, user, timedelta(hours=get_settings().token_ttl_hours))
     typer.echo(token)
+
+
+@rules_app.command("preview")
+def rules_preview(
+    lat: Annotated[float, typer.Option(min=-90, max=90, help="Last-seen latitude")],
+    lon: Annotated[float, typer.Option(min=-180, max=180, help="Last-seen longitude")],
+    lost_minutes_ago: Annotated[int, typer.Option(min=0, help="Minutes since the loss")] = 0,
+) -> None:
+    """Show the waves a case here would get and the devices each would reach."""
+    from datetime import UTC, datetime, timedelta
+
+    from alerts.db import session_scope
+    from geo.devices import service as devices
+    from geo.rulesets import service as rulesets
+
+    now = datetime.now(UTC)
+    with session_scope() as session:
+        result = rulesets.preview(
+            session,
+            devices.location_index(),
+            lat=lat,
+            lon=lon,
+            last_seen_at=now - timedelta(minutes=lost_minutes_ago),
+            approved_at=now,
+        )
+    typer.echo(f"rule set version {result.rule_version}")
+    for wave in result.waves:
+        radius = f"{wave.radius_km:g} km" if wave.radius_km is not None else "manual area"
+        typer.echo(
+            f"wave {wave.index}: {wave.starts_at:%Y-%m-%d %H:%M} UTC  {radius:>10}  "
+            f"+{wave.devices_new} devices"
+        )
+    typer.echo(f"total devices reached: {result.devices_total}")
 
 
 @audit_app.command("verify")

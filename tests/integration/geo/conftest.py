@@ -7,7 +7,7 @@ import redis
 
 
 @pytest.fixture
-def redis_client():
+def geo_redis():
     url = os.environ.get("REDIS_URL", "redis://127.0.0.1:6379/15")
     pool = redis.ConnectionPool.from_url(url)
     pool.connection_kwargs["db"] = 15

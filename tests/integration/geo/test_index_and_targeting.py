@@ -13,8 +13,8 @@ GZ = (23.13, 113.26)
 
 
 @pytest.fixture
-def idx(redis_client):
-    return index.LocationIndex(redis_client, prefix="t")
+def idx(geo_redis):
+    return index.LocationIndex(geo_redis, prefix="t")
 
 
 def _at(lat, lon):
@@ -68,7 +68,7 @@ def test_stale_location_is_not_targeted(idx):
     assert _targets(idx, Area.circle(*GZ, 10)) == {2}
 
 
-def test_purge_forgets_devices_silent_past_retention(idx, redis_client):
+def test_purge_forgets_devices_silent_past_retention(idx, geo_redis):
     idx.ingest(np.array([1]), _at(*GZ), NOW - timedelta(days=31))
     idx.ingest(np.array([2]), _at(*GZ), NOW)
     idx.purge(before=NOW - timedelta(days=30))
@@ -91,8 +91,8 @@ def test_compaction_keeps_one_record_per_device_and_concurrent_appends(idx):
     assert len(idx.live(shard, NOW)) == 49
 
 
-def test_ledger_claims_each_device_once_across_waves(redis_client):
-    ledger = targeting.AlertLedger(redis_client, case_id=42, message_id="m1")
+def test_ledger_claims_each_device_once_across_waves(geo_redis):
+    ledger = targeting.AlertLedger(geo_redis, case_id=42, message_id="m1")
     first = ledger.claim(np.array([1, 5, 2**24 + 3]))
     second = ledger.claim(np.array([5, 6, 2**24 + 3]))
     assert first.tolist() == [1, 5, 2**24 + 3]
@@ -107,11 +107,11 @@ def test_ledger_claims_each_device_once_across_waves(redis_client):
     ]
 
 
-def test_second_wave_skips_devices_alerted_by_the_first(idx, redis_client):
+def test_second_wave_skips_devices_alerted_by_the_first(idx, geo_redis):
     near = _point(*GZ, 0, 50_000)
     farther = _point(*GZ, 0, 150_000)
     idx.ingest(np.array([1, 2]), np.concatenate([_at(*near), _at(*farther)]), NOW)
-    ledger = targeting.AlertLedger(redis_client, case_id="c1", message_id="m1")
+    ledger = targeting.AlertLedger(geo_redis, case_id="c1", message_id="m1")
     wave0 = _targets(idx, Area.circle(*GZ, 100), exclude=ledger.snapshot())
     ledger.claim(np.array(sorted(wave0)))
     wave1 = _targets(idx, Area.circle(*GZ, 200), exclude=ledger.snapshot())

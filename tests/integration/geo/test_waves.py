@@ -1,0 +1,205 @@
+"""The wave engine on a real database and Redis: schedule, delta targeting, sightings, stop."""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime, timedelta
+
+import numpy as np
+import pytest
+from pyproj import Geod
+from sqlalchemy import select
+
+from alerts.cases import service as cases
+from alerts.cases.schemas import CaseCreate
+from alerts.config import get_settings
+from alerts.db import session_scope
+from alerts.dispatch import service as dispatch
+from alerts.dispatch.models import OutboxMessage
+from alerts.users.models import User
+from alerts.users.roles import Rank, Role
+from geo import cells
+from geo.devices import service as devices
+from geo.devices.service import Platform
+from geo.waves import service as waves
+from geo.waves.models import Wave
+from tests.factories import case_payload, make_agency, make_partner, make_user
+
+GEOD = Geod(ellps="WGS84")
+CENTER = (23.1291, 113.2644)
+
+
+def place(distance_km: float, azimuth: float = 45.0, origin=CENTER) -> tuple[float, float]:
+    lon, lat, _ = GEOD.fwd(origin[1], origin[0], azimuth, distance_km * 1000)
+    return lat, lon
+
+
+@pytest.fixture
+def world(database, redis_client):
+    redis_client.flushdb()
+    make_agency("PSB")
+    make_partner()
+    officer = make_user("officer1", Role.OFFICER, "PSB")
+    sup = make_user("sup1", Role.SUPERVISOR, "PSB", Rank.INSPECTOR)
+    return {"officer": officer, "sup": sup}
+
+
+def add_devices(points: dict[str, tuple[float, float]]) -> dict[str, int]:
+    ids = {}
+    with session_scope() as s:
+        for name, _ in points.items():
+            ids[name] = devices.upsert(
+                s,
+                1,
+                name,
+                platform=Platform.APNS,
+                address=f"token-{name}-xxxxxxxx",
+                locale="en",
+                opted_in=True,
+            ).id
+    index = devices.location_index()
+    lats = np.array([p[0] for p in points.values()])
+    lons = np.array([p[1] for p in points.values()])
+    index.ingest(np.array(list(ids.values())), cells.snap_many(lats, lons), datetime.now(UTC))
+    return ids
+
+
+def approved_case(world, minutes_ago: int = 30) -> str:
+    payload = case_payload()
+    payload["last_seen"]["at"] = (datetime.now(UTC) - timedelta(minutes=minutes_ago)).isoformat()
+    payload["last_seen"]["lat"], payload["last_seen"]["lon"] = CENTER
+    with session_scope() as s:
+        officer, sup = s.get(User, world["officer"]), s.get(User, world["sup"])
+        case = cases.create(s, CaseCreate.model_validate(payload), officer, get_settings())
+        cases.submit(s, case.id, officer)
+        cases.approve(s, case.id, sup)
+        outbox_id = s.scalar(select(OutboxMessage.id).order_by(OutboxMessage.id.desc()))
+        dispatch.run_dispatch(s, outbox_id, case.id, "approved")
+        return case.id
+
+
+def run_wave(wave_id: int) -> set[int]:
+    """Start a wave and target every shard, as the start_wave/target_shard tasks do."""
+    with session_scope() as s:
+        start = waves.begin_wave(s, wave_id)
+    if start is None:
+        return set()
+    found: set[int] = set()
+    for shard in start.shards:
+        with session_scope() as s:
+            found |= set(waves.target_shard(s, wave_id, shard.cell, shard.interior).tolist())
+    with session_scope() as s:
+        waves.finish_wave(s, wave_id)
+    return found
+
+
+def case_waves(case_id: str) -> list[Wave]:
+    with session_scope() as s:
+        return waves.waves_of(s, case_id)
+
+
+def test_approval_plans_the_default_schedule_and_queues_wave_zero(world):
+    case_id = approved_case(world, minutes_ago=30)
+    rows = case_waves(case_id)
+    assert [w.radius_km for w in rows] == [100, 200, 300, 500]
+    assert [w.status for w in rows] == ["queued", "scheduled", "scheduled", "scheduled"]
+    gaps = [(rows[i + 1].starts_at - rows[i].starts_at) for i in range(1, 3)]
+    assert gaps == [timedelta(hours=1), timedelta(hours=1)]
+    with session_scope() as s:
+        tasks = [r.task for r in s.scalars(select(OutboxMessage))]
+    assert tasks.count(waves.START_WAVE) == 1
+
+
+def test_each_wave_targets_only_devices_not_reached_before(world):
+    ids = add_devices({"near": place(50), "mid": place(150), "far": place(250), "out": place(600)})
+    case_id = approved_case(world)
+    w0, w1, w2, w3 = case_waves(case_id)
+    assert run_wave(w0.id) == {ids["near"]}
+    assert run_wave(w1.id) == {ids["mid"]}
+    assert run_wave(w2.id) == {ids["far"]}
+    assert run_wave(w3.id) == set()
+    assert set(waves.alerted(case_id).tolist()) == {ids["near"], ids["mid"], ids["far"]}
+    assert waves.wave_stats([w0.id, w1.id])[w0.id] == 1
+
+
+def test_redelivered_shard_task_gets_the_same_devices_back(world):
+    ids = add_devices({"a": place(10), "b": place(20, azimuth=200)})
+    case_id = approved_case(world)
+    w0 = case_waves(case_id)[0]
+    with session_scope() as s:
+        start = waves.begin_wave(s, w0.id)
+    assert start is not None
+    first, again = set(), set()
+    for shard in start.shards:
+        with session_scope() as s:
+            first |= set(waves.target_shard(s, w0.id, shard.cell, shard.interior).tolist())
+        with session_scope() as s:
+            again |= set(waves.target_shard(s, w0.id, shard.cell, shard.interior).tolist())
+    assert first == again == {ids["a"], ids["b"]}
+
+
+def test_due_waves_are_queued_by_the_tick_and_future_ones_wait(world):
+    case_id = approved_case(world, minutes_ago=30)
+    later = datetime.now(UTC) + timedelta(minutes=45)
+    with session_scope() as s:
+        assert waves.queue_due(s, later) == 1  # wave 1 (200 km) is due 1 h after the loss
+    assert [w.status for w in case_waves(case_id)][:3] == ["queued", "queued", "scheduled"]
+
+
+def test_sighting_restarts_the_schedule_from_the_new_place_excluding_alerted(world):
+    new_center = place(400, azimuth=270)
+    ids = add_devices(
+        {"home": place(5), "by_sighting": place(5, origin=new_center), "far": place(900)}
+    )
+    case_id = approved_case(world)
+    w0 = case_waves(case_id)[0]
+    assert run_wave(w0.id) == {ids["home"]}
+    with session_scope() as s:
+        waves.add_sighting(
+            s,
+            case_id,
+            at=datetime.now(UTC) - timedelta(minutes=5),
+            lat=new_center[0],
+            lon=new_center[1],
+            address="train station",
+            note=None,
+            user_id=world["officer"],
+        )
+    rows = case_waves(case_id)
+    old = [w for w in rows if w.epoch == 0]
+    new = [w for w in rows if w.epoch == 1]
+    assert all(w.status in ("started", "cancelled") for w in old)
+    assert new[0].status == "queued" and new[0].center_lat == pytest.approx(new_center[0])
+    # The 100 km wave from the sighting reaches the nearby device but not the one already alerted
+    # (which lies 400 km away anyway) nor the far one.
+    assert run_wave(new[0].id) == {ids["by_sighting"]}
+
+
+def test_resolving_a_case_stops_its_waves_at_once(world):
+    add_devices({"near": place(50), "mid": place(150)})
+    case_id = approved_case(world)
+    w0, w1, *_ = case_waves(case_id)
+    with session_scope() as s:
+        cases.resolve(s, case_id, s.get(User, world["officer"]), "found safe")
+    # Even before the closing dispatch runs, nothing more is targeted.
+    assert run_wave(w1.id) == set()
+    with session_scope() as s:
+        outbox_id = s.scalar(select(OutboxMessage.id).order_by(OutboxMessage.id.desc()))
+        dispatch.run_dispatch(s, outbox_id, case_id, "resolved")
+        assert waves.queue_due(s, datetime.now(UTC) + timedelta(days=1)) == 0
+    assert {w.status for w in case_waves(case_id)} == {"cancelled"}
+
+
+def test_supervisor_cap_replans_remaining_waves(world):
+    case_id = approved_case(world)
+    with session_scope() as s:
+        waves.set_override(
+            s,
+            case_id,
+            start_radius_km=None,
+            cap_km=250,
+            vertices=None,
+            reason="border region",
+            user_id=world["sup"],
+        )
+    live = [w for w in case_waves(case_id) if w.status != "cancelled"]
+    assert [w.radius_km for w in live] == [100, 200, 250]
