@@ -8,6 +8,7 @@ fork (keyed by pid), never inherited from the parent.
 from __future__ import annotations
 
 import asyncio
+import logging
 import os
 import time
 from collections import OrderedDict
@@ -21,6 +22,11 @@ from channels.settings import ChannelSettings
 from channels.sms_http import SmsHttpChannel
 from channels.sms_smpp import SmppChannel
 from channels.webhook import WebhookChannel
+
+# httpx logs every request line at INFO, and an APNs path carries the device token: a secret.
+# It is also a log line per push, which costs more than the push at thousands per second.
+logging.getLogger("httpx").setLevel(logging.WARNING)
+logging.getLogger("httpcore").setLevel(logging.WARNING)
 
 
 class NotConfigured(RuntimeError):

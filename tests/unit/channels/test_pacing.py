@@ -1,0 +1,47 @@
+"""Token bucket, concurrency budget, breaker (real Redis) and the backoff rule."""
+
+from __future__ import annotations
+
+import time
+
+from channels import pacing
+from channels.fanout import backoff
+from channels.settings import ChannelSettings
+
+
+def test_bucket_grants_burst_then_paces_at_rate(redis_client):
+    bucket = pacing.TokenBucket(redis_client, f"t{time.time()}", rate=100, burst=10)
+    granted, wait = bucket.try_take(25)
+    assert granted == 10 and 0 < wait <= 0.16
+    time.sleep(0.1)
+    granted, _ = bucket.try_take(25)
+    assert 8 <= granted <= 12, "about rate x elapsed tokens come back"
+
+
+def test_budget_refuses_past_its_limit_and_frees_on_release(redis_client):
+    budget = pacing.Budget(redis_client, f"b{time.time()}", limit=1, lease_s=5)
+    holder = budget.acquire()
+    assert holder and budget.acquire() is None
+    budget.release(holder)
+    assert budget.acquire() is not None
+
+
+def test_breaker_opens_after_threshold_then_lets_one_probe_through(redis_client):
+    breaker = pacing.Breaker(redis_client, f"c{time.time()}", threshold=2, open_s=0.2)
+    breaker.record(False)
+    assert breaker.allow().allowed
+    assert breaker.record(False) is pacing.BreakerState.OPEN
+    assert not breaker.allow().allowed
+    time.sleep(0.25)
+    probe = breaker.allow()
+    assert probe.allowed and probe.state is pacing.BreakerState.HALF_OPEN
+    assert not breaker.allow().allowed, "one probe at a time"
+    assert breaker.record(True) is pacing.BreakerState.CLOSED
+
+
+def test_backoff_grows_with_jitter_and_honours_retry_after():
+    s = ChannelSettings(retry_base_s=1, retry_max_delay_s=60)
+    assert all(0.5 <= backoff(s, 0, None) <= 1 for _ in range(50))
+    assert all(4 <= backoff(s, 3, None) <= 8 for _ in range(50))
+    assert backoff(s, 0, 30) == 30
+    assert backoff(s, 10, None) <= 60 and backoff(s, 0, 600) == 60
