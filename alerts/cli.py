@@ -23,6 +23,8 @@ app.add_typer(db_app, name="db")
 app.add_typer(users_app, name="users")
 app.add_typer(agencies_app, name="agencies")
 rules_app = typer.Typer(help="Radius rules.", no_args_is_help=True)
+partners_app = typer.Typer(help="Partner accounts and API keys.", no_args_is_help=True)
+app.add_typer(partners_app, name="partners")
 app.add_typer(audit_app, name="audit")
 app.add_typer(rules_app, name="rules")
 
@@ -275,6 +277,41 @@ def rules_preview(
             f"+{wave.devices_new} devices"
         )
     typer.echo(f"total devices reached: {result.devices_total}")
+
+
+@partners_app.command("create")
+def partners_create(
+    name: str,
+    kind: Annotated[str, typer.Option(help="app, carrier or media")] = "app",
+    scope: Annotated[
+        list[str] | None, typer.Option(help="devices:write, feeds:read, webhooks:manage")
+    ] = None,
+    webhook_url: Annotated[str | None, typer.Option(help="Endpoint for signed events")] = None,
+    webhook_secret: Annotated[
+        str | None, typer.Option(help="Standard Webhooks secret (whsec_...)")
+    ] = None,
+) -> None:
+    """Create a partner and print its API key (shown once, stored hashed)."""
+    from alerts.db import session_scope
+    from alerts.partners import service as partners
+    from channels import service as channels
+
+    scopes = [partners.Scope(s) for s in (scope or ["devices:write", "feeds:read"])]
+    with session_scope() as session:
+        try:
+            partner = partners.create_partner(
+                session, name, partners.PartnerKind(kind), actor="cli"
+            )
+        except (partners.PartnerError, ValueError) as exc:
+            typer.echo(f"error: {exc}", err=True)
+            raise typer.Exit(2) from None
+        key = partners.issue_key(session, partner, scopes, actor="cli")
+        if webhook_url:
+            if not webhook_secret:
+                typer.echo("error: --webhook-secret is required with --webhook-url", err=True)
+                raise typer.Exit(2)
+            channels.add_endpoint(session, partner.id, webhook_url, webhook_secret)
+    typer.echo(f"partner {partner.id} {name}; API key (store it now, it is not shown again): {key}")
 
 
 @audit_app.command("verify")

@@ -46,6 +46,9 @@ class Settings(BaseSettings):
     last_seen_max_age_days: int = Field(default=30, ge=1, le=3650)
     alert_lifetime_hours: int = Field(default=72, ge=1, le=24 * 30)
     relay_interval_seconds: float = Field(default=2.0, gt=0, le=60)
+    # An outbox task published this long ago and not completed is published again.
+    outbox_redeliver_seconds: float = Field(default=300.0, ge=1)
+    outbox_max_attempts: int = Field(default=20, ge=1)
     channels: ChannelSettings = ChannelSettings()
 
     # Geofencing: device locations older than this are not targeted; silent devices are purged.
@@ -56,6 +59,22 @@ class Settings(BaseSettings):
     bulk_max_rows: int = Field(default=50_000, ge=10_000, le=1_000_000)
     bulk_max_bytes: int = Field(default=32 * 1024 * 1024, ge=1024 * 1024)
 
+    # Console (alerts/console): sessions, login throttling, photo intake and the map.
+    session_idle_minutes: int = Field(default=30, ge=1, le=24 * 60)
+    session_max_hours: int = Field(default=12, ge=1, le=72)
+    # None: Secure cookies unless mode is development or test (plain-HTTP local runs).
+    cookie_secure: bool | None = None
+    login_max_failures: int = Field(default=5, ge=1, le=100)
+    login_ip_max_failures: int = Field(default=20, ge=1, le=10_000)
+    login_failure_window_seconds: int = Field(default=900, ge=60)
+    login_lockout_seconds: int = Field(default=60, ge=1)
+    login_lockout_max_seconds: int = Field(default=3600, ge=1)
+    photo_max_bytes: int = Field(default=10 * 1024 * 1024, ge=1024)
+    photo_max_pixels: int = Field(default=40_000_000, ge=10_000)
+    # e.g. https://tiles.example/{z}/{x}/{y}.png; unset: the map draws rings on a graticule.
+    map_tile_url: str | None = None
+    console_timezone: str = "Asia/Shanghai"
+
     @model_validator(mode="after")
     def _refuse_placeholder_secrets(self) -> Settings:
         if self.mode is Mode.PRODUCTION:
@@ -65,7 +84,16 @@ class Settings(BaseSettings):
                 raise ValueError("REUNITE_SECRET_KEY must be at least 32 characters")
             if self.database_url is None or self.redis_url is None:
                 raise ValueError("production mode needs DATABASE_URL and REDIS_URL")
+            if self.cookie_secure is False:
+                raise ValueError("REUNITE_COOKIE_SECURE=false is for development only")
         return self
+
+    @property
+    def secure_cookies(self) -> bool:
+        """Whether console cookies carry Secure (off only in development and test)."""
+        if self.cookie_secure is not None:
+            return self.cookie_secure
+        return self.mode is Mode.PRODUCTION
 
     @property
     def embedded_redis(self) -> bool:

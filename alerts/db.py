@@ -77,6 +77,10 @@ def get_engine() -> Engine:
 @lru_cache
 def get_sessionmaker() -> sessionmaker[Session]:
     """Session factory bound to the process-wide engine."""
+    # Every table must be known before the first flush, whichever domain this process runs
+    # (a worker that imported only geo tasks would not know the users table otherwise).
+    import alerts.models  # noqa: F401
+
     return sessionmaker(get_engine(), expire_on_commit=False)
 
 

@@ -19,6 +19,9 @@ class OutboxMessage(Base):
     args: Mapped[list[Any]] = mapped_column(JSON)
     created_at: Mapped[datetime] = mapped_column(default=utcnow, index=True)
     published_at: Mapped[datetime | None] = mapped_column(index=True)
+    # Set by the task when its work is done; a row published long ago and never completed is
+    # published again, so a task lost to a crash or an unexpected error is retried, not dropped.
+    completed_at: Mapped[datetime | None]
     attempts: Mapped[int] = mapped_column(default=0)
     last_error: Mapped[str | None] = mapped_column(Text)
 

@@ -5,14 +5,16 @@ from __future__ import annotations
 import logging
 from collections.abc import Callable
 from dataclasses import dataclass
+from datetime import timedelta
 from typing import Any
 
 import kombu.exceptions
 import redis
-from sqlalchemy import select
+from sqlalchemy import and_, or_, select
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
+from alerts.config import get_settings
 from alerts.db import session_scope, utcnow
 from alerts.dispatch.models import DispatchRun, OutboxMessage
 
@@ -62,13 +64,25 @@ class RelayResult:
 
 
 def relay_pending(send: Callable[..., Any], limit: int = 200) -> RelayResult:
-    """Publish unpublished outbox rows in order; stop at the first broker failure."""
+    """Publish unpublished outbox rows in order, and again those published long ago but never
+    completed; stop at the first broker failure."""
+    settings = get_settings()
     published = 0
     error = None
+    stale = utcnow() - timedelta(seconds=settings.outbox_redeliver_seconds)
     with session_scope() as session:
         rows = session.scalars(
             select(OutboxMessage)
-            .where(OutboxMessage.published_at.is_(None))
+            .where(
+                or_(
+                    OutboxMessage.published_at.is_(None),
+                    and_(
+                        OutboxMessage.completed_at.is_(None),
+                        OutboxMessage.published_at < stale,
+                        OutboxMessage.attempts < settings.outbox_max_attempts,
+                    ),
+                )
+            )
             .order_by(OutboxMessage.id)
             .limit(limit)
             .with_for_update(skip_locked=True)
@@ -90,8 +104,16 @@ def relay_pending(send: Callable[..., Any], limit: int = 200) -> RelayResult:
     return RelayResult(published=published, pending=pending, error=error)
 
 
+def complete(session: Session, outbox_id: int) -> None:
+    """Mark an outbox row's work done so the relay never publishes it again."""
+    row = session.get(OutboxMessage, outbox_id)
+    if row is not None and row.completed_at is None:
+        row.completed_at = utcnow()
+
+
 def run_dispatch(session: Session, outbox_id: int, case_id: str, kind: str) -> bool:
     """Run the handlers for one outbox row once; False when it already ran (redelivery)."""
+    complete(session, outbox_id)
     if session.get(DispatchRun, outbox_id) is not None:
         return False
     session.add(DispatchRun(outbox_id=outbox_id, case_id=case_id, kind=kind))

@@ -8,6 +8,7 @@ from sqlalchemy.exc import OperationalError as DatabaseError
 from alerts.celery_app import celery_app
 from alerts.db import session_scope, utcnow
 from alerts.dispatch import relay
+from alerts.dispatch import service as dispatch
 from geo.waves import service
 
 RETRY = {
@@ -21,10 +22,12 @@ RETRY = {
 
 
 @celery_app.task(name=service.START_WAVE, **RETRY)
-def start_wave(_outbox_id: int, wave_id: int) -> int:
+def start_wave(outbox_id: int, wave_id: int) -> int:
     """Create the wave's message and queue one targeting task per shard."""
     with session_scope() as session:
         start = service.begin_wave(session, wave_id)
+        if start is None:
+            dispatch.complete(session, outbox_id)
     if start is None:
         return 0
     # Queued after the commit; a redelivery re-queues them all and the claims make that harmless.
@@ -39,6 +42,7 @@ def start_wave(_outbox_id: int, wave_id: int) -> int:
     channels.fan_out_partners(start.message_id)
     with session_scope() as session:
         service.finish_wave(session, wave_id)
+        dispatch.complete(session, outbox_id)
     return len(start.shards)
 
 
@@ -56,7 +60,7 @@ def target_shard(wave_id: int, cell: int, interior: bool) -> int:
 
 
 @celery_app.task(name=service.NOTIFY_ALERTED, **RETRY)
-def notify_alerted(_outbox_id: int, case_id: str, message_id: str) -> int:
+def notify_alerted(outbox_id: int, case_id: str, message_id: str) -> int:
     """Send an update or closing notice to every device alerted for the case, and partners."""
     from channels import service as channels
 
@@ -64,6 +68,8 @@ def notify_alerted(_outbox_id: int, case_id: str, message_id: str) -> int:
     for start in range(0, len(ids), 10_000):
         channels.fan_out_devices(message_id, ids[start : start + 10_000].tolist())
     channels.fan_out_partners(message_id)
+    with session_scope() as session:
+        dispatch.complete(session, outbox_id)
     return len(ids)
 
 

@@ -1,0 +1,179 @@
+"""The whole flow through `reunite serve`: approval -> waves -> shards -> APNs and webhooks.
+
+Real processes (API, worker, beat), the embedded Redis, SQLite, a local APNs HTTP/2 server and
+a webhook receiver. Devices near the last-seen place get the alert once; a sighting moves the
+centre and reaches new devices without re-alerting; resolving sends the closing notice.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import json
+from collections import Counter
+
+import httpx
+import pytest
+from pyproj import Geod
+
+from channels.sinks import apns as apns_sink
+from channels.sinks import keys
+from channels.sinks import webhook as webhook_sink
+from channels.sinks._runtime import temp_tls
+from tests.e2e.test_serve import _ready, cli, login, new_submitted_case
+from tests.factories import PASSWORD
+from tests.workers import free_port, reunite_env, reunite_process, wait_for
+
+pytestmark = pytest.mark.slow
+GEOD = Geod(ellps="WGS84")
+CENTER = (23.1291, 113.2644)
+TOPIC = "org.reunite.app"
+
+
+def place(km: float, azimuth: float, origin=CENTER) -> tuple[float, float]:
+    lon, lat, _ = GEOD.fwd(origin[1], origin[0], azimuth, km * 1000)
+    return lat, lon
+
+
+def kinds_by_token(sink: apns_sink.ApnsSink) -> Counter:
+    return Counter((p.token, p.payload["reunite"]["kind"]) for p in sink.accepted)
+
+
+def test_alert_reaches_devices_in_the_area_once_then_follows_a_sighting_and_closes(tmp_path):
+    key = keys.make_apns_key()
+    secret = keys.make_webhook_secret()
+    sink = apns_sink.ApnsSink(
+        topic=TOPIC, team_id=key.team_id, key_id=key.key_id, public_key=key.public_key
+    )
+    receiver = webhook_sink.WebhookReceiver(secret=secret)
+    with contextlib.ExitStack() as stack:
+        tls = stack.enter_context(temp_tls())
+        apns_url = stack.enter_context(apns_sink.running(sink, tls=tls))
+        hook_url = stack.enter_context(webhook_sink.running(receiver)).url
+        channels = {
+            "apns": {
+                "base_url": apns_url.url,
+                "topic": TOPIC,
+                "team_id": key.team_id,
+                "key_id": key.key_id,
+                "auth_key": key.private_pem,
+                "transport": {"ca_bundle": str(apns_url.ca_bundle)},
+            },
+        }
+        data = tmp_path / "d"
+        env = reunite_env(
+            DATABASE_URL=None,
+            REDIS_URL=None,
+            REUNITE_DATA_DIR=str(data),
+            REUNITE_MODE="development",
+            REUNITE_RELAY_INTERVAL_SECONDS="1",
+            REUNITE_WAVE_TICK_SECONDS="1",
+            REUNITE_CHANNELS=json.dumps(channels),
+        )
+        port = free_port()
+        stack.enter_context(
+            reunite_process(["serve", "--port", str(port)], env, tmp_path, tmp_path / "serve.log")
+        )
+        http = httpx.Client(base_url=f"http://127.0.0.1:{port}", timeout=30)
+        wait_for(lambda: _ready(http), timeout=60)
+        for name, role, rank in [
+            ("officer1", "officer", "constable"),
+            ("sup1", "supervisor", "inspector"),
+        ]:
+            cli(
+                [
+                    "users",
+                    "create",
+                    name,
+                    "--role",
+                    role,
+                    "--rank",
+                    rank,
+                    "--agency",
+                    "GZ",
+                    "--password",
+                    PASSWORD,
+                ],
+                env,
+                tmp_path,
+            )
+        out = cli(
+            [
+                "partners",
+                "create",
+                "MapsApp",
+                "--kind",
+                "app",
+                "--scope",
+                "devices:write",
+                "--webhook-url",
+                f"{hook_url}/hooks/maps",
+                "--webhook-secret",
+                secret,
+            ],
+            env,
+            tmp_path,
+        )
+        partner = {"Authorization": f"Bearer {out.split()[-1]}"}
+
+        new_center = place(350, 270)
+        points = {f"near-{i:03d}": place(2 + i, 10 * i) for i in range(40)}
+        points |= {f"west-{i:03d}": place(3 + i, 7 * i, origin=new_center) for i in range(10)}
+        points["far-000"] = place(900, 0)
+        rows = [
+            {
+                "id": name,
+                "lat": lat,
+                "lon": lon,
+                "platform": "apns",
+                "address": f"tok-{name}-0123456789",
+            }
+            for name, (lat, lon) in points.items()
+        ]
+        res = http.post("/api/v1/partner/devices/bulk", json=rows, headers=partner)
+        assert res.status_code == 200 and res.json()["applied"] == len(rows), res.text
+
+        officer, sup = login(http, "officer1"), login(http, "sup1")
+        case_id = new_submitted_case(http, officer)
+        assert http.post(f"/api/v1/cases/{case_id}/approve", headers=sup).status_code == 200
+
+        near = {f"tok-{n}-0123456789" for n in points if n.startswith("near")}
+        west = {f"tok-{n}-0123456789" for n in points if n.startswith("west")}
+        wait_for(lambda: {t for t, k in kinds_by_token(sink) if k == "alert"} >= near, 60)
+        wait_for(lambda: any(e.event["data"]["kind"] == "alert" for e in receiver.events), 30)
+        alerted = {t for t, k in kinds_by_token(sink) if k == "alert"}
+        assert alerted == near, "wave 0 (100 km) reaches exactly the near devices"
+
+        res = http.post(
+            f"/api/v1/cases/{case_id}/sightings",
+            json={
+                "at": _now_iso(),
+                "lat": new_center[0],
+                "lon": new_center[1],
+                "address": "West bus station",
+            },
+            headers=officer,
+        )
+        assert res.status_code == 201, res.text
+        wait_for(lambda: {t for t, k in kinds_by_token(sink) if k == "alert"} >= near | west, 60)
+        wait_for(lambda: {t for t, k in kinds_by_token(sink) if k == "update"} >= near, 60)
+
+        assert http.post(f"/api/v1/cases/{case_id}/resolve", headers=officer).status_code == 200
+        wait_for(lambda: {t for t, k in kinds_by_token(sink) if k == "resolved"} >= near | west, 60)
+        wait_for(lambda: any(e.event["data"]["kind"] == "resolved" for e in receiver.events), 30)
+
+        counts = kinds_by_token(sink)
+        duplicates = {key: n for key, n in counts.items() if n > 1}
+        assert duplicates == {}, f"devices alerted twice: {duplicates}"
+        assert not any(t.startswith("tok-far") for t, _ in counts), "a device 900 km away"
+        ledger = http.get(f"/api/v1/cases/{case_id}/deliveries", headers=sup)
+        assert ledger.status_code == 200, ledger.text
+        print(
+            f"targeted={len(near | west)} delivered={len({t for t, _ in counts})} "
+            f"duplicated={len(duplicates)} lost=0"
+        )
+
+
+def _now_iso() -> str:
+    from datetime import UTC, datetime, timedelta
+
+    return (datetime.now(UTC) - timedelta(minutes=1)).isoformat()
