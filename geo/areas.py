@@ -76,7 +76,7 @@ def geodesic_distance_m(lat1, lon1, lat2, lon2) -> np.ndarray:
 
 def _split_antimeridian(poly: Polygon) -> BaseGeometry:
     """Cut a polygon drawn in unwrapped longitudes into parts inside [-180, 180]."""
-    parts = []
+    parts: list[Polygon] = []
     for shift in (-360.0, 0.0, 360.0):
         piece = poly.intersection(box(-180.0 - shift, -90.0, 180.0 - shift, 90.0))
         if piece.is_empty:
@@ -276,7 +276,7 @@ class Area:
         """CAP ``circle`` text: "lat,lon radius_km"."""
         if self.kind is not AreaKind.CIRCLE:
             raise AreaError("kind", "a polygon area has no CAP circle; use cap_polygon()")
-        return f"{_fmt(self.center_lat)},{_fmt(self.center_lon)} {_fmt(self.radius_km)}"
+        return f"{_fmt(self.center_lat)},{_fmt(self.center_lon)} {_fmt(self.radius_m / 1000.0)}"
 
     def cap_polygons(self) -> list[str]:
         """CAP ``polygon`` texts, one per part of ``polygon`` (two across the antimeridian)."""

@@ -134,7 +134,7 @@ def device_res(shard: int) -> int:
 def snap(lat: float, lon: float) -> int:
     """The cell (as int) a device at (lat, lon) is stored as; the coordinate is then dropped."""
     cell = h3.str_to_int(h3.latlng_to_cell(lat, lon, DEVICE_RES))
-    shard = int(parent(np.uint64(cell)))
+    shard = int(parent(np.array([cell], dtype=np.uint64))[0])
     if device_res(shard) == DEVICE_RES:
         return cell
     return h3.str_to_int(h3.latlng_to_cell(lat, lon, FINE_RES))

