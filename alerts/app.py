@@ -9,6 +9,7 @@ from fastapi.responses import JSONResponse
 from alerts.cases import api as cases_api
 from alerts.cases import service as cases
 from alerts.cases.lifecycle import IllegalTransition, ReasonRequired
+from alerts.console import router as console_router
 from alerts.users import api as users_api
 from alerts.users.roles import ApprovalRefused
 from alerts.users.service import UserError
@@ -49,6 +50,7 @@ def create_app() -> FastAPI:
     app.include_router(devices_api.router)
     app.include_router(rules_api.router)
     app.include_router(waves_api.router)
+    app.include_router(console_router)
 
     @app.exception_handler(RequestValidationError)
     async def _validation(_req: Request, exc: RequestValidationError) -> JSONResponse:

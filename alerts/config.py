@@ -75,6 +75,33 @@ class Settings(BaseSettings):
     map_tile_url: str | None = None
     console_timezone: str = "Asia/Shanghai"
 
+    # Operations (ops/): metrics files shared by API and workers, logs, readiness.
+    # None: REUNITE_DATA_DIR/metrics. The CLI exports it as PROMETHEUS_MULTIPROC_DIR.
+    metrics_dir: Path | None = None
+    # None: JSON lines in production mode, readable lines otherwise.
+    log_json: bool | None = None
+    log_level: str = Field(default="INFO", pattern=r"^(DEBUG|INFO|WARNING|ERROR|CRITICAL)$")
+    # /readyz answers 503 when no worker beat within the heartbeat TTL.
+    ready_requires_workers: bool = True
+    # Celery task events for Flower (`celery -A alerts.celery_app flower`); off saves Redis work.
+    worker_events: bool = False
+
+    # Partner feeds, stream and privacy (alerts/feeds, alerts/partners, alerts/privacy).
+    public_base_url: str = "http://127.0.0.1:8000"
+    cap_sender: str = "alerts@reunite.example"
+    # A closed case leaves the Atom/JSON feeds this long after closure.
+    feed_removal_hours: float = Field(default=24, ge=0, le=24 * 30)
+    # The AllClear Update's near expiry.
+    allclear_expires_minutes: int = Field(default=60, ge=1, le=24 * 60)
+    feed_page_size: int = Field(default=50, ge=1, le=500)
+    photo_url_ttl_seconds: int = Field(default=3600, ge=60, le=7 * 24 * 3600)
+    # Live-stream events older than this are trimmed; a reconnect within it misses nothing.
+    stream_retention_hours: float = Field(default=24, gt=0, le=24 * 14)
+    # Whether devices that got the alert also get the resolved/cancelled push.
+    closing_push_to_devices: bool = True
+    # The child's personal data is erased this long after the case closed.
+    erasure_retention_days: float = Field(default=7, ge=0, le=3650)
+
     @model_validator(mode="after")
     def _refuse_placeholder_secrets(self) -> Settings:
         if self.mode is Mode.PRODUCTION:
@@ -94,6 +121,16 @@ class Settings(BaseSettings):
         if self.cookie_secure is not None:
             return self.cookie_secure
         return self.mode is Mode.PRODUCTION
+
+    @property
+    def resolved_metrics_dir(self) -> Path:
+        """Where every process writes its prometheus-client multiprocess files."""
+        return (self.metrics_dir or self.data_dir / "metrics").resolve()
+
+    @property
+    def json_logs(self) -> bool:
+        """Whether logs are JSON lines (production default) or readable text."""
+        return self.log_json if self.log_json is not None else self.mode is Mode.PRODUCTION
 
     @property
     def embedded_redis(self) -> bool:

@@ -2,8 +2,10 @@
 
 from alerts.audit import models as audit_models  # noqa: F401
 from alerts.cases import models as case_models  # noqa: F401
+from alerts.console import models as console_models  # noqa: F401
 from alerts.db import Base
 from alerts.dispatch import models as dispatch_models  # noqa: F401
+from alerts.feeds import models as feed_models  # noqa: F401
 from alerts.partners import models as partner_models  # noqa: F401
 from alerts.users import models as user_models  # noqa: F401
 from channels import models as channel_models  # noqa: F401

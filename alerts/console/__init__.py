@@ -1,0 +1,14 @@
+"""The police and operator console: server-rendered pages under /console.
+
+Included by alerts.app with one line; every route uses ConsoleRoute, which adds the security
+headers and the session cookie and renders errors as pages.
+"""
+
+from fastapi import APIRouter
+
+from alerts.console.pages import approvals, auth, cases, dashboard, operator, static
+from alerts.console.web import ConsoleRoute
+
+router = APIRouter(prefix="/console", route_class=ConsoleRoute, include_in_schema=False)
+for _page in (static, auth, dashboard, cases, approvals, operator):
+    router.include_router(_page.router)

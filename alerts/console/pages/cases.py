@@ -1,0 +1,315 @@
+"""New case, the case page (edit draft, submit, sighting, resolve, cancel), delivery panel
+and photo thumbnails."""
+
+from __future__ import annotations
+
+import re
+from datetime import UTC, datetime
+
+from fastapi import APIRouter, BackgroundTasks, HTTPException, Request
+from pydantic import ValidationError
+from sqlalchemy import select
+from starlette.responses import FileResponse, RedirectResponse, Response
+
+from alerts.cases import service as cases
+from alerts.cases.lifecycle import CaseState
+from alerts.cases.schemas import CaseCreate, CaseUpdate, Photo
+from alerts.console import forms, photos, views
+from alerts.console.models import ConsolePhoto
+from alerts.console.web import Console, ConsoleRoute, CsrfChecked, Police
+from alerts.dispatch import relay
+from geo.waves import service as waves
+from geo.waves.schemas import SightingCreate
+
+router = APIRouter(route_class=ConsoleRoute)
+REF = re.compile(r"^[A-Za-z0-9_\-]{8,64}$")
+# Multipart overhead allowed on top of the photo cap before the body is even parsed.
+FORM_SLACK = 256 * 1024
+
+
+def _see_other(url: str) -> Response:
+    return RedirectResponse(url, status_code=303)
+
+
+def _too_large(request: Request, ctx: Console) -> bool:
+    declared = request.headers.get("content-length", "")
+    return declared.isdigit() and int(declared) > ctx.settings.photo_max_bytes + FORM_SLACK
+
+
+async def _photo_from(form, ctx: Console, errors: forms.FieldErrors) -> Photo | None:
+    upload = form.get("photo")
+    if upload is None or isinstance(upload, str) or not upload.filename:
+        return None
+    limit = ctx.settings.photo_max_bytes
+    data = await upload.read(limit + 1)
+    try:
+        if len(data) > limit:
+            raise photos.PhotoRejected("size", "too large")
+        assert ctx.user is not None
+        stored = photos.store(ctx.db, data, ctx.user, ctx.settings)
+    except photos.PhotoRejected as exc:
+        key = (
+            "v.photo_size"
+            if exc.code == "size"
+            else ("v.photo_bomb" if exc.code == "bomb" else "v.photo_type")
+        )
+        errors["photo"] = (key, {"mb": limit // (1024 * 1024)})
+        return None
+    return Photo(ref=stored.ref, content_type=stored.content_type)
+
+
+def _form_page(ctx: Console, status: int, **context) -> Response:
+    return ctx.render(
+        "case_form.html",
+        status=status,
+        photo_max_bytes=ctx.settings.photo_max_bytes,
+        now_local=datetime.now(UTC).astimezone(views.ZoneInfo(ctx.settings.console_timezone)),
+        **context,
+    )
+
+
+@router.get("/cases/new")
+def new_case_page(ctx: Police) -> Response:
+    """The new-case form."""
+    return _form_page(ctx, 200, values={"languages": ["zh-CN", "en"]}, errors={}, case=None)
+
+
+@router.post("/cases", dependencies=[CsrfChecked])
+async def create_case(request: Request, ctx: Police) -> Response:
+    """Validate, store the photo, create the draft, and submit it when asked."""
+    if _too_large(request, ctx):
+        errors = {"photo": ("v.photo_size", {"mb": ctx.settings.photo_max_bytes // 2**20})}
+        return _form_page(ctx, 413, values={}, errors=errors, case=None)
+    form = await request.form(max_files=2, max_fields=80)
+    payload, errors = forms.case_payload(form, ctx.settings.console_timezone)
+    values = {k: v for k, v in form.items() if isinstance(v, str) and k != "csrf_token"}
+    values["languages"] = payload["alert_languages"]
+    data = None
+    try:
+        data = CaseCreate.model_validate(payload)
+    except ValidationError as exc:
+        errors = {**forms.validation_errors(exc), **errors}
+    if errors:
+        return _form_page(ctx, 422, values=values, errors=errors, case=None)
+    photo = await _photo_from(form, ctx, errors)
+    if errors:
+        return _form_page(
+            ctx,
+            413 if "size" in errors["photo"][0] else 422,
+            values=values,
+            errors=errors,
+            case=None,
+        )
+    assert data is not None and ctx.user is not None
+    if photo is not None:
+        data.photos = [photo]
+    try:
+        case = cases.create(ctx.db, data, ctx.user, ctx.settings)
+    except cases.InvalidCase as exc:
+        field = forms.LOCATIONS.get(tuple(exc.field.split(".")), exc.field)
+        errors[field] = ("v.generic", {"msg": str(exc).split(": ", 1)[-1]})
+        return _form_page(ctx, 422, values=values, errors=errors, case=None)
+    if form.get("action") == "submit":
+        cases.submit(ctx.db, case.id, ctx.user)
+    return _see_other(f"/console/cases/{case.id}")
+
+
+def _values_of(case, ctx: Console) -> dict:
+    read = cases.to_read(case)
+    child = read.child.model_dump() if read.child else {}
+    ls = read.last_seen
+    tz = views.ZoneInfo(ctx.settings.console_timezone)
+    values = {
+        "child_name": child.get("name", ""),
+        "sex": child.get("sex", ""),
+        "age_years": child.get("age_years") or "",
+        "date_of_birth": child.get("date_of_birth") or "",
+        "height_cm": child.get("height_cm") or "",
+        "weight_kg": child.get("weight_kg") or "",
+        "appearance": child.get("appearance", ""),
+        "clothing": child.get("clothing", ""),
+        "distinguishing_marks": child.get("distinguishing_marks", ""),
+        "last_seen_at": ls.at.astimezone(tz).strftime("%Y-%m-%dT%H:%M") if ls else "",
+        "lat": ls.lat if ls else "",
+        "lon": ls.lon if ls else "",
+        "address": ls.address if ls else "",
+        "circumstances": ls.circumstances if ls else "",
+        "tip_line": read.tip_line,
+        "languages": [str(lang) for lang in read.alert_languages],
+        "vehicle_description": read.vehicle.description if read.vehicle else "",
+        "vehicle_plate": read.vehicle.plate if read.vehicle else "",
+        "vehicle_colour": read.vehicle.colour if read.vehicle else "",
+        "suspect_description": read.suspect.description if read.suspect else "",
+    }
+    return values
+
+
+@router.get("/cases/{case_id}")
+def case_page(case_id: str, ctx: Police) -> Response:
+    """A case: details, waves, delivery panel and the actions its state allows."""
+    assert ctx.user is not None
+    case = cases.get(ctx.db, case_id, ctx.user)
+    return _case_page(ctx, case)
+
+
+def _case_page(ctx: Console, case, status: int = 200, **extra) -> Response:
+    read = cases.to_read(case)
+    active = case.state == CaseState.ACTIVE
+    return ctx.render(
+        "case.html",
+        status=status,
+        case=read,
+        row=views.case_row(ctx.db, case, True),
+        waves=views.wave_views(ctx.db, case.id),
+        delivery=views.delivery_panel(ctx.db, case.id) if case.approved_at else None,
+        values=extra.pop("values", _values_of(case, ctx)),
+        errors=extra.pop("errors", {}),
+        active=active,
+        views=views,
+        photo_max_bytes=ctx.settings.photo_max_bytes,
+        **extra,
+    )
+
+
+@router.get("/cases/{case_id}/delivery")
+def delivery_fragment(case_id: str, ctx: Police) -> Response:
+    """The waves and delivery panel alone, for polling."""
+    assert ctx.user is not None
+    case = cases.get(ctx.db, case_id, ctx.user)
+    return ctx.render(
+        "_delivery.html",
+        case=cases.to_read(case),
+        waves=views.wave_views(ctx.db, case.id),
+        delivery=views.delivery_panel(ctx.db, case.id) if case.approved_at else None,
+        views=views,
+    )
+
+
+@router.post("/cases/{case_id}/edit", dependencies=[CsrfChecked])
+async def edit_case(case_id: str, request: Request, ctx: Police) -> Response:
+    """Change a draft: only the groups whose fields changed are sent (PATCH semantics)."""
+    assert ctx.user is not None
+    case = cases.get(ctx.db, case_id, ctx.user)
+    if _too_large(request, ctx):
+        errors = {"photo": ("v.photo_size", {"mb": ctx.settings.photo_max_bytes // 2**20})}
+        return _case_page(ctx, case, 413, errors=errors)
+    form = await request.form(max_files=2, max_fields=80)
+    payload, errors = forms.case_payload(form, ctx.settings.console_timezone)
+    current = cases.to_read(case).model_dump()
+    if current.get("child"):
+        # Fields the form does not show (e.g. languages spoken) keep their values.
+        payload["child"] = {**current["child"], **payload["child"]}
+    changed = forms.diff(CaseUpdate, payload, current)
+    values = {k: v for k, v in form.items() if isinstance(v, str) and k != "csrf_token"}
+    values["languages"] = payload["alert_languages"]
+    update = None
+    try:
+        update = CaseUpdate.model_validate(changed)
+    except ValidationError as exc:
+        errors = {**forms.validation_errors(exc), **errors}
+    photo = await _photo_from(form, ctx, errors) if not errors else None
+    if errors:
+        return _case_page(ctx, case, 422, values=values, errors=errors)
+    assert update is not None
+    if photo is not None:
+        update.photos = [*[Photo(**p) for p in current["photos"]], photo][-10:]
+    if update.model_fields_set or photo is not None:
+        cases.update_draft(ctx.db, case_id, update, ctx.user, ctx.settings)
+    return _see_other(f"/console/cases/{case_id}")
+
+
+@router.post("/cases/{case_id}/submit", dependencies=[CsrfChecked])
+def submit_case(case_id: str, ctx: Police) -> Response:
+    """Send a draft to a supervisor."""
+    assert ctx.user is not None
+    cases.submit(ctx.db, case_id, ctx.user)
+    return _see_other(f"/console/cases/{case_id}")
+
+
+@router.post("/cases/{case_id}/sightings", dependencies=[CsrfChecked])
+async def add_sighting(
+    case_id: str, request: Request, ctx: Police, background: BackgroundTasks
+) -> Response:
+    """A new last-seen place: pending waves are cancelled and restart from there."""
+    assert ctx.user is not None
+    case = cases.get(ctx.db, case_id, ctx.user)
+    form = await request.form(max_files=0, max_fields=20)
+    errors: forms.FieldErrors = {}
+    at_raw = forms.text(form, "at")
+    payload = {
+        "at": forms.local_time(at_raw, ctx.settings.console_timezone) if at_raw else None,
+        "lat": forms._number(form, "lat", errors),
+        "lon": forms._number(form, "lon", errors),
+        "address": forms.text(form, "address") or None,
+        "note": forms.text(form, "note") or None,
+    }
+    try:
+        body = SightingCreate.model_validate(payload)
+    except ValidationError as exc:
+        errors = {**forms.validation_errors(exc), **errors}
+    if errors:
+        sighting = {k: v for k, v in form.items() if isinstance(v, str)}
+        return _case_page(ctx, case, 422, sighting_errors=errors, sighting=sighting)
+    try:
+        waves.add_sighting(
+            ctx.db,
+            case_id,
+            at=body.at,
+            lat=body.lat,
+            lon=body.lon,
+            address=body.address,
+            note=body.note,
+            user_id=ctx.user.id,
+        )
+    except waves.WaveConflict as exc:
+        raise HTTPException(409, str(exc)) from None
+    ctx.db.commit()
+    background.add_task(relay.relay_now)
+    return _see_other(f"/console/cases/{case_id}")
+
+
+@router.post("/cases/{case_id}/resolve", dependencies=[CsrfChecked])
+async def resolve_case(
+    case_id: str, request: Request, ctx: Police, background: BackgroundTasks
+) -> Response:
+    """The child is found: close the case on every channel."""
+    assert ctx.user is not None
+    form = await request.form(max_files=0, max_fields=5)
+    cases.resolve(ctx.db, case_id, ctx.user, forms.text(form, "reason")[:1000] or None)
+    ctx.db.commit()
+    background.add_task(relay.relay_now)
+    return _see_other(f"/console/cases/{case_id}")
+
+
+@router.post("/cases/{case_id}/cancel", dependencies=[CsrfChecked])
+async def cancel_case(
+    case_id: str, request: Request, ctx: Police, background: BackgroundTasks
+) -> Response:
+    """Withdraw a case; the reason is required."""
+    assert ctx.user is not None
+    form = await request.form(max_files=0, max_fields=5)
+    reason = forms.text(form, "reason")[:1000]
+    if not reason:
+        case = cases.get(ctx.db, case_id, ctx.user)
+        return _case_page(ctx, case, 422, cancel_error=ctx.t("v.reason"))
+    cases.cancel(ctx.db, case_id, ctx.user, reason)
+    ctx.db.commit()
+    background.add_task(relay.relay_now)
+    return _see_other(f"/console/cases/{case_id}")
+
+
+@router.get("/photos/{ref}/thumb")
+def photo_thumb(ref: str, ctx: Police) -> Response:
+    """A thumbnail for police of the photo's agency or an agency above it (never the original)."""
+    assert ctx.user is not None
+    if not REF.match(ref):
+        raise HTTPException(404, "not found")
+    row = ctx.db.scalar(select(ConsolePhoto).where(ConsolePhoto.ref == ref))
+    if row is None or row.agency_id not in cases.visible_agencies(ctx.db, ctx.user):
+        raise HTTPException(404, "not found")
+    path = photos.thumbnail_path(ctx.settings, ref)
+    if not path.exists():
+        raise HTTPException(404, "not found")
+    return FileResponse(
+        path, media_type="image/jpeg", headers={"Cache-Control": "private, no-store"}
+    )

@@ -1,0 +1,130 @@
+"""Photo intake: decode, re-encode without metadata, thumbnail, store under an opaque ref.
+
+Only JPEG, PNG and WebP pass, judged by decoding (the declared type and file name are not
+trusted). Re-encoding from raw pixels drops EXIF (GPS included), XMP, ICC and text chunks.
+Originals stay on disk for the alert pipeline; the console only ever serves thumbnails.
+"""
+
+from __future__ import annotations
+
+import io
+import secrets
+import warnings
+from dataclasses import dataclass
+from pathlib import Path
+
+from PIL import Image, ImageOps, UnidentifiedImageError
+from sqlalchemy.orm import Session
+
+from alerts.config import Settings
+from alerts.console.models import ConsolePhoto
+from alerts.users.models import User
+
+FORMATS = {
+    "JPEG": ("image/jpeg", "jpg"),
+    "PNG": ("image/png", "png"),
+    "WEBP": ("image/webp", "webp"),
+}
+THUMB_EDGE = 320
+
+
+class PhotoRejected(ValueError):
+    """The upload is not an acceptable image; the message is safe to show."""
+
+    def __init__(self, code: str, message: str) -> None:
+        self.code = code
+        super().__init__(message)
+
+
+@dataclass(frozen=True)
+class Stored:
+    ref: str
+    content_type: str
+
+
+def photo_dir(settings: Settings) -> Path:
+    """Where photos live (created private on first use)."""
+    path = settings.data_dir / "photos"
+    path.mkdir(parents=True, exist_ok=True, mode=0o700)
+    return path
+
+
+def _decode(data: bytes, max_pixels: int) -> tuple[Image.Image, str]:
+    Image.MAX_IMAGE_PIXELS = max_pixels
+    try:
+        with warnings.catch_warnings():
+            # Between MAX_IMAGE_PIXELS and twice it Pillow only warns: refuse those too.
+            warnings.simplefilter("error", Image.DecompressionBombWarning)
+            probe = Image.open(io.BytesIO(data))
+            fmt = probe.format or ""
+            if fmt not in FORMATS:
+                raise PhotoRejected("type", "not a JPEG, PNG or WebP image")
+            if probe.width * probe.height > max_pixels:
+                raise PhotoRejected("bomb", "image has too many pixels")
+            probe.verify()
+            image = Image.open(io.BytesIO(data))
+            image.load()
+    except PhotoRejected:
+        raise
+    except (Image.DecompressionBombError, Image.DecompressionBombWarning):
+        raise PhotoRejected("bomb", "image has too many pixels") from None
+    except (UnidentifiedImageError, OSError, SyntaxError, ValueError, EOFError):
+        raise PhotoRejected("type", "not a readable JPEG, PNG or WebP image") from None
+    return image, fmt
+
+
+def sanitise(data: bytes, max_pixels: int) -> tuple[bytes, bytes, str, tuple[int, int]]:
+    """Re-encoded image, JPEG thumbnail, content type and size; raises PhotoRejected."""
+    image, fmt = _decode(data, max_pixels)
+    image = ImageOps.exif_transpose(image)  # keep the visible orientation, then drop EXIF
+    keep_alpha = fmt in ("PNG", "WEBP") and image.mode in ("RGBA", "LA", "PA", "P")
+    mode = "RGBA" if keep_alpha else "RGB"
+    pixels = image.convert(mode)
+    # A brand-new image from raw pixels carries no info dict: no EXIF, XMP, ICC or text.
+    clean = Image.frombytes(mode, pixels.size, pixels.tobytes())
+    out = io.BytesIO()
+    if fmt == "JPEG":
+        clean.save(out, "JPEG", quality=90, optimize=True)
+    elif fmt == "PNG":
+        clean.save(out, "PNG", optimize=True)
+    else:
+        clean.save(out, "WEBP", quality=90)
+    thumb = clean.convert("RGB")
+    thumb.thumbnail((THUMB_EDGE, THUMB_EDGE))
+    tout = io.BytesIO()
+    thumb.save(tout, "JPEG", quality=85)
+    return out.getvalue(), tout.getvalue(), FORMATS[fmt][0], clean.size
+
+
+def store(session: Session, data: bytes, user: User, settings: Settings) -> Stored:
+    """Sanitise and store an upload for the user's agency; returns its opaque ref."""
+    if len(data) > settings.photo_max_bytes:
+        raise PhotoRejected("size", f"larger than {settings.photo_max_bytes // (1024 * 1024)} MB")
+    if not data:
+        raise PhotoRejected("type", "the file is empty")
+    body, thumb, content_type, (width, height) = sanitise(data, settings.photo_max_pixels)
+    ref = "ph_" + secrets.token_urlsafe(24)
+    folder = photo_dir(settings)
+    ext = {v[0]: v[1] for v in FORMATS.values()}[content_type]
+    for name, blob in ((f"{ref}.{ext}", body), (f"{ref}.thumb.jpg", thumb)):
+        path = folder / name
+        with open(path, "wb") as fh:
+            fh.write(blob)
+        path.chmod(0o600)
+    session.add(
+        ConsolePhoto(
+            ref=ref,
+            agency_id=user.agency_id,
+            uploaded_by_id=user.id,
+            content_type=content_type,
+            width=width,
+            height=height,
+        )
+    )
+    session.flush()
+    return Stored(ref=ref, content_type=content_type)
+
+
+def thumbnail_path(settings: Settings, ref: str) -> Path:
+    """Path of a stored thumbnail (the ref was validated by the caller)."""
+    return photo_dir(settings) / f"{ref}.thumb.jpg"
