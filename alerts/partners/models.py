@@ -18,6 +18,12 @@ class Partner(Base):
     kind: Mapped[str] = mapped_column(String(20))
     active: Mapped[bool] = mapped_column(default=True)
     created_at: Mapped[datetime] = mapped_column(default=utcnow)
+    # Area of interest: a list of polygons [[[lat, lon], ...], ...]; None is the whole country.
+    area: Mapped[list[list[list[float]]] | None] = mapped_column(JSON, default=None)
+    # Languages and formats the partner takes; empty means all.
+    languages: Mapped[list[str]] = mapped_column(JSON, default=list)
+    formats: Mapped[list[str]] = mapped_column(JSON, default=list)
+    rate_limit_per_minute: Mapped[int] = mapped_column(default=600)
 
 
 class PartnerKey(Base):
