@@ -17,7 +17,9 @@ from channels import api as channels_api
 from geo.devices import api as devices_api
 from geo.rulesets import api as rules_api
 from geo.waves import api as waves_api
+from ops import api as ops_api
 from ops import health
+from ops import logging as ops_logging
 
 
 def _error(code: int, message: str) -> JSONResponse:
@@ -44,6 +46,8 @@ def create_app() -> FastAPI:
         description="Verified missing-child alerts: intake, approval, geofenced waves, fan-out.",
     )
     app.include_router(health.router)
+    app.include_router(ops_api.router)
+    app.add_middleware(ops_logging.RequestIdMiddleware)
     app.include_router(users_api.router)
     app.include_router(cases_api.router)
     app.include_router(channels_api.router)

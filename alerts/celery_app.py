@@ -66,8 +66,15 @@ def make_celery() -> Celery:
             },
         },
         timezone="UTC",
+        # ops.logging configures logging (setup_logging signal); Celery keeps its hands off.
+        worker_hijack_root_logger=False,
+        # Task events feed Flower; remote control stays on so Flower can also enable them.
+        worker_send_task_events=settings.worker_events,
+        task_send_sent_event=settings.worker_events,
     )
     return app
 
 
 celery_app = make_celery()
+
+import ops.celery_hooks  # noqa: E402,F401  (signal handlers: logging, case ids, heartbeats)

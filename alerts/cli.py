@@ -39,6 +39,21 @@ def _ensure_embedded_redis() -> bool:
     return EmbeddedRedis(settings.data_dir).start()
 
 
+def _prepare_process(*, clear_metrics: bool = False) -> None:
+    """Logging, and the metrics directory this machine's processes share (set before any fork)."""
+    settings = get_settings()
+    path = settings.resolved_metrics_dir
+    path.mkdir(parents=True, exist_ok=True)
+    if clear_metrics:  # the process tree starts afresh: counters of earlier runs go
+        for stale in path.glob("*.db"):
+            stale.unlink(missing_ok=True)
+    # prometheus-client reads this when first imported: every child inherits it.
+    os.environ["PROMETHEUS_MULTIPROC_DIR"] = str(path)
+    from ops import logging as ops_logging
+
+    ops_logging.configure_from_settings()
+
+
 def _first_start_migrate() -> None:
     settings = get_settings()
     if settings.database_url is None:
@@ -65,6 +80,7 @@ def api(
     import uvicorn
 
     settings = get_settings()
+    _prepare_process()
     _ensure_embedded_redis()
     _first_start_migrate()
     uvicorn.run(
@@ -73,6 +89,7 @@ def api(
         host=host or settings.api_host,
         port=port if port is not None else settings.api_port,
         log_level="info",
+        log_config=None,  # ops.logging already configured the root logger
     )
 
 
@@ -82,6 +99,7 @@ def worker(
     queues: Annotated[str | None, typer.Option(help="Comma-separated queues")] = None,
 ) -> None:
     """Run a Celery worker; start as many as you like on any machine sharing the broker."""
+    _prepare_process()
     _ensure_embedded_redis()
     from alerts.celery_app import QUEUES, celery_app
 
@@ -95,6 +113,7 @@ def worker(
             f"--queues={queues}",
             "--without-gossip",
             "--without-mingle",
+            *(["--task-events"] if settings.worker_events else []),
         ]
     )
 
@@ -102,6 +121,7 @@ def worker(
 @app.command()
 def beat() -> None:
     """Run the scheduler (outbox relay, expiry, waves). Run exactly one per deployment."""
+    _prepare_process()
     _ensure_embedded_redis()
     from alerts.celery_app import celery_app
 
@@ -123,6 +143,7 @@ def serve(
 ) -> None:
     """Run API, worker and beat together: everything a laptop needs."""
     settings = get_settings()
+    _prepare_process(clear_metrics=True)
     started_redis = _ensure_embedded_redis()
     _first_start_migrate()
     env = dict(os.environ)
@@ -328,6 +349,26 @@ def audit_verify() -> None:
     for problem in result.problems:
         typer.echo(f"TAMPERED: {problem}", err=True)
     raise typer.Exit(1)
+
+
+@app.command()
+def status() -> None:
+    """Print queue depths, worker heartbeats, breaker states and dead letters."""
+    from ops import cli as ops_cli
+
+    raise typer.Exit(ops_cli.print_status())
+
+
+@app.command()
+def demo(
+    devices: Annotated[int, typer.Option(min=0, help="Synthetic devices to seed")] = 200_000,
+    port: Annotated[int | None, typer.Option(help="API port")] = None,
+) -> None:
+    """A self-contained demo: synthetic devices, local partner sinks, demo users, all services."""
+    from ops import demo as ops_demo
+
+    _prepare_process(clear_metrics=True)
+    raise typer.Exit(ops_demo.run(devices=devices, port=port))
 
 
 if __name__ == "__main__":

@@ -33,6 +33,7 @@ from channels.models import PartnerEndpoint as EndpointRow
 from channels.settings import ChannelSettings
 from geo.devices import service as devices
 from geo.devices.models import Device
+from ops import metrics
 
 log = logging.getLogger(__name__)
 
@@ -133,6 +134,7 @@ def _finish(
     on_dead: Callable[[list[Target], str], None] | None = None,
 ) -> Next | None:
     """Act on classified outcomes; returns the retry to enqueue, if any."""
+    metrics.record_outcomes(led.channel, results)
     by_kind: dict[OutcomeKind, list[tuple[Target, Outcome]]] = {k: [] for k in OutcomeKind}
     for target, outcome in results:
         by_kind[outcome.kind].append((target, outcome))
@@ -179,6 +181,7 @@ def dead_letter(led: Ledger, targets: Sequence[Target], reason: str, attempts: i
             )
         )
     led.move(list(targets), State.ENDED, "dead_lettered")
+    metrics.record_dead_letters(led.channel, len(targets))
 
 
 def _defer_all(

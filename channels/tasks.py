@@ -16,7 +16,9 @@ from sqlalchemy.exc import OperationalError
 
 from alerts.celery_app import celery_app
 from alerts.config import get_settings
+from alerts.redis_client import get_redis
 from channels import fanout, service
+from ops import metrics
 
 log = logging.getLogger(__name__)
 
@@ -36,6 +38,7 @@ def _after(channel: str, message_id: str, first_at: float, result) -> dict:
     if nxt is not None:
         service.enqueue(channel, message_id, nxt.targets, nxt.attempt, first_at, nxt.countdown)
     fanout.persist_ledger(message_id, message_id.split(":", 1)[0])
+    metrics.after_batch(get_redis(), message_id, tally.sent)
     return {
         "sent": tally.sent,
         "dead": tally.dead,

@@ -1,4 +1,8 @@
-"""Liveness and readiness: /readyz answers 503 naming the dependency that is down."""
+"""Liveness and readiness: /readyz answers 503 naming the dependency that is down.
+
+Readiness covers the database, Redis, the Celery broker and whether any worker beat recently
+(ops.status heartbeats; `ready_requires_workers=false` reports workers without failing on them).
+"""
 
 from __future__ import annotations
 
@@ -41,6 +45,36 @@ def check_redis() -> str:
         client.close()
 
 
+def check_broker() -> str:
+    """'ok' or the error class when the Celery broker does not take a connection."""
+    from kombu.exceptions import OperationalError as BrokerError
+
+    from alerts.celery_app import celery_app
+
+    try:
+        with celery_app.connection_for_write() as conn:
+            conn.ensure_connection(max_retries=1, interval_start=0, interval_step=0, timeout=1)
+        return "ok"
+    except (BrokerError, OSError, redis.RedisError) as exc:
+        return f"down: {type(exc).__name__}"
+
+
+def check_workers() -> str:
+    """'ok (N)' when workers beat within the heartbeat TTL, else why not."""
+    from ops import status
+
+    client = redis.Redis.from_url(get_settings().resolved_redis_url, socket_connect_timeout=1)
+    try:
+        seen = status.heartbeats(client)
+    except redis.RedisError as exc:
+        return f"down: {type(exc).__name__}"
+    finally:
+        client.close()
+    if not seen:
+        return f"down: no worker seen in {status.HEARTBEAT_TTL_S:g}s"
+    return f"ok ({len(seen)})"
+
+
 @router.get("/livez", response_model=Health)
 def livez() -> Health:
     """The process is up."""
@@ -49,9 +83,17 @@ def livez() -> Health:
 
 @router.get("/readyz", response_model=Health)
 def readyz(response: Response) -> Health:
-    """The database and Redis answer; 503 otherwise."""
-    checks = {"database": check_database(), "redis": check_redis()}
-    ok = all(v == "ok" for v in checks.values())
+    """The database, Redis and the broker answer and a worker beat recently; 503 otherwise."""
+    checks = {
+        "database": check_database(),
+        "redis": check_redis(),
+        "broker": check_broker(),
+        "workers": check_workers(),
+    }
+    required = ["database", "redis", "broker"]
+    if get_settings().ready_requires_workers:
+        required.append("workers")
+    ok = all(checks[name].startswith("ok") for name in required)
     if not ok:
         response.status_code = status.HTTP_503_SERVICE_UNAVAILABLE
     return Health(status="ok" if ok else "unavailable", checks=checks)

@@ -9,7 +9,6 @@ from __future__ import annotations
 import hashlib
 import json
 from dataclasses import dataclass
-from datetime import datetime
 from typing import Any
 
 from sqlalchemy import func, select, text
@@ -21,28 +20,18 @@ from alerts.db import utcnow
 GENESIS = "0" * 64
 
 
-def entry_hash(
-    *,
-    seq: int,
-    at: datetime,
-    actor: str,
-    action: str,
-    subject: str,
-    reason: str | None,
-    detail: dict[str, Any],
-    prev_hash: str,
-) -> str:
-    """SHA-256 over a canonical JSON form of the entry and the previous hash."""
+def entry_hash(entry: AuditEntry) -> str:
+    """SHA-256 over a canonical JSON form of the entry, including the previous entry's hash."""
     body = json.dumps(
         {
-            "seq": seq,
-            "at": at.isoformat(timespec="microseconds"),
-            "actor": actor,
-            "action": action,
-            "subject": subject,
-            "reason": reason,
-            "detail": detail,
-            "prev": prev_hash,
+            "seq": entry.seq,
+            "at": entry.at.isoformat(timespec="microseconds"),
+            "actor": entry.actor,
+            "action": entry.action,
+            "subject": entry.subject,
+            "reason": entry.reason,
+            "detail": entry.detail,
+            "prev": entry.prev_hash,
         },
         sort_keys=True,
         separators=(",", ":"),
@@ -68,28 +57,17 @@ def record(
         select(AuditEntry.seq, AuditEntry.hash).order_by(AuditEntry.seq.desc()).limit(1)
     ).first()
     seq, prev = (head.seq + 1, head.hash) if head else (1, GENESIS)
-    at = utcnow()
-    detail = detail or {}
     entry = AuditEntry(
         seq=seq,
-        at=at,
+        at=utcnow(),
         actor=actor,
         action=action,
         subject=subject,
         reason=reason,
-        detail=detail,
+        detail=detail or {},
         prev_hash=prev,
-        hash=entry_hash(
-            seq=seq,
-            at=at,
-            actor=actor,
-            action=action,
-            subject=subject,
-            reason=reason,
-            detail=detail,
-            prev_hash=prev,
-        ),
     )
+    entry.hash = entry_hash(entry)
     session.add(entry)
     session.flush()
     return entry
@@ -117,17 +95,7 @@ def verify(session: Session) -> Verification:
             problems.append(f"entries {expected_seq}..{entry.seq - 1} are missing (deleted)")
         if entry.prev_hash != prev:
             problems.append(f"entry {entry.seq}: does not link to the entry before it")
-        recomputed = entry_hash(
-            seq=entry.seq,
-            at=entry.at,
-            actor=entry.actor,
-            action=entry.action,
-            subject=entry.subject,
-            reason=entry.reason,
-            detail=entry.detail,
-            prev_hash=entry.prev_hash,
-        )
-        if recomputed != entry.hash:
+        if entry_hash(entry) != entry.hash:
             problems.append(f"entry {entry.seq}: content was edited (hash mismatch)")
         prev = entry.hash
         expected_seq = entry.seq + 1

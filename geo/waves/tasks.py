@@ -10,6 +10,7 @@ from alerts.db import session_scope, utcnow
 from alerts.dispatch import relay
 from alerts.dispatch import service as dispatch
 from geo.waves import service
+from ops import metrics
 
 RETRY = {
     "acks_late": True,
@@ -30,6 +31,7 @@ def start_wave(outbox_id: int, wave_id: int) -> int:
             dispatch.complete(session, outbox_id)
     if start is None:
         return 0
+    metrics.WAVES_STARTED.inc()
     # Queued after the commit; a redelivery re-queues them all and the claims make that harmless.
     for shard in start.shards:
         celery_app.send_task(
@@ -49,9 +51,11 @@ def start_wave(outbox_id: int, wave_id: int) -> int:
 @celery_app.task(name=service.TARGET_SHARD, **RETRY)
 def target_shard(wave_id: int, cell: int, interior: bool) -> int:
     """Claim one shard's not-yet-alerted devices and hand them to the channels."""
-    with session_scope() as session:
+    with session_scope() as session, metrics.TARGETING_SECONDS.time():
         claimed = service.target_shard(session, wave_id, cell, interior)
         message_id = service.message_of(session, wave_id)
+    metrics.SHARDS_TARGETED.inc()
+    metrics.DEVICES_TARGETED.inc(len(claimed))
     if len(claimed) and message_id:
         from channels import service as channels
 

@@ -19,8 +19,7 @@ from channels.sinks import apns as apns_sink
 from channels.sinks import keys
 from channels.sinks import webhook as webhook_sink
 from channels.sinks._runtime import temp_tls
-from tests.e2e.test_serve import _ready, cli, login, new_submitted_case
-from tests.factories import PASSWORD
+from tests.e2e.support import cli, create_police, login, new_submitted_case, ready
 from tests.workers import free_port, reunite_env, reunite_process, wait_for
 
 pytestmark = pytest.mark.slow
@@ -74,28 +73,8 @@ def test_alert_reaches_devices_in_the_area_once_then_follows_a_sighting_and_clos
             reunite_process(["serve", "--port", str(port)], env, tmp_path, tmp_path / "serve.log")
         )
         http = httpx.Client(base_url=f"http://127.0.0.1:{port}", timeout=30)
-        wait_for(lambda: _ready(http), timeout=60)
-        for name, role, rank in [
-            ("officer1", "officer", "constable"),
-            ("sup1", "supervisor", "inspector"),
-        ]:
-            cli(
-                [
-                    "users",
-                    "create",
-                    name,
-                    "--role",
-                    role,
-                    "--rank",
-                    rank,
-                    "--agency",
-                    "GZ",
-                    "--password",
-                    PASSWORD,
-                ],
-                env,
-                tmp_path,
-            )
+        wait_for(lambda: ready(http), timeout=60)
+        create_police(env, tmp_path, agency="GZ")
         out = cli(
             [
                 "partners",
@@ -138,7 +117,7 @@ def test_alert_reaches_devices_in_the_area_once_then_follows_a_sighting_and_clos
 
         near = {f"tok-{n}-0123456789" for n in points if n.startswith("near")}
         west = {f"tok-{n}-0123456789" for n in points if n.startswith("west")}
-        wait_for(lambda: {t for t, k in kinds_by_token(sink) if k == "alert"} >= near, 60)
+        wait_for(lambda: {t for t, k in kinds_by_token(sink) if k == "alert"} >= near, 120)
         wait_for(lambda: any(e.event["data"]["kind"] == "alert" for e in receiver.events), 30)
         alerted = {t for t, k in kinds_by_token(sink) if k == "alert"}
         assert alerted == near, "wave 0 (100 km) reaches exactly the near devices"
@@ -154,11 +133,11 @@ def test_alert_reaches_devices_in_the_area_once_then_follows_a_sighting_and_clos
             headers=officer,
         )
         assert res.status_code == 201, res.text
-        wait_for(lambda: {t for t, k in kinds_by_token(sink) if k == "alert"} >= near | west, 60)
-        wait_for(lambda: {t for t, k in kinds_by_token(sink) if k == "update"} >= near, 60)
+        wait_for(lambda: {t for t, k in kinds_by_token(sink) if k == "alert"} >= near | west, 120)
+        wait_for(lambda: {t for t, k in kinds_by_token(sink) if k == "update"} >= near, 120)
 
         assert http.post(f"/api/v1/cases/{case_id}/resolve", headers=officer).status_code == 200
-        wait_for(lambda: {t for t, k in kinds_by_token(sink) if k == "resolved"} >= near | west, 60)
+        wait_for(lambda: {t for t, k in kinds_by_token(sink) if k == "resolved"} >= near | west, 120)
         wait_for(lambda: any(e.event["data"]["kind"] == "resolved" for e in receiver.events), 30)
 
         counts = kinds_by_token(sink)

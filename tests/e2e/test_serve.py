@@ -4,36 +4,15 @@ and stopping the embedded Redis between approval and relay loses nothing."""
 from __future__ import annotations
 
 import sqlite3
-import subprocess
-import sys
 
 import httpx
 import pytest
 
 from alerts.embedded import EmbeddedRedis
-from tests.factories import PASSWORD, case_payload
+from tests.e2e.support import create_police, login, new_submitted_case, ready
 from tests.workers import free_port, reunite_env, reunite_process, wait_for
 
 pytestmark = pytest.mark.slow
-
-
-def cli(args: list[str], env, cwd) -> str:
-    out = subprocess.run(
-        [sys.executable, "-m", "alerts.cli", *args],
-        env=env,
-        cwd=cwd,
-        capture_output=True,
-        text=True,
-        timeout=60,
-    )
-    assert out.returncode == 0, out.stderr
-    return out.stdout
-
-
-def login(http: httpx.Client, username: str) -> dict[str, str]:
-    res = http.post("/api/v1/auth/token", data={"username": username, "password": PASSWORD})
-    assert res.status_code == 200, res.text
-    return {"Authorization": f"Bearer {res.json()['access_token']}"}
 
 
 def dispatch_runs(db: str) -> list[tuple[str, str]]:
@@ -41,14 +20,6 @@ def dispatch_runs(db: str) -> list[tuple[str, str]]:
         return conn.execute(
             "SELECT case_id, kind FROM dispatch_runs WHERE finished_at IS NOT NULL"
         ).fetchall()
-
-
-def new_submitted_case(http: httpx.Client, officer: dict[str, str]) -> str:
-    res = http.post("/api/v1/cases", json=case_payload(), headers=officer)
-    assert res.status_code == 201, res.text
-    case_id = res.json()["id"]
-    assert http.post(f"/api/v1/cases/{case_id}/submit", headers=officer).status_code == 200
-    return case_id
 
 
 def test_serve_dispatches_an_approved_case_and_survives_a_broker_outage(tmp_path):
@@ -63,28 +34,8 @@ def test_serve_dispatches_an_approved_case_and_survives_a_broker_outage(tmp_path
     port = free_port()
     with reunite_process(["serve", "--port", str(port)], env, tmp_path, tmp_path / "serve.log"):
         http = httpx.Client(base_url=f"http://127.0.0.1:{port}", timeout=10)
-        wait_for(lambda: _ready(http), timeout=60)
-        for name, role, rank in [
-            ("officer1", "officer", "constable"),
-            ("sup1", "supervisor", "inspector"),
-        ]:
-            cli(
-                [
-                    "users",
-                    "create",
-                    name,
-                    "--role",
-                    role,
-                    "--rank",
-                    rank,
-                    "--agency",
-                    "Guangzhou",
-                    "--password",
-                    PASSWORD,
-                ],
-                env,
-                tmp_path,
-            )
+        wait_for(lambda: ready(http), timeout=60)
+        create_police(env, tmp_path)
         officer, sup = login(http, "officer1"), login(http, "sup1")
 
         # Two-person rule over HTTP: the submitter's own approval is refused.
@@ -109,10 +60,3 @@ def test_serve_dispatches_an_approved_case_and_survives_a_broker_outage(tmp_path
         embedded.start()
         wait_for(lambda: (second, "approved") in dispatch_runs(db), timeout=120)
         assert sorted(dispatch_runs(db)) == sorted([(first, "approved"), (second, "approved")])
-
-
-def _ready(http: httpx.Client) -> bool:
-    try:
-        return http.get("/readyz").status_code == 200
-    except httpx.TransportError:
-        return False

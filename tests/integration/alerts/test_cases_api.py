@@ -210,7 +210,9 @@ def test_list_filters_by_state_and_paginates(api):
     assert res.status_code == 422 and res.json()["detail"][0]["field"] == "query.state"
 
 
-def test_readyz_reports_database_and_redis(api):
+def test_readyz_reports_database_redis_broker_and_is_not_ready_without_workers(api):
     res = api.get("/readyz")
-    assert res.status_code == 200
-    assert res.json()["checks"] == {"database": "ok", "redis": "ok"}
+    assert res.status_code == 503, "no worker beat: alerts would queue but never go out"
+    checks = res.json()["checks"]
+    assert (checks["database"], checks["redis"], checks["broker"]) == ("ok", "ok", "ok")
+    assert checks["workers"].startswith("down: no worker seen")

@@ -1,0 +1,54 @@
+"""`reunite status`: what an operator checks first (mounted by alerts.cli)."""
+
+from __future__ import annotations
+
+import redis
+import typer
+from sqlalchemy.exc import SQLAlchemyError
+
+from alerts.config import get_settings
+from ops import status
+
+
+def print_status() -> int:
+    """Print queues, workers, breakers and dead letters; 1 when Redis or the database is down."""
+    from alerts.celery_app import QUEUES
+    from alerts.db import session_scope
+
+    client = redis.Redis.from_url(get_settings().resolved_redis_url, socket_connect_timeout=2)
+    code = 0
+    try:
+        depths = status.queue_depths(client, QUEUES)
+        held = status.unacked(client)
+        beats = status.heartbeats(client)
+    except redis.RedisError as exc:
+        typer.echo(f"redis: down ({type(exc).__name__})", err=True)
+        return 1
+    typer.echo("queues (waiting):")
+    for queue, n in depths.items():
+        typer.echo(f"  {queue:<10} {n:>8}")
+    typer.echo(f"  {'unacked':<10} {held:>8}  (taken by workers or waiting for a countdown)")
+    typer.echo(f"workers seen in the last {status.HEARTBEAT_TTL_S:g}s: {len(beats)}")
+    for hb in beats:
+        typer.echo(f"  {hb.worker:<40} pid {hb.pid:<7} {hb.age_s:5.1f}s ago  {','.join(hb.queues)}")
+    try:
+        with session_scope() as session:
+            rows = status.breakers(client, session)
+            letters = status.dead_letters_pending(session)
+            cases = status.cases_by_state(session)
+    except SQLAlchemyError as exc:
+        typer.echo(f"database: down ({type(exc).__name__})", err=True)
+        return 1
+    typer.echo("breakers:" + ("" if rows else " none tripped or tracked"))
+    for row in rows:
+        where = f"partner {row.partner_id} endpoint {row.endpoint_id}" if row.endpoint_id else ""
+        typer.echo(f"  {row.channel:<10} {row.state:<10} {where}")
+    total = sum(letters.values())
+    typer.echo(f"dead letters pending replay: {total} targets")
+    for channel, n in sorted(letters.items()):
+        typer.echo(f"  {channel:<10} {n:>8}   (reunite dlq list / replay)")
+    typer.echo("cases: " + ", ".join(f"{k} {v}" for k, v in cases.items()))
+    if not beats:
+        typer.echo("no worker is running: start `reunite worker`", err=True)
+        code = 1
+    return code
