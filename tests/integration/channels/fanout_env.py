@@ -87,6 +87,8 @@ def worker(env: dict[str, str], log: Path, concurrency: int = 2) -> Iterator[sub
             start_new_session=True,
         )
         try:
+            # Fan-out starts the retry horizon: do not let a slow worker start eat into it.
+            wait_until(lambda: b"ready" in log.read_bytes(), timeout=60, what="worker start")
             yield proc
         finally:
             if proc.poll() is None:

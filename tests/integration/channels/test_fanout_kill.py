@@ -61,7 +61,6 @@ def test_killed_worker_batch_is_completed_by_a_new_worker_without_loss(
         env = fx.worker_env(database, tmp_path, channels_json)
 
         with fx.worker(env, tmp_path / "w1.log", concurrency=1) as first:
-            fx.wait_until(lambda: b"ready" in (tmp_path / "w1.log").read_bytes(), what="worker 1")
             assert service.fan_out_devices(message_id, list(ids.values())) == {"apns": DEVICES}
             fx.wait_until(lambda: len(sink.accepted) >= 500, what="first 500 pushes")
             fx.kill_group(first)
