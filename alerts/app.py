@@ -10,6 +10,8 @@ from alerts.cases import api as cases_api
 from alerts.cases import service as cases
 from alerts.cases.lifecycle import IllegalTransition, ReasonRequired
 from alerts.console import router as console_router
+from alerts.feeds import api as feeds_api
+from alerts.partners import api as partners_api
 from alerts.users import api as users_api
 from alerts.users.roles import ApprovalRefused
 from alerts.users.service import UserError
@@ -54,6 +56,9 @@ def create_app() -> FastAPI:
     app.include_router(devices_api.router)
     app.include_router(rules_api.router)
     app.include_router(waves_api.router)
+    app.include_router(partners_api.admin)
+    app.include_router(partners_api.own)
+    app.include_router(feeds_api.router)
     app.include_router(console_router)
 
     @app.exception_handler(RequestValidationError)

@@ -8,7 +8,13 @@ from celery import Celery
 
 from alerts.config import get_settings
 
-TASK_MODULES = ["alerts.dispatch.tasks", "geo.waves.tasks", "channels.tasks"]
+TASK_MODULES = [
+    "alerts.dispatch.tasks",
+    "geo.waves.tasks",
+    "channels.tasks",
+    "alerts.partners.tasks",
+    "alerts.privacy.tasks",
+]
 # Every queue a default `reunite worker` consumes; add a queue here when a domain adds one.
 QUEUES = ["dispatch", "geo", "default", "apns", "fcm", "sms", "webhook"]
 
@@ -27,6 +33,7 @@ def make_celery() -> Celery:
             "reunite.channels.fcm_topics": {"queue": "fcm"},
             "reunite.channels.sms": {"queue": "sms"},
             "reunite.channels.webhook": {"queue": "webhook"},
+            "reunite.partners.redeliver": {"queue": "webhook"},
             "reunite.geo.*": {"queue": "geo"},
         },
         task_ignore_result=True,
@@ -63,6 +70,12 @@ def make_celery() -> Celery:
                 "task": "reunite.dispatch.expire_cases",
                 "schedule": timedelta(seconds=60),
                 "options": {"expires": 120},
+            },
+            # alerts/privacy: erase the child's data once a closed case passes its retention.
+            "erase-closed-cases": {
+                "task": "reunite.privacy.erase_due",
+                "schedule": timedelta(minutes=10),
+                "options": {"expires": 600},
             },
         },
         timezone="UTC",

@@ -103,10 +103,32 @@ def _partner_key(scope: str):
             )
         if scope not in key.scopes:
             raise HTTPException(status.HTTP_403_FORBIDDEN, f"this API key lacks scope {scope}")
+        _rate_limit(session, key)
         return key
 
     return check
 
 
+def _rate_limit(session: Session, key: PartnerKey) -> None:
+    """Count the request against the partner's per-minute limit (a Redis counter); 429 past it."""
+    import time
+
+    from alerts.partners import service as partners
+    from alerts.partners.models import Partner
+    from alerts.redis_client import get_redis
+
+    partner = session.get(Partner, key.partner_id)
+    assert partner is not None
+    try:
+        partners.hit_rate_limit(get_redis(), partner, time.time())
+    except partners.RateLimited as exc:
+        raise HTTPException(
+            status.HTTP_429_TOO_MANY_REQUESTS,
+            str(exc),
+            headers={"Retry-After": str(exc.retry_after)},
+        ) from None
+
+
 DevicesWriter = Annotated[PartnerKey, Depends(_partner_key("devices:write"))]
 FeedsReader = Annotated[PartnerKey, Depends(_partner_key("feeds:read"))]
+WebhooksManager = Annotated[PartnerKey, Depends(_partner_key("webhooks:manage"))]

@@ -133,11 +133,17 @@ def fan_out_partners(message_id: str) -> int:
         if message is None:
             return 0
         event = EVENT_TYPES[MessageKind(message.kind)]
+        # Partner issue (alerts/feeds): only partners whose area of interest intersects the
+        # alert get it, and the message goes on the partners' live stream once.
+        from alerts.feeds import service as feeds
+
+        reaches = feeds.partner_filter(session, message)
         endpoints = [
             (e.id, e.partner_id)
             for e in session.scalars(select(PartnerEndpoint).where(PartnerEndpoint.active))
-            if not e.events or event in e.events
+            if (not e.events or event in e.events) and reaches(e.partner_id)
         ]
+        feeds.announce(session, message, event, get_settings())
     Ledger(get_redis(), message_id, "webhook").target([Target(i, p) for i, p in endpoints])
     now = time.time()
     for endpoint_id, _partner in endpoints:

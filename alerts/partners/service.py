@@ -106,3 +106,160 @@ def authenticate(session: Session, key: str, now: datetime | None = None) -> Par
         return None
     partner = session.get(Partner, row.partner_id)
     return row if partner is not None and partner.active else None
+
+
+class Format(StrEnum):
+    CAP = "cap"
+    ATOM = "atom"
+    JSON = "json"
+    STREAM = "stream"
+    WEBHOOK = "webhook"
+
+
+class RateLimited(Exception):
+    """The partner used up its requests for this minute."""
+
+    def __init__(self, retry_after: int) -> None:
+        self.retry_after = retry_after
+        super().__init__(f"rate limit reached; retry after {retry_after} s")
+
+
+def revoke_key(session: Session, partner: Partner, prefix: str, *, actor: str) -> None:
+    """Revoke a key at once."""
+    row = session.get(PartnerKey, prefix)
+    if row is None or row.partner_id != partner.id:
+        raise PartnerError(f"prefix: no key {prefix} for this partner")
+    if row.revoked_at is None:
+        row.revoked_at = utcnow()
+        audit.record(
+            session,
+            actor=actor,
+            action="partner.key_revoked",
+            subject=f"partner:{partner.id}",
+            detail={"prefix": prefix},
+        )
+
+
+def keys_of(session: Session, partner_id: int) -> list[PartnerKey]:
+    """A partner's keys, newest first (hashes never leave this module)."""
+    return list(
+        session.scalars(
+            select(PartnerKey)
+            .where(PartnerKey.partner_id == partner_id)
+            .order_by(PartnerKey.created_at.desc())
+        )
+    )
+
+
+def set_profile(
+    session: Session,
+    partner: Partner,
+    *,
+    actor: str,
+    area: list[list[list[float]]] | None,
+    languages: list[str],
+    formats: list[str],
+    rate_limit_per_minute: int,
+) -> Partner:
+    """Set the partner's area of interest (None: whole country), languages, formats and limit."""
+    if area is not None:
+        for i, ring in enumerate(area):
+            polygon = _polygon(ring)
+            if not polygon.is_valid:
+                raise PartnerError(f"area.{i}: polygon intersects itself")
+    partner.area = area
+    partner.languages = list(languages)
+    partner.formats = list(formats)
+    partner.rate_limit_per_minute = rate_limit_per_minute
+    audit.record(
+        session,
+        actor=actor,
+        action="partner.profile_set",
+        subject=f"partner:{partner.id}",
+        detail={
+            "polygons": len(area) if area else 0,
+            "languages": list(languages),
+            "formats": list(formats),
+            "rate_limit_per_minute": rate_limit_per_minute,
+        },
+    )
+    return partner
+
+
+def _polygon(ring: list[list[float]]):
+    from shapely.geometry import Polygon
+
+    # (lat, lon) in, (x=lon, y=lat) for shapely.
+    return Polygon([(lon, lat) for lat, lon in ring])
+
+
+def _area_geometry(area: dict | None):
+    from shapely.geometry import Polygon
+
+    if not area or not area.get("cap_polygon"):
+        return None
+    points = []
+    for pair in str(area["cap_polygon"]).split():
+        lat, lon = pair.split(",")
+        points.append((float(lon), float(lat)))
+    return Polygon(points)
+
+
+def receives(partner: Partner, area: dict | None) -> bool:
+    """True when an alert with this area (a message's area JSON) intersects the partner's area."""
+    if not partner.active:
+        return False
+    if partner.area is None:
+        return True
+    geometry = _area_geometry(area)
+    if geometry is None:
+        return True  # no area known: a closing notice of a case the partner could have had
+    return any(_polygon(ring).intersects(geometry) for ring in partner.area)
+
+
+def takes_format(partner: Partner, fmt: Format) -> bool:
+    """True when the partner asked for this format (no list means every format)."""
+    return not partner.formats or fmt.value in partner.formats
+
+
+def hit_rate_limit(client, partner: Partner, now: float) -> None:
+    """Count one API request against the partner's per-minute limit; raises RateLimited."""
+    window = int(now // 60)
+    key = f"ratelimit:partner:{partner.id}:{window}"
+    pipe = client.pipeline()
+    pipe.incr(key)
+    pipe.expire(key, 120)
+    count = pipe.execute()[0]
+    if count > partner.rate_limit_per_minute:
+        raise RateLimited(max(1, 60 - int(now % 60)))
+
+
+class UnsafeUrl(PartnerError):
+    """A webhook URL that points somewhere the server must not call (SSRF)."""
+
+
+def check_webhook_url(url: str, *, allow_private: bool) -> None:
+    """Refuse non-HTTP(S) URLs and, unless allowed, hosts resolving to any non-public address."""
+    import ipaddress
+    import socket
+    from urllib.parse import urlsplit
+
+    parts = urlsplit(url)
+    if parts.scheme not in ("https", "http") or not parts.hostname:
+        raise UnsafeUrl("url: must be an http(s) URL with a host")
+    if parts.username or parts.password:
+        raise UnsafeUrl("url: must not carry credentials")
+    if allow_private:
+        return
+    if parts.scheme != "https":
+        raise UnsafeUrl("url: must use https in production")
+    try:
+        infos = socket.getaddrinfo(parts.hostname, parts.port or 443, type=socket.SOCK_STREAM)
+    except socket.gaierror:
+        raise UnsafeUrl("url: host does not resolve") from None
+    for info in infos:
+        address = ipaddress.ip_address(info[4][0].split("%")[0])
+        if address.version == 6 and address.ipv4_mapped is not None:
+            address = address.ipv4_mapped
+        if not address.is_global or address.is_multicast:
+            raise UnsafeUrl("url: host resolves to a private, loopback or reserved address")

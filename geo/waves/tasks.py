@@ -69,6 +69,13 @@ def notify_alerted(outbox_id: int, case_id: str, message_id: str) -> int:
     from channels import service as channels
 
     ids = service.alerted(case_id)
+    # Partner issue: operators choose whether the closing notice is pushed to alerted devices
+    # (partners always get it). Message ids are "case:kind:wave:n".
+    from alerts.config import get_settings
+
+    if message_id.split(":")[1] in ("resolved", "cancelled"):
+        if not get_settings().closing_push_to_devices:
+            ids = ids[:0]
     for start in range(0, len(ids), 10_000):
         channels.fan_out_devices(message_id, ids[start : start + 10_000].tolist())
     channels.fan_out_partners(message_id)

@@ -1,0 +1,144 @@
+"""Partner feeds: CAP documents, the Atom and JSON feeds, the live stream, signed photos."""
+
+from __future__ import annotations
+
+import time
+from typing import Annotated
+
+from fastapi import APIRouter, Header, HTTPException, Query, Response, status
+from fastapi.responses import FileResponse, StreamingResponse
+from sqlalchemy import select
+
+from alerts.cases.lifecycle import CaseState
+from alerts.cases.models import Case
+from alerts.deps import FeedsReader, SessionDep, SettingsDep, SupervisorUser
+from alerts.feeds import photos, sse
+from alerts.feeds import service as feeds
+from alerts.feeds.models import CaseDrill
+from alerts.partners import service as partners
+from alerts.partners.models import Partner
+from alerts.redis_client import get_redis
+
+router = APIRouter(prefix="/api/v1", tags=["feeds"])
+CAP_TYPE = "application/cap+xml"
+ATOM_TYPE = "application/atom+xml"
+
+
+def _partner(session, key, fmt: partners.Format) -> Partner:
+    partner = session.get(Partner, key.partner_id)
+    assert partner is not None
+    if not partners.takes_format(partner, fmt):
+        raise HTTPException(status.HTTP_403_FORBIDDEN, f"this partner does not take {fmt}")
+    return partner
+
+
+def _cached(body: bytes, media_type: str, last_modified: str, if_none_match: str | None):
+    tag = feeds.etag(body)
+    headers = {"ETag": tag, "Last-Modified": last_modified, "Cache-Control": "private, max-age=30"}
+    if if_none_match and tag in [t.strip() for t in if_none_match.split(",")]:
+        return Response(status_code=status.HTTP_304_NOT_MODIFIED, headers=headers)
+    return Response(content=body, media_type=media_type, headers=headers)
+
+
+@router.get("/feeds/atom", response_class=Response, responses={200: {"content": {ATOM_TYPE: {}}}})
+def atom_feed(
+    session: SessionDep,
+    settings: SettingsDep,
+    key: FeedsReader,
+    page: Annotated[int, Query(ge=1, le=10_000)] = 1,
+    if_none_match: Annotated[str | None, Header()] = None,
+) -> Response:
+    """Atom feed of current alerts (one entry per alert, linking to its CAP document)."""
+    partner = _partner(session, key, partners.Format.ATOM)
+    docs = feeds.current(session, partner, settings)
+    items, has_next = feeds.page_of(docs, page, settings.feed_page_size)
+    body = feeds.atom(items, settings, page, has_next)
+    return _cached(body, ATOM_TYPE, feeds.last_modified(docs), if_none_match)
+
+
+@router.get("/feeds/json", response_class=Response)
+def json_feed(
+    session: SessionDep,
+    settings: SettingsDep,
+    key: FeedsReader,
+    page: Annotated[int, Query(ge=1, le=10_000)] = 1,
+    if_none_match: Annotated[str | None, Header()] = None,
+) -> Response:
+    """JSON Feed 1.1 of the same alerts, for app developers."""
+    partner = _partner(session, key, partners.Format.JSON)
+    docs = feeds.current(session, partner, settings)
+    items, has_next = feeds.page_of(docs, page, settings.feed_page_size)
+    body = feeds.json_feed(items, settings, page, has_next)
+    return _cached(body, "application/feed+json", feeds.last_modified(docs), if_none_match)
+
+
+@router.get("/feeds/cap/{identifier:path}", response_class=Response)
+def cap_document(
+    identifier: str,
+    session: SessionDep,
+    settings: SettingsDep,
+    key: FeedsReader,
+    if_none_match: Annotated[str | None, Header()] = None,
+) -> Response:
+    """One CAP 1.2 document."""
+    partner = _partner(session, key, partners.Format.CAP)
+    doc = feeds.document(session, identifier, settings, partner)
+    if doc is None:
+        raise HTTPException(status.HTTP_404_NOT_FOUND, "no such current CAP document")
+    return _cached(doc.xml(), CAP_TYPE, feeds.last_modified([doc]), if_none_match)
+
+
+@router.get("/feeds/stream", response_class=StreamingResponse)
+def stream(
+    session: SessionDep,
+    key: FeedsReader,
+    last_event_id: Annotated[str | None, Header()] = None,
+) -> StreamingResponse:
+    """Server-Sent Events of this partner's alert events; resume with Last-Event-ID."""
+    row = _partner(session, key, partners.Format.STREAM)
+    # A detached copy: the stream outlives the request's session.
+    partner = Partner(id=row.id, name=row.name, kind=row.kind, active=row.active, area=row.area)
+    frames = sse.events(get_redis(), partner, last_event_id)
+    return StreamingResponse(
+        frames,
+        media_type="text/event-stream",
+        headers={"Cache-Control": "no-store", "X-Accel-Buffering": "no"},
+    )
+
+
+@router.get("/photos/{ref}", response_class=FileResponse)
+def photo(
+    ref: str,
+    session: SessionDep,
+    settings: SettingsDep,
+    expires: Annotated[int, Query()],
+    sig: Annotated[str, Query(max_length=128)],
+) -> FileResponse:
+    """A case photo behind an expiring signed URL; it stops working when the case closes."""
+    if not photos.verify(settings, ref, expires, sig, time.time()):
+        raise HTTPException(status.HTTP_403_FORBIDDEN, "photo link is invalid or expired")
+    path = photos.original(settings, ref)
+    active = session.scalars(select(Case).where(Case.state == CaseState.ACTIVE.value)).unique()
+    if path is None or not any(
+        c.details is not None and any(p.get("ref") == ref for p in c.details.photos or [])
+        for c in active
+    ):
+        raise HTTPException(status.HTTP_410_GONE, "photo is no longer available")
+    return FileResponse(path, media_type=photos.TYPES.get(path.suffix.lstrip("."), "image/jpeg"))
+
+
+@router.put("/cases/{case_id}/drill", status_code=status.HTTP_204_NO_CONTENT)
+def mark_drill(case_id: str, session: SessionDep, user: SupervisorUser) -> Response:
+    """Mark a case as a drill: its CAP documents say Exercise instead of Actual."""
+    from alerts.audit import service as audit
+    from alerts.cases import service as cases
+
+    case = cases.get(session, case_id, user)
+    if case.state not in (CaseState.DRAFT.value, CaseState.SUBMITTED.value):
+        raise HTTPException(status.HTTP_409_CONFLICT, "only a case not yet approved can be a drill")
+    if session.get(CaseDrill, case.id) is None:
+        session.add(CaseDrill(case_id=case.id, marked_by_id=user.id))
+        audit.record(
+            session, actor=f"user:{user.id}", action="case.drill_marked", subject=f"case:{case.id}"
+        )
+    return Response(status_code=status.HTTP_204_NO_CONTENT)

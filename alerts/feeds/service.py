@@ -1,0 +1,407 @@
+"""Feed documents over a session: CAP per message, the Atom and JSON feeds, partner filtering.
+
+Documents are rendered on request from the message rows and the case, never stored: once the
+child's data is erased they render without it, and there is no copy left to forget. Each case
+message becomes one CAP document (the first an Alert, every later wave or change an Update);
+a closing message becomes an AllClear Update with a near expiry and then a Cancel.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import time
+from dataclasses import dataclass, replace
+from datetime import datetime, timedelta
+from email.utils import format_datetime
+from xml.etree import ElementTree as ET
+
+from sqlalchemy import or_, select
+from sqlalchemy.orm import Session
+
+from alerts.cases.lifecycle import CaseState
+from alerts.cases.models import Case
+from alerts.config import Settings
+from alerts.feeds import cap, photos
+from alerts.feeds.models import CaseDrill
+from alerts.partners import service as partners
+from alerts.partners.models import Partner
+from channels import content, messages, runtime
+from channels.messages import MessageKind
+from channels.models import Message
+
+ATOM_NS = "http://www.w3.org/2005/Atom"
+CLOSING = (MessageKind.RESOLVED.value, MessageKind.CANCELLED.value)
+INSTRUCTION = {
+    "zh-CN": "如有线索请拨打{tip}。请勿自行接近可疑人员。",
+    "en": "If you have information call {tip}. Do not approach anyone yourself.",
+}
+
+
+@dataclass(frozen=True)
+class CapDoc:
+    identifier: str
+    message_id: str
+    case_id: str
+    variant: str  # alert, update, allclear, cancel
+    sent: datetime
+    expires: datetime
+    area: dict | None
+    document: cap.Document
+
+    def xml(self) -> bytes:
+        """The CAP XML."""
+        return cap.render(self.document)
+
+
+def identifier_of(message_id: str, variant: str) -> str:
+    """The CAP identifier of a message's document (a Cancel has its own)."""
+    return f"reunite:{message_id}" + (":cancel" if variant == "cancel" else "")
+
+
+def cap_url(settings: Settings, identifier: str) -> str:
+    """Where a partner fetches one CAP document."""
+    return f"{settings.public_base_url.rstrip('/')}/api/v1/feeds/cap/{identifier}"
+
+
+def _photo_resources(settings: Settings, case: Case, now: float) -> list[cap.Resource]:
+    if case.details is None or case.state != CaseState.ACTIVE.value:
+        return []
+    # Round the signing time so the document (and its ETag) stays the same for a while.
+    step = max(60, settings.photo_url_ttl_seconds // 2)
+    signed_at = now - now % step
+    out = []
+    for photo in case.details.photos or []:
+        path = photos.original(settings, photo["ref"])
+        if path is None:
+            continue
+        url, _ = photos.signed_url(settings, photo["ref"], signed_at)
+        out.append(
+            cap.Resource(
+                description="Photo of the missing child",
+                mime_type=photo.get("content_type") or "image/jpeg",
+                uri=url,
+                digest=photos.sha1(path),
+                size=path.stat().st_size,
+            )
+        )
+    return out
+
+
+def _infos(settings: Settings, case: Case, kind: MessageKind, wave: int, langs: list[str]):
+    alert = content.alert_content(case, kind, wave, settings.channels.deep_link_base)
+    out = []
+    for lang in langs:
+        m = messages.render(alert, lang)
+        out.append(
+            cap.Info(
+                language=lang,
+                headline=m.title,
+                description=m.body,
+                instruction=INSTRUCTION.get(lang, INSTRUCTION["en"]).format(tip=case.tip_line)
+                if kind not in (MessageKind.RESOLVED, MessageKind.CANCELLED)
+                else "",
+                web=m.deep_link,
+                contact=case.tip_line,
+            )
+        )
+    return out
+
+
+def case_messages(session: Session, case_id: str) -> list[Message]:
+    """The case's messages in the order they were made."""
+    return list(
+        session.scalars(
+            select(Message).where(Message.case_id == case_id).order_by(Message.created_at)
+        )
+    )
+
+
+def case_documents(
+    session: Session, case: Case, settings: Settings, now: float | None = None
+) -> list[CapDoc]:
+    """Every CAP document of a case, oldest first, each referencing the earlier unexpired ones."""
+    now = time.time() if now is None else now
+    status = cap.Status.EXERCISE if session.get(CaseDrill, case.id) else cap.Status.ACTUAL
+    note = "Drill: this is not a real missing child." if status is cap.Status.EXERCISE else None
+    langs = runtime.languages(case.alert_languages)
+    resources = _photo_resources(settings, case, now)
+    docs: list[CapDoc] = []
+    area = None
+    for msg in case_messages(session, case.id):
+        area = msg.area or area
+        kind = MessageKind(msg.kind)
+        shape = runtime.area_of(area)
+        base = {
+            "sender": settings.cap_sender,
+            "status": status,
+            "infos": _infos(settings, case, kind, msg.wave, langs),
+            "area_desc": shape.description if shape else "alert area",
+            "polygon": (area or {}).get("cap_polygon"),
+            "circle": (area or {}).get("cap_circle"),
+            "note": note,
+        }
+        if msg.kind in CLOSING:
+            sent = msg.created_at
+            allclear = cap.Document(
+                identifier=identifier_of(msg.id, "allclear"),
+                sent=sent,
+                msg_type=cap.MsgType.UPDATE,
+                expires=sent + timedelta(minutes=settings.allclear_expires_minutes),
+                response_type="AllClear",
+                urgency="Past",
+                severity="Minor",
+                certainty="Observed",
+                **base,
+            )
+            cancel_sent = sent + timedelta(seconds=1)
+            cancel = replace(
+                allclear,
+                identifier=identifier_of(msg.id, "cancel"),
+                sent=cancel_sent,
+                msg_type=cap.MsgType.CANCEL,
+                expires=cancel_sent + timedelta(hours=max(settings.feed_removal_hours, 1)),
+            )
+            variants = [("allclear", allclear), ("cancel", cancel)]
+        else:
+            document = cap.Document(
+                identifier=identifier_of(msg.id, "alert"),
+                sent=msg.created_at,
+                msg_type=cap.MsgType.UPDATE if docs else cap.MsgType.ALERT,
+                expires=msg.expires_at,
+                resources=resources,
+                **base,
+            )
+            variants = [("update" if docs else "alert", document)]
+        for variant, document in variants:
+            refs = [
+                cap.Reference(d.document.sender, d.identifier, d.sent)
+                for d in docs
+                if d.expires > document.sent
+            ]
+            document = replace(document, references=refs)
+            docs.append(
+                CapDoc(
+                    identifier=document.identifier,
+                    message_id=msg.id,
+                    case_id=case.id,
+                    variant=variant,
+                    sent=document.sent,
+                    expires=document.expires,
+                    area=area,
+                    document=document,
+                )
+            )
+    return docs
+
+
+def for_partner(doc: CapDoc, partner: Partner | None) -> CapDoc:
+    """The document with only the languages the partner takes (all when none match)."""
+    if partner is None or not partner.languages:
+        return doc
+    infos = [i for i in doc.document.infos if i.language in partner.languages]
+    if not infos:
+        return doc
+    return replace(doc, document=replace(doc.document, infos=infos))
+
+
+def document(
+    session: Session, identifier: str, settings: Settings, partner: Partner | None
+) -> CapDoc | None:
+    """One CAP document by identifier, if the partner may see it."""
+    message_id = identifier.removeprefix("reunite:").removesuffix(":cancel")
+    case = session.get(Case, message_id.split(":", 1)[0])
+    if case is None or not _visible(case, settings):
+        return None
+    for doc in case_documents(session, case, settings):
+        if doc.identifier == identifier:
+            if partner is not None and not partners.receives(partner, doc.area):
+                return None
+            return for_partner(doc, partner)
+    return None
+
+
+def _visible(case: Case, settings: Settings, now: datetime | None = None) -> bool:
+    from alerts.db import utcnow
+
+    if case.state == CaseState.ACTIVE.value:
+        return True
+    if case.closed_at is None:
+        return False
+    return case.closed_at > (now or utcnow()) - timedelta(hours=settings.feed_removal_hours)
+
+
+def current(session: Session, partner: Partner | None, settings: Settings) -> list[CapDoc]:
+    """The current document of every alert in the feeds, newest first, for this partner."""
+    from alerts.db import utcnow
+
+    now = utcnow()
+    cutoff = now - timedelta(hours=settings.feed_removal_hours)
+    cases = session.scalars(
+        select(Case).where(
+            or_(
+                Case.state == CaseState.ACTIVE.value,
+                Case.closed_at > cutoff,
+            ),
+            Case.approved_at.is_not(None),
+        )
+    ).unique()
+    out = []
+    for case in cases:
+        docs = case_documents(session, case, settings)
+        if not docs:
+            continue
+        latest = docs[-1]
+        if latest.variant == "cancel":
+            allclear = docs[-2]
+            # The AllClear stands until its near expiry; the Cancel after it.
+            latest = allclear if now < allclear.expires else latest
+        if partner is not None and not partners.receives(partner, latest.area):
+            continue
+        out.append(for_partner(latest, partner))
+    out.sort(key=lambda d: (d.sent, d.identifier), reverse=True)
+    return out
+
+
+def etag(body: bytes) -> str:
+    """A strong ETag of a response body."""
+    return '"' + hashlib.sha256(body).hexdigest()[:32] + '"'
+
+
+def last_modified(docs: list[CapDoc]) -> str:
+    """HTTP date of the newest document."""
+    from alerts.db import utcnow
+
+    newest = max((d.sent for d in docs), default=utcnow().replace(microsecond=0))
+    return format_datetime(newest.replace(microsecond=0), usegmt=True)
+
+
+def page_of(docs: list[CapDoc], page: int, size: int) -> tuple[list[CapDoc], bool]:
+    """One page of documents and whether another follows."""
+    start = (page - 1) * size
+    return docs[start : start + size], len(docs) > start + size
+
+
+def atom(docs: list[CapDoc], settings: Settings, page: int, has_next: bool) -> bytes:
+    """The Atom feed page: one entry per alert, linking to its CAP document."""
+    ET.register_namespace("", ATOM_NS)
+
+    def sub(parent: ET.Element, tag: str, text: str | None = None, **attrs: str) -> ET.Element:
+        el = ET.SubElement(parent, f"{{{ATOM_NS}}}{tag}", attrs)
+        if text is not None:
+            el.text = text
+        return el
+
+    base = settings.public_base_url.rstrip("/") + "/api/v1/feeds/atom"
+    feed = ET.Element(f"{{{ATOM_NS}}}feed")
+    sub(feed, "id", "urn:reunite:feeds:atom")
+    sub(feed, "title", "Reunite missing-child alerts")
+    newest = max((d.sent for d in docs), default=None)
+    sub(feed, "updated", cap.cap_time(newest) if newest else "1970-01-01T00:00:00+00:00")
+    author = sub(feed, "author")
+    sub(author, "name", settings.cap_sender)
+    sub(feed, "link", rel="self", href=f"{base}?page={page}")
+    if has_next:
+        sub(feed, "link", rel="next", href=f"{base}?page={page + 1}")
+    if page > 1:
+        sub(feed, "link", rel="previous", href=f"{base}?page={page - 1}")
+    for doc in docs:
+        info = doc.document.infos[0]
+        entry = sub(feed, "entry")
+        sub(entry, "id", f"urn:uuid:{doc.case_id}")
+        sub(entry, "title", cap.headline(info.headline, info.description))
+        sub(entry, "updated", cap.cap_time(doc.sent))
+        sub(entry, "summary", info.description)
+        sub(entry, "category", term=doc.variant)
+        sub(
+            entry,
+            "link",
+            rel="alternate",
+            type="application/cap+xml",
+            href=cap_url(settings, doc.identifier),
+        )
+    return ET.tostring(feed, encoding="utf-8", xml_declaration=True)
+
+
+def json_feed(docs: list[CapDoc], settings: Settings, page: int, has_next: bool) -> bytes:
+    """The JSON Feed 1.1 page of the same alerts, with the area and CAP link per item."""
+    base = settings.public_base_url.rstrip("/") + "/api/v1/feeds/json"
+    items = []
+    for doc in docs:
+        d = doc.document
+        items.append(
+            {
+                "id": doc.case_id,
+                "url": d.infos[0].web,
+                "title": cap.headline(d.infos[0].headline, d.infos[0].description),
+                "content_text": d.infos[0].description,
+                "date_modified": cap.cap_time(doc.sent),
+                "_reunite": {
+                    "cap_identifier": doc.identifier,
+                    "cap_url": cap_url(settings, doc.identifier),
+                    "msg_type": str(d.msg_type),
+                    "status": str(d.status),
+                    "variant": doc.variant,
+                    "expires": cap.cap_time(doc.expires),
+                    "area": {"polygon": d.polygon, "circle": d.circle},
+                    "languages": {
+                        i.language: {"headline": i.headline, "description": i.description}
+                        for i in d.infos
+                    },
+                },
+            }
+        )
+    body = {
+        "version": "https://jsonfeed.org/version/1.1",
+        "title": "Reunite missing-child alerts",
+        "feed_url": f"{base}?page={page}",
+        "items": items,
+    }
+    if has_next:
+        body["next_url"] = f"{base}?page={page + 1}"
+    return json.dumps(body, ensure_ascii=False, separators=(",", ":")).encode()
+
+
+def message_area(session: Session, message: Message) -> dict | None:
+    """A message's area, or for a closing notice the area of the case's latest alert."""
+    if message.area:
+        return message.area
+    for earlier in reversed(case_messages(session, message.case_id)):
+        if earlier.area:
+            return earlier.area
+    return None
+
+
+def partner_filter(session: Session, message: Message):
+    """A predicate partner_id -> bool: does this message's area reach that partner?"""
+    area = message_area(session, message)
+    rows = {p.id: p for p in session.scalars(select(Partner))}
+
+    def wanted(partner_id: int) -> bool:
+        partner = rows.get(partner_id)
+        return partner is not None and partners.receives(partner, area)
+
+    return wanted
+
+
+def announce(session: Session, message: Message, event: str, settings: Settings) -> bool:
+    """Put a message on the live stream once (a re-run fan-out does not repeat it)."""
+    from alerts.feeds import sse
+    from alerts.redis_client import get_redis
+
+    client = get_redis()
+    ttl = int(settings.stream_retention_hours * 3600) + 3600
+    if not client.set(f"feeds:announced:{message.id}", 1, nx=True, ex=ttl):
+        return False
+    variants = ["allclear", "cancel"] if message.kind in CLOSING else ["alert"]
+    ids = [identifier_of(message.id, v) for v in variants]
+    data = {
+        "type": event,
+        "message_id": message.id,
+        "case_id": message.case_id,
+        "kind": message.kind,
+        "wave": message.wave,
+        "cap": [{"identifier": i, "url": cap_url(settings, i)} for i in ids],
+    }
+    sse.publish(client, settings, event=event, data=data, area=message_area(session, message))
+    return True

@@ -1,0 +1,19 @@
+"""Thin Celery tasks for partner webhooks: ids in, alerts.partners.webhooks does the work."""
+
+from __future__ import annotations
+
+from alerts.celery_app import celery_app
+from alerts.partners import webhooks
+
+
+@celery_app.task(
+    name=webhooks.REDELIVER_TASK,
+    acks_late=True,
+    autoretry_for=(ConnectionError,),
+    retry_backoff=True,
+    retry_jitter=True,
+    max_retries=5,
+)
+def redeliver(message_id: str, endpoint_id: int) -> str:
+    """Send one event to one partner endpoint again, as the partner asked."""
+    return webhooks.redeliver(message_id, endpoint_id)

@@ -1,0 +1,178 @@
+"""Partner webhook subscriptions: endpoints, secret rotation, delivery history, redelivery.
+
+Delivery itself is the channel layer's (channels.webhook signs, channels.fanout paces, retries
+and dead-letters). A redelivery of a dead-lettered event replays the dead letter; any other
+redelivery sends the same signed event (same webhook-id) once more and records the attempt.
+"""
+
+from __future__ import annotations
+
+import base64
+import os
+import time
+
+from sqlalchemy import func, select
+from sqlalchemy.orm import Session
+
+from alerts import crypto
+from alerts.audit import service as audit
+from alerts.config import Mode, Settings
+from alerts.partners import service as partners
+from channels.models import DeadLetter, Message, PartnerEndpoint, WebhookAttempt
+
+REDELIVER_TASK = "reunite.partners.redeliver"
+
+
+def new_secret() -> str:
+    """A Standard Webhooks secret: 'whsec_' and base64 of 24 random bytes."""
+    return "whsec_" + base64.b64encode(os.urandom(24)).decode()
+
+
+def register(
+    session: Session,
+    partner_id: int,
+    url: str,
+    events: list[str],
+    language: str | None,
+    settings: Settings,
+) -> tuple[PartnerEndpoint, str]:
+    """Register an endpoint (SSRF-checked in production); returns it and its new secret."""
+    from channels import service as channels
+
+    partners.check_webhook_url(url, allow_private=settings.mode is not Mode.PRODUCTION)
+    secret = new_secret()
+    row = channels.add_endpoint(session, partner_id, url, secret, events=events, language=language)
+    audit.record(
+        session,
+        actor=f"partner:{partner_id}",
+        action="partner.endpoint_added",
+        subject=f"partner:{partner_id}",
+        detail={"endpoint": row.id, "events": events},
+    )
+    return row, secret
+
+
+def endpoints_of(session: Session, partner_id: int) -> list[PartnerEndpoint]:
+    """The partner's endpoints."""
+    return list(
+        session.scalars(
+            select(PartnerEndpoint)
+            .where(PartnerEndpoint.partner_id == partner_id)
+            .order_by(PartnerEndpoint.id)
+        )
+    )
+
+
+def own_endpoint(session: Session, partner_id: int, endpoint_id: int) -> PartnerEndpoint:
+    """One of the partner's endpoints, or PartnerError."""
+    row = session.get(PartnerEndpoint, endpoint_id)
+    if row is None or row.partner_id != partner_id:
+        raise LookupError(f"endpoint {endpoint_id} not found")
+    return row
+
+
+def rotate_secret(
+    session: Session, partner_id: int, endpoint_id: int
+) -> tuple[PartnerEndpoint, str]:
+    """Replace the endpoint's signing secret; the new one is returned once."""
+    row = own_endpoint(session, partner_id, endpoint_id)
+    secret = new_secret()
+    row.secret_enc = crypto.encrypt(secret)
+    audit.record(
+        session,
+        actor=f"partner:{partner_id}",
+        action="partner.endpoint_secret_rotated",
+        subject=f"partner:{partner_id}",
+        detail={"endpoint": row.id},
+    )
+    return row, secret
+
+
+def remove(session: Session, partner_id: int, endpoint_id: int) -> None:
+    """Deactivate an endpoint (its history stays for the ledger)."""
+    row = own_endpoint(session, partner_id, endpoint_id)
+    row.active = False
+
+
+def deliveries(session: Session, partner_id: int, limit: int) -> list[WebhookAttempt]:
+    """The partner's most recent delivery attempts."""
+    return list(
+        session.scalars(
+            select(WebhookAttempt)
+            .where(WebhookAttempt.partner_id == partner_id)
+            .order_by(WebhookAttempt.id.desc())
+            .limit(limit)
+        )
+    )
+
+
+def request_redelivery(session: Session, partner_id: int, message_id: str, endpoint_id: int) -> str:
+    """Queue a redelivery; returns how ("dead_letter_replay" or "redelivery")."""
+    from channels import dlq
+
+    own_endpoint(session, partner_id, endpoint_id)
+    if session.get(Message, message_id) is None:
+        raise LookupError("message not found")
+    for letter in session.scalars(
+        select(DeadLetter).where(
+            DeadLetter.message_id == message_id,
+            DeadLetter.channel == "webhook",
+            DeadLetter.replayed_at.is_(None),
+        )
+    ):
+        if any(int(t) == endpoint_id for t, _p in letter.targets):
+            dlq.replay(session, letter.id)
+            return "dead_letter_replay"
+    session.commit()
+    from alerts.celery_app import celery_app
+
+    celery_app.send_task(REDELIVER_TASK, args=[message_id, endpoint_id], queue="webhook")
+    return "redelivery"
+
+
+def redeliver(message_id: str, endpoint_id: int) -> str:
+    """Send one message's signed event to one endpoint again and record the attempt."""
+    from pydantic import SecretStr
+
+    from alerts.config import get_settings
+    from alerts.db import session_scope
+    from channels import base, runtime
+    from channels import service as channels
+
+    with session_scope() as session:
+        row = session.get(PartnerEndpoint, endpoint_id)
+        if row is None or not row.active:
+            return "endpoint_inactive"
+        endpoint = base.PartnerEndpoint(
+            partner_id=str(row.partner_id),
+            url=row.url,
+            secret=SecretStr(crypto.decrypt(row.secret_enc)),
+            language=row.language,
+        )
+        partner_id = row.partner_id
+        attempts = session.scalar(
+            select(func.max(WebhookAttempt.attempt)).where(
+                WebhookAttempt.message_id == message_id, WebhookAttempt.endpoint_id == endpoint_id
+            )
+        )
+    delivery = channels.delivery_for(message_id)
+    if delivery is None:
+        return "message_gone"
+    started = time.monotonic()
+    chan = runtime.channel("webhook", get_settings().channels)
+    outcome = runtime.run(chan.send(endpoint, delivery))
+    with session_scope() as session:
+        session.add(
+            WebhookAttempt(
+                message_id=message_id,
+                case_id=delivery.case_id,
+                partner_id=partner_id,
+                endpoint_id=endpoint_id,
+                attempt=(attempts or 0) + 1,
+                outcome=str(outcome.kind),
+                reason=outcome.reason[:64],
+                status=outcome.status,
+                duration_ms=int((time.monotonic() - started) * 1000),
+            )
+        )
+    return str(outcome.kind)

@@ -1,0 +1,80 @@
+"""Erasure of a closed case's personal data once its retention has passed.
+
+What goes: the CaseDetails row (name, photos, descriptions, suspect, vehicle, address), the
+photo files, the free texts that may name people (rejection and close reasons, sighting
+addresses and notes, the override reason). What stays: ids, times, states, coordinates, areas,
+counts and the audit chain, for statistics. Feed and CAP documents are rendered from these rows
+on request, so after erasure they carry no personal data; photo URLs already stopped at closure.
+"""
+
+from __future__ import annotations
+
+import logging
+from datetime import datetime, timedelta
+
+from sqlalchemy import select
+from sqlalchemy.orm import Session
+
+from alerts.audit import service as audit
+from alerts.cases.lifecycle import CaseState
+from alerts.cases.models import Case
+from alerts.config import Settings
+from alerts.db import utcnow
+from alerts.feeds import photos
+from alerts.feeds.models import CaseErasure
+from geo.waves.models import CaseGeo, Sighting
+
+log = logging.getLogger(__name__)
+CLOSED = (CaseState.RESOLVED.value, CaseState.CANCELLED.value, CaseState.EXPIRED.value)
+
+
+class NotClosed(Exception):
+    """Only a closed case can be erased."""
+
+
+def erase(session: Session, case_id: str, settings: Settings, kind: str = "retention") -> int:
+    """Erase one closed case's personal data; returns how many photo files were deleted."""
+    case = session.scalars(select(Case).where(Case.id == case_id).with_for_update(of=Case)).one()
+    if case.state not in CLOSED:
+        raise NotClosed(f"case {case.id} is {case.state}")
+    deleted = 0
+    if case.details is not None:
+        for photo in case.details.photos or []:
+            for path in photos.files_of(settings, str(photo.get("ref", ""))):
+                path.unlink(missing_ok=True)
+                deleted += 1
+        case.details = None
+    case.rejection_reason = None
+    case.close_reason = None
+    for sighting in session.scalars(select(Sighting).where(Sighting.case_id == case.id)):
+        sighting.address = None
+        sighting.note = None
+    geo = session.get(CaseGeo, case.id)
+    if geo is not None:
+        geo.override_reason = None
+    if session.get(CaseErasure, case.id) is None:
+        session.add(CaseErasure(case_id=case.id, photos_deleted=deleted, kind=kind))
+    audit.record(
+        session,
+        actor="system",
+        action="case.erased",
+        subject=f"case:{case.id}",
+        detail={"photos_deleted": deleted, "kind": kind},
+    )
+    log.info("case %s personal data erased (%d photo files)", case.id, deleted)
+    return deleted
+
+
+def due(session: Session, settings: Settings, now: datetime | None = None) -> list[str]:
+    """Closed cases past the retention whose data is not yet erased."""
+    cutoff = (now or utcnow()) - timedelta(days=settings.erasure_retention_days)
+    erased = select(CaseErasure.case_id)
+    return list(
+        session.scalars(
+            select(Case.id).where(
+                Case.state.in_(CLOSED),
+                Case.closed_at <= cutoff,
+                Case.id.not_in(erased),
+            )
+        )
+    )

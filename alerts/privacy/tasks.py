@@ -1,0 +1,20 @@
+"""Thin Celery task for erasure: beat runs it; alerts.privacy.service does the work."""
+
+from __future__ import annotations
+
+from alerts.celery_app import celery_app
+from alerts.config import get_settings
+from alerts.db import session_scope
+from alerts.privacy import service
+
+
+@celery_app.task(name="reunite.privacy.erase_due", acks_late=True, max_retries=0)
+def erase_due() -> int:
+    """Erase every closed case past its retention, one transaction per case."""
+    settings = get_settings()
+    with session_scope() as session:
+        ids = service.due(session, settings)
+    for case_id in ids:
+        with session_scope() as session:
+            service.erase(session, case_id, settings)
+    return len(ids)
