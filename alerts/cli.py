@@ -13,6 +13,7 @@ import typer
 
 from alerts.config import get_settings
 from alerts.users.roles import Rank, Role
+from channels.cli import dlq_app
 
 app = typer.Typer(help="Reunite: verified missing-child alerts.", no_args_is_help=True)
 db_app = typer.Typer(help="Database schema.", no_args_is_help=True)
@@ -25,6 +26,7 @@ app.add_typer(agencies_app, name="agencies")
 rules_app = typer.Typer(help="Radius rules.", no_args_is_help=True)
 partners_app = typer.Typer(help="Partner accounts and API keys.", no_args_is_help=True)
 app.add_typer(partners_app, name="partners")
+app.add_typer(dlq_app, name="dlq", help="Dead letters: list and replay.")
 app.add_typer(audit_app, name="audit")
 app.add_typer(rules_app, name="rules")
 
