@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import io
 import re
-import shutil
 import subprocess
 import sys
 import time
@@ -49,7 +48,11 @@ if not Path(CHROMIUM).exists():  # .ci/run installs it; a bare checkout may not 
 def cli(args: list[str], env, cwd) -> str:
     out = subprocess.run(
         [sys.executable, "-m", "alerts.cli", *args],
-        env=env, cwd=cwd, capture_output=True, text=True, timeout=60,
+        env=env,
+        cwd=cwd,
+        capture_output=True,
+        text=True,
+        timeout=60,
     )
     assert out.returncode == 0, out.stderr
     return out.stdout
@@ -85,15 +88,34 @@ def server(tmp_path_factory):
             ("ops1", "operator", "constable"),
             ("lockme", "officer", "constable"),
         ]:
-            cli(["users", "create", name, "--role", role, "--rank", rank,
-                 "--agency", "Guangzhou", "--password", PASSWORD], env, tmp)
+            cli(
+                [
+                    "users",
+                    "create",
+                    name,
+                    "--role",
+                    role,
+                    "--rank",
+                    rank,
+                    "--agency",
+                    "Guangzhou",
+                    "--password",
+                    PASSWORD,
+                ],
+                env,
+                tmp,
+            )
         out = cli(["partners", "create", "MapsApp", "--scope", "devices:write"], env, tmp)
         key = out.strip().rsplit(" ", 1)[-1]
         for i in range(12):
             res = http.put(
                 f"/api/v1/partner/devices/dev-{i}",
-                json={"platform": "fcm", "address": f"fcm-token-{i:04d}-abcdef",
-                      "lat": LAT + 0.01 * i, "lon": LON - 0.01 * i},
+                json={
+                    "platform": "fcm",
+                    "address": f"fcm-token-{i:04d}-abcdef",
+                    "lat": LAT + 0.01 * i,
+                    "lon": LON - 0.01 * i,
+                },
                 headers={"Authorization": f"Bearer {key}"},
             )
             assert res.status_code == 200, res.text
@@ -140,7 +162,7 @@ def photo_bytes() -> bytes:
 
 
 def fill_case(page, *, photo: dict | None) -> None:
-    when = (datetime.now(UTC) + timedelta(hours=8) - timedelta(minutes=35))
+    when = datetime.now(UTC) + timedelta(hours=8) - timedelta(minutes=35)
     page.fill("#f-child_name", "Lin Xiaoyu")
     page.select_option("#f-sex", "female")
     page.fill("#f-age_years", "6")
@@ -163,8 +185,9 @@ def test_officer_creates_supervisor_approves_delivery_moves_and_case_resolves(br
     assert officer.locator("#totp-prompt").is_visible()  # officers are prompted, not forced
 
     officer.goto("/console/cases/new")
-    fill_case(officer, photo={"name": "child.jpg", "mimeType": "image/jpeg",
-                              "buffer": photo_bytes()})
+    fill_case(
+        officer, photo={"name": "child.jpg", "mimeType": "image/jpeg", "buffer": photo_bytes()}
+    )
     shot(officer, "new-case")
     officer.click("button[name=action][value=submit]")
     officer.wait_for_url(re.compile(r"/console/cases/[0-9a-f-]{36}$"))
@@ -207,7 +230,8 @@ def test_officer_creates_supervisor_approves_delivery_moves_and_case_resolves(br
     officer.wait_for_function(
         "id => { const c = document.querySelector(`tr[data-case='${id}'] .reach`);"
         " return c && Number(c.textContent) > 0; }",
-        arg=case_id, timeout=60_000,
+        arg=case_id,
+        timeout=60_000,
     )
     shot(officer, "dashboard")
 
@@ -303,7 +327,10 @@ def test_negative_paths_in_the_browser(browser, server):
     token = officer.locator("input[name=csrf_token]").first.get_attribute("value")
     res = request.post(
         f"{server}/console/cases",
-        multipart={"csrf_token": token, "child_name": "x",
-                   "photo": {"name": "big.jpg", "mimeType": "image/jpeg", "buffer": big}},
+        multipart={
+            "csrf_token": token,
+            "child_name": "x",
+            "photo": {"name": "big.jpg", "mimeType": "image/jpeg", "buffer": big},
+        },
     )
     assert res.status == 413

@@ -36,6 +36,13 @@ def _too_large(request: Request, ctx: Console) -> bool:
     return declared.isdigit() and int(declared) > ctx.settings.photo_max_bytes + FORM_SLACK
 
 
+def _photo_too_large(form, ctx: Console) -> bool:
+    # Checked before anything else: an oversized upload is refused whatever else is wrong.
+    upload = form.get("photo")
+    size = getattr(upload, "size", None)
+    return size is not None and size > ctx.settings.photo_max_bytes
+
+
 async def _photo_from(form, ctx: Console, errors: forms.FieldErrors) -> Photo | None:
     upload = form.get("photo")
     if upload is None or isinstance(upload, str) or not upload.filename:
@@ -81,6 +88,9 @@ async def create_case(request: Request, ctx: Police) -> Response:
         errors = {"photo": ("v.photo_size", {"mb": ctx.settings.photo_max_bytes // 2**20})}
         return _form_page(ctx, 413, values={}, errors=errors, case=None)
     form = await request.form(max_files=2, max_fields=80)
+    if _photo_too_large(form, ctx):
+        errors = {"photo": ("v.photo_size", {"mb": ctx.settings.photo_max_bytes // 2**20})}
+        return _form_page(ctx, 413, values={}, errors=errors, case=None)
     payload, errors = forms.case_payload(form, ctx.settings.console_timezone)
     values = {k: v for k, v in form.items() if isinstance(v, str) and k != "csrf_token"}
     values["languages"] = payload["alert_languages"]
@@ -194,6 +204,9 @@ async def edit_case(case_id: str, request: Request, ctx: Police) -> Response:
         errors = {"photo": ("v.photo_size", {"mb": ctx.settings.photo_max_bytes // 2**20})}
         return _case_page(ctx, case, 413, errors=errors)
     form = await request.form(max_files=2, max_fields=80)
+    if _photo_too_large(form, ctx):
+        errors = {"photo": ("v.photo_size", {"mb": ctx.settings.photo_max_bytes // 2**20})}
+        return _case_page(ctx, case, 413, errors=errors)
     payload, errors = forms.case_payload(form, ctx.settings.console_timezone)
     current = cases.to_read(case).model_dump()
     if current.get("child"):
