@@ -5,7 +5,8 @@ from __future__ import annotations
 import time
 from typing import Annotated
 
-from fastapi import APIRouter, Header, HTTPException, Query, Response, status
+import anyio
+from fastapi import APIRouter, Header, HTTPException, Query, Request, Response, status
 from fastapi.responses import FileResponse, StreamingResponse
 from sqlalchemy import select
 
@@ -90,6 +91,7 @@ def cap_document(
 
 @router.get("/feeds/stream", response_class=StreamingResponse)
 def stream(
+    request: Request,
     session: SessionDep,
     key: FeedsReader,
     last_event_id: Annotated[str | None, Header()] = None,
@@ -98,9 +100,18 @@ def stream(
     row = _partner(session, key, partners.Format.STREAM)
     # A detached copy: the stream outlives the request's session.
     partner = Partner(id=row.id, name=row.name, kind=row.kind, active=row.active, area=row.area)
-    frames = sse.events(get_redis(), partner, last_event_id)
+    source = sse.events(get_redis(), partner, last_event_id)
+
+    async def frames():
+        # Redis reads block (up to a second) in a worker thread; between them a client that
+        # went away is noticed, so no stream outlives its connection by more than a poll.
+        while not await request.is_disconnected():
+            frame = await anyio.to_thread.run_sync(next, source)
+            if frame:
+                yield frame
+
     return StreamingResponse(
-        frames,
+        frames(),
         media_type="text/event-stream",
         headers={"Cache-Control": "no-store", "X-Accel-Buffering": "no"},
     )

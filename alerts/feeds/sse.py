@@ -58,7 +58,7 @@ def events(
     block_ms: int = 1000,
     max_seconds: float | None = None,
 ) -> Iterator[str]:
-    """SSE frames for the partner from after `last_event_id`, with heartbeats, until closed."""
+    """SSE frames for the partner after `last_event_id`, heartbeats, and "" after an idle poll."""
     cursor = start_id(last_event_id)
     if cursor == "$":
         # Resolve "now" once, so nothing published between two reads is skipped.
@@ -78,3 +78,5 @@ def events(
         if time.monotonic() - last_beat > HEARTBEAT_S:
             last_beat = time.monotonic()
             yield ": keep-alive\n\n"
+        else:
+            yield ""  # a tick: lets the caller notice a client that went away

