@@ -146,6 +146,12 @@ def sign_in(page, username: str) -> None:
     page.wait_for_load_state()
 
 
+def english(page) -> None:
+    """Switch the session to English (the screenshots; this machine has no CJK fonts)."""
+    with page.expect_navigation():
+        page.select_option("#language", "en")
+
+
 def shot(page, name: str) -> None:
     SHOTS.mkdir(parents=True, exist_ok=True)
     page.screenshot(path=str(SHOTS / f"{name}.png"), full_page=True)
@@ -180,6 +186,7 @@ def fill_case(page, *, photo: dict | None) -> None:
 def test_officer_creates_supervisor_approves_delivery_moves_and_case_resolves(browser, server):
     officer = new_page(browser, server)
     officer.goto("/console/login")
+    english(officer)
     shot(officer, "login")
     sign_in(officer, "officer1")
     assert officer.locator("#totp-prompt").is_visible()  # officers are prompted, not forced
@@ -192,11 +199,13 @@ def test_officer_creates_supervisor_approves_delivery_moves_and_case_resolves(br
     officer.click("button[name=action][value=submit]")
     officer.wait_for_url(re.compile(r"/console/cases/[0-9a-f-]{36}$"))
     case_id = officer.url.rsplit("/", 1)[-1]
-    assert officer.locator("#case-state").inner_text() == "待审批"
+    assert officer.locator("#case-state").inner_text() == "Submitted"
     assert officer.locator(".photos img").count() == 1
 
     # The supervisor must enrol TOTP, then signs in again with a code from it.
     sup = new_page(browser, server)
+    sup.goto("/console/login")
+    english(sup)
     sign_in(sup, "sup1")
     assert sup.url.endswith("/console/totp/enrol")
     assert sup.locator(".qr svg").count() == 1
@@ -205,7 +214,7 @@ def test_officer_creates_supervisor_approves_delivery_moves_and_case_resolves(br
     sup.fill("#code", pyotp.TOTP(secret).now())
     sup.click("main button[type=submit]")
     sup.wait_for_url(re.compile(r"/console/$"))
-    sup.click("header button:has-text('退出')")
+    sup.click("header button:has-text('Sign out')")
     sign_in(sup, "sup1")
     assert sup.url.endswith("/console/login/totp")
     # The enrolment used this step's code; the next step's is accepted (window of one step).
@@ -221,7 +230,7 @@ def test_officer_creates_supervisor_approves_delivery_moves_and_case_resolves(br
     shot(sup, "review")
     sup.click("#approve")
     sup.wait_for_url(f"**/console/cases/{case_id}")
-    assert sup.locator("#case-state").inner_text() == "预警中"
+    assert sup.locator("#case-state").inner_text() == "Active"
 
     # The dashboard (polling) shows the case active and its reach growing past zero.
     officer.goto("/console/")
@@ -252,9 +261,11 @@ def test_officer_creates_supervisor_approves_delivery_moves_and_case_resolves(br
     officer.fill("#resolve-reason", "Found safe at the metro station")
     officer.click("#resolve")
     officer.wait_for_url(f"**/console/cases/{case_id}")
-    assert officer.locator("#case-state").inner_text() == "已找到"
+    assert officer.locator("#case-state").inner_text() == "Found"
 
     ops = new_page(browser, server)
+    ops.goto("/console/login")
+    english(ops)
     sign_in(ops, "ops1")
     secret = ops.locator("#totp-secret").inner_text().replace(" ", "")
     ops.fill("#code", pyotp.TOTP(secret).now())
