@@ -1,0 +1,129 @@
+"""Partners manage their own webhook endpoints; delivery goes through the channel layer."""
+
+from __future__ import annotations
+
+import time
+
+import pytest
+
+from alerts.config import get_settings
+from alerts.db import session_scope
+from alerts.partners import webhooks
+from channels import fanout
+from channels import service as channels
+from channels.sinks import webhook as webhook_sink
+from tests.factories import token
+from tests.integration.partners.support import (
+    GUANGZHOU,
+    URUMQI,
+    approved_case,
+    bearer,
+    create_partner,
+    start_first_wave,
+)
+
+
+@pytest.fixture
+def receiver():
+    sink = webhook_sink.WebhookReceiver(secret="whsec_" + "A" * 32)
+    with webhook_sink.running(sink) as endpoint:
+        yield sink, endpoint.url
+
+
+def deliver(message_id: str, endpoint_id: int) -> None:
+    """What the webhook task does for one endpoint."""
+    fanout.run_webhook(
+        message_id, endpoint_id, 0, time.time(), get_settings().channels, channels.delivery_for
+    )
+
+
+def test_partner_registers_endpoint_receives_signed_event_and_gets_a_redelivery(
+    world, api, receiver
+):
+    sink, url = receiver
+    admin = token(api, "admin1")
+    key = bearer(create_partner(api, admin, "MapsApp", area=[GUANGZHOU])["key"]["key"])
+    res = api.post(
+        "/api/v1/partner/webhooks",
+        json={"url": f"{url}/hooks/maps", "events": ["alert.published", "alert.resolved"]},
+        headers=key,
+    )
+    assert res.status_code == 201, res.text
+    endpoint, sink.secret = res.json()["endpoint"], res.json()["secret"]
+    assert sink.secret.startswith("whsec_")
+    assert "secret" not in api.get("/api/v1/partner/webhooks", headers=key).text
+
+    message_id = start_first_wave(approved_case(world))
+    deliver(message_id, endpoint["id"])
+    assert [e.event["data"]["kind"] for e in sink.events] == ["alert"]
+    history = api.get("/api/v1/partner/deliveries", headers=key).json()
+    assert [(d["message_id"], d["outcome"]) for d in history] == [(message_id, "ok")]
+
+    res = api.post(
+        "/api/v1/partner/deliveries/redeliver",
+        json={"message_id": message_id, "endpoint_id": endpoint["id"]},
+        headers=key,
+    )
+    assert res.status_code == 202 and res.json()["via"] == "redelivery"
+    assert webhooks.redeliver(message_id, endpoint["id"]) == "ok"  # what the queued task runs
+    assert sink.duplicates == 1, "a redelivery carries the same webhook-id"
+    history = api.get("/api/v1/partner/deliveries", headers=key).json()
+    assert [d["attempt"] for d in history] == [2, 1]
+
+
+def test_rotated_secret_signs_the_next_delivery(world, api, receiver):
+    sink, url = receiver
+    key = bearer(create_partner(api, token(api, "admin1"), "MapsApp")["key"]["key"])
+    created = api.post(
+        "/api/v1/partner/webhooks", json={"url": f"{url}/hooks/maps"}, headers=key
+    ).json()
+    endpoint_id = created["endpoint"]["id"]
+    res = api.post(f"/api/v1/partner/webhooks/{endpoint_id}/rotate-secret", headers=key)
+    assert res.status_code == 200
+    assert res.json()["secret"] != created["secret"]
+    sink.secret = res.json()["secret"]
+    deliver(start_first_wave(approved_case(world)), endpoint_id)
+    assert len(sink.events) == 1 and sink.rejected_signatures == 0
+
+
+def test_only_partners_whose_area_the_alert_reaches_get_the_webhook(world, api, receiver):
+    _sink, url = receiver
+    admin = token(api, "admin1")
+    for name, area in (("Near", GUANGZHOU), ("Far", URUMQI)):
+        key = bearer(create_partner(api, admin, name, area=[area])["key"]["key"])
+        assert (
+            api.post(
+                "/api/v1/partner/webhooks", json={"url": f"{url}/hooks/{name}"}, headers=key
+            ).status_code
+            == 201
+        )
+    case_id = approved_case(world)
+    start_first_wave(case_id)
+    with session_scope() as s:
+        totals = channels.case_deliveries(s, case_id).totals
+    assert [(t.channel, t.targeted) for t in totals] == [("webhook", 1)]
+
+
+def test_partner_cannot_touch_another_partners_endpoint(world, api, receiver):
+    _sink, url = receiver
+    admin = token(api, "admin1")
+    a = bearer(create_partner(api, admin, "A")["key"]["key"])
+    b = bearer(create_partner(api, admin, "B")["key"]["key"])
+    endpoint = api.post(
+        "/api/v1/partner/webhooks", json={"url": f"{url}/hooks/a"}, headers=a
+    ).json()["endpoint"]
+    assert (
+        api.post(f"/api/v1/partner/webhooks/{endpoint['id']}/rotate-secret", headers=b).status_code
+        == 404
+    )
+    assert api.delete(f"/api/v1/partner/webhooks/{endpoint['id']}", headers=b).status_code == 404
+
+
+def test_unknown_event_type_is_refused(world, api):
+    key = bearer(create_partner(api, token(api, "admin1"), "A")["key"]["key"])
+    res = api.post(
+        "/api/v1/partner/webhooks",
+        json={"url": "https://example.com/h", "events": ["alert.exploded"]},
+        headers=key,
+    )
+    assert res.status_code == 422
