@@ -17,4 +17,7 @@ def erase_due() -> int:
     for case_id in ids:
         with session_scope() as session:
             service.erase(session, case_id, settings)
+    if ids:
+        with session_scope() as session:
+            service.scrub_storage(session)
     return len(ids)
