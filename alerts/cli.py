@@ -90,7 +90,7 @@ def api(
         factory=True,
         host=host or settings.api_host,
         port=port if port is not None else settings.api_port,
-        log_level="info",
+        log_level=settings.log_level.lower(),
         log_config=None,  # ops.logging already configured the root logger
     )
 
@@ -110,7 +110,7 @@ def worker(
     celery_app.worker_main(
         [
             "worker",
-            "--loglevel=INFO",
+            f"--loglevel={settings.log_level}",
             f"--concurrency={concurrency or settings.worker_concurrency}",
             f"--queues={queues}",
             "--without-gossip",
@@ -132,7 +132,7 @@ def beat() -> None:
     celery_app.start(
         [
             "beat",
-            "--loglevel=INFO",
+            f"--loglevel={settings.log_level}",
             f"--schedule={settings.data_dir.resolve() / 'celerybeat-schedule'}",
         ]
     )

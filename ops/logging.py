@@ -197,6 +197,8 @@ def configure(json_lines: bool, level: str = "INFO", stream: Any = None) -> None
         lg = logging.getLogger(name)
         lg.handlers.clear()
         lg.propagate = True
+    # Migration chatter on every start says nothing an operator needs.
+    logging.getLogger("alembic").setLevel(logging.WARNING)
     # httpx logs request lines whose URL (an APNs path) carries a device token.
     logging.getLogger("httpx").setLevel(logging.WARNING)
     logging.getLogger("httpcore").setLevel(logging.WARNING)
