@@ -2,9 +2,12 @@
 
 from __future__ import annotations
 
+import time
 from datetime import date
 
 from alerts.cases.models import Case
+from alerts.config import get_settings
+from alerts.feeds import photos
 from channels.messages import AlertContent, MessageKind, Sex
 
 
@@ -44,6 +47,7 @@ def alert_content(case: Case, kind: MessageKind, wave: int, link_base: str) -> A
         last_seen_place=details.last_seen_address if details is not None else "",
         tip_line=case.tip_line,
         deep_link=deep_link(link_base, case.id),
-        photo_url=None,  # the partner issue adds signed, expiring photo URLs
+        # Partner issue: a signed URL that expires, and stops working when the case closes.
+        photo_url=photos.url_for_case(case, get_settings(), time.time()),
         wave=wave,
     )

@@ -62,3 +62,13 @@ def verify(settings: Settings, ref: str, expires: int, sig: str, now: float) -> 
 def sha1(path: Path) -> str:
     """SHA-1 digest of a file, as CAP `digest` wants it."""
     return hashlib.sha1(path.read_bytes()).hexdigest()
+
+
+def url_for_case(case, settings: Settings, now: float) -> str | None:
+    """The signed URL of an active case's first stored photo, for push and webhook texts."""
+    if case.state != "active" or case.details is None:
+        return None
+    for photo in case.details.photos or []:
+        if original(settings, str(photo.get("ref", ""))) is not None:
+            return signed_url(settings, photo["ref"], now)[0]
+    return None

@@ -16,6 +16,7 @@ from alerts.config import get_settings
 from alerts.db import session_scope
 from alerts.feeds import cap, photos
 from alerts.feeds import service as feeds
+from channels import service as channels
 from tests.factories import token
 from tests.integration.partners.support import (
     GUANGZHOU,
@@ -178,5 +179,7 @@ def test_photo_is_a_signed_resource_with_sha1_and_stops_at_closure(world, api, p
     sig = photos.signature(settings, "photo_0001abcd", expired_at)
     old = f"/api/v1/photos/photo_0001abcd?expires={expired_at}&sig={sig}"
     assert api.get(old).status_code == 403
+    pushed = channels.delivery_for(message_id).messages["en"].photo_url
+    assert api.get(path_of(pushed)).status_code == 200, "push and webhook texts link the photo"
     close(world, case_id)
     assert api.get(path_of(url)).status_code == 410
