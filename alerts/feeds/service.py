@@ -373,13 +373,17 @@ def message_area(session: Session, message: Message) -> dict | None:
 
 
 def partner_filter(session: Session, message: Message):
-    """A predicate partner_id -> bool: does this message's area reach that partner?"""
+    """A predicate partner_id -> bool: does this message reach that partner by webhook?"""
     area = message_area(session, message)
     rows = {p.id: p for p in session.scalars(select(Partner))}
 
     def wanted(partner_id: int) -> bool:
         partner = rows.get(partner_id)
-        return partner is not None and partners.receives(partner, area)
+        return (
+            partner is not None
+            and partners.takes_format(partner, partners.Format.WEBHOOK)
+            and partners.receives(partner, area)
+        )
 
     return wanted
 

@@ -17,7 +17,7 @@ from alerts.db import session_scope
 from alerts.feeds import cap, photos
 from alerts.feeds import service as feeds
 from channels import service as channels
-from tests.factories import token
+from tests.factories import case_payload, token
 from tests.integration.partners.support import (
     GUANGZHOU,
     URUMQI,
@@ -183,3 +183,19 @@ def test_photo_is_a_signed_resource_with_sha1_and_stops_at_closure(world, api, p
     assert api.get(path_of(pushed)).status_code == 200, "push and webhook texts link the photo"
     close(world, case_id)
     assert api.get(path_of(url)).status_code == 410
+
+
+def test_supervisor_marks_a_draft_as_a_drill_and_an_approved_case_cannot_be(world, api):
+    officer, sup = token(api, "officer1"), token(api, "sup1")
+    case_id = api.post("/api/v1/cases", json=case_payload(), headers=officer).json()["id"]
+    assert api.put(f"/api/v1/cases/{case_id}/drill", headers=officer).status_code == 403
+    assert api.put(f"/api/v1/cases/{case_id}/drill", headers=sup).status_code == 204
+    live = approved_case(world)
+    assert api.put(f"/api/v1/cases/{live}/drill", headers=sup).status_code == 409
+
+
+def test_partner_gets_only_the_formats_it_asked_for(world, api):
+    body = create_partner(api, token(api, "admin1"), "CapOnly", formats=["cap"])
+    headers = bearer(body["key"]["key"])
+    assert api.get("/api/v1/feeds/atom", headers=headers).status_code == 403
+    assert api.get("/api/v1/feeds/stream", headers=headers).status_code == 403
