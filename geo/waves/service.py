@@ -25,6 +25,7 @@ from alerts.dispatch import service as dispatch
 from alerts.redis_client import get_redis
 from geo import areas, rules, targeting
 from geo.devices import service as devices
+from geo.index import RECORD
 from geo.rulesets import service as rulesets
 from geo.waves import claims
 from geo.waves.models import CaseGeo, Sighting, Wave
@@ -191,6 +192,20 @@ class WaveStart:
     wave_id: int
     message_id: str
     shards: list[targeting.ShardPlan]
+    # Above the operator's threshold FCM goes by geo-cell topic, one message per shard cell.
+    fcm_topics: bool
+
+
+def estimate_devices(shards: list[targeting.ShardPlan]) -> int:
+    """Upper bound on the devices a wave reaches: records in its shards' logs (one STRLEN each).
+
+    Cheap enough to run before targeting; it counts superseded records too, so it errs high.
+    """
+    index = devices.location_index()
+    pipe = index.client.pipeline(transaction=False)
+    for shard in shards:
+        pipe.strlen(index.log_key(shard.cell))
+    return sum(pipe.execute()) // RECORD.itemsize
 
 
 def begin_wave(session: Session, wave_id: int) -> WaveStart | None:
@@ -215,10 +230,19 @@ def begin_wave(session: Session, wave_id: int) -> WaveStart | None:
             detail={"wave": wave.index, "epoch": wave.epoch, "radius_km": wave.radius_km},
         )
     shards = targeting.plan(area_of(wave))
+    client = get_redis()
+    # Decided once per wave and kept, so a redelivered start or shard task decides the same.
+    decided = client.hget(stats_key(wave.id), "fcm_topics")
+    if decided is None:
+        decided = b"1" if channels.use_fcm_topics(estimate_devices(shards)) else b"0"
+        client.hsetnx(stats_key(wave.id), "fcm_topics", decided)
+        decided = client.hget(stats_key(wave.id), "fcm_topics")
     wave.status = "targeting"
     wave.started_at = wave.started_at or utcnow()
     wave.shards = len(shards)
-    return WaveStart(wave_id=wave.id, message_id=wave.message_id, shards=shards)
+    return WaveStart(
+        wave_id=wave.id, message_id=wave.message_id, shards=shards, fcm_topics=decided == b"1"
+    )
 
 
 def finish_wave(session: Session, wave_id: int) -> None:
@@ -230,6 +254,11 @@ def finish_wave(session: Session, wave_id: int) -> None:
 
 def stats_key(wave_id: int) -> str:
     return f"wave:{wave_id}:stats"
+
+
+def uses_fcm_topics(wave_id: int) -> bool:
+    """Whether this wave reaches FCM devices by geo-cell topic instead of per token."""
+    return get_redis().hget(stats_key(wave_id), "fcm_topics") == b"1"
 
 
 def target_shard(session: Session, wave_id: int, cell: int, interior: bool) -> np.ndarray:

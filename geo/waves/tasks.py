@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import h3
 from kombu.exceptions import OperationalError as BrokerError
 from sqlalchemy.exc import OperationalError as DatabaseError
 
@@ -41,6 +42,8 @@ def start_wave(outbox_id: int, wave_id: int) -> int:
         )
     from channels import service as channels
 
+    if start.fcm_topics:
+        channels.fan_out_topics(start.message_id, [h3.int_to_str(s.cell) for s in start.shards])
     channels.fan_out_partners(start.message_id)
     with session_scope() as session:
         service.finish_wave(session, wave_id)
@@ -59,7 +62,9 @@ def target_shard(wave_id: int, cell: int, interior: bool) -> int:
     if len(claimed) and message_id:
         from channels import service as channels
 
-        channels.fan_out_devices(message_id, claimed.tolist())
+        channels.fan_out_devices(
+            message_id, claimed.tolist(), fcm_via_topics=service.uses_fcm_topics(wave_id)
+        )
     return len(claimed)
 
 

@@ -203,3 +203,27 @@ def test_supervisor_cap_replans_remaining_waves(world):
         )
     live = [w for w in case_waves(case_id) if w.status != "cancelled"]
     assert [w.radius_km for w in live] == [100, 200, 250]
+
+
+def test_wave_above_the_fcm_threshold_goes_by_geo_cell_topic(world, monkeypatch):
+    from tests.conftest import clear_caches
+
+    add_devices({f"d{i}": place(10 + i, 30 * i) for i in range(5)})
+    monkeypatch.setenv("REUNITE_CHANNELS__FCM_TOPIC_THRESHOLD", "3")
+    clear_caches()
+    case_id = approved_case(world)
+    w0 = case_waves(case_id)[0]
+    with session_scope() as s:
+        start = waves.begin_wave(s, w0.id)
+    assert start is not None and start.fcm_topics
+    assert waves.uses_fcm_topics(w0.id)
+    assert waves.estimate_devices(start.shards) >= 5
+
+
+def test_wave_below_the_fcm_threshold_sends_per_token(world):
+    add_devices({"a": place(10)})
+    case_id = approved_case(world)
+    w0 = case_waves(case_id)[0]
+    with session_scope() as s:
+        start = waves.begin_wave(s, w0.id)
+    assert start is not None and not start.fcm_topics
