@@ -2,9 +2,12 @@
 
 from __future__ import annotations
 
+import logging
+
 from fastapi import FastAPI, Request, status
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
+from sqlalchemy.exc import OperationalError as DatabaseUnavailable
 
 from alerts.cases import api as cases_api
 from alerts.cases import service as cases
@@ -105,5 +108,17 @@ def create_app() -> FastAPI:
     @app.exception_handler(UserError)
     async def _user_error(_req: Request, exc: UserError) -> JSONResponse:
         return _error(422, str(exc))
+
+    @app.exception_handler(DatabaseUnavailable)
+    async def _database_down(_req: Request, exc: DatabaseUnavailable) -> JSONResponse:
+        # The request's transaction was rolled back whole: say so, and when to try again.
+        logging.getLogger(__name__).warning(
+            "database unavailable: %s", type(exc.orig or exc).__name__
+        )
+        return JSONResponse(
+            status_code=status.HTTP_503_SERVICE_UNAVAILABLE,
+            content={"detail": "the database is unavailable; nothing was changed, retry shortly"},
+            headers={"Retry-After": "5"},
+        )
 
     return app
