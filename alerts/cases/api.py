@@ -53,10 +53,16 @@ def read_case(case_id: str, session: SessionDep, user: CurrentUser) -> CaseRead:
 
 @router.patch("/{case_id}", response_model=CaseRead)
 def update_case(
-    case_id: str, body: CaseUpdate, session: SessionDep, user: CurrentUser, settings: SettingsDep
+    case_id: str,
+    body: CaseUpdate,
+    session: SessionDep,
+    user: CurrentUser,
+    settings: SettingsDep,
+    background: BackgroundTasks,
 ) -> CaseRead:
-    """Edit a draft; only the given fields change."""
-    return service.to_read(service.update_draft(session, case_id, body, user, settings))
+    """Edit a draft, or an active case's details (devices already alerted get an update)."""
+    service.update(session, case_id, body, user, settings)
+    return _commit_and_relay(session, background, case_id, user)
 
 
 @router.post("/{case_id}/submit", response_model=CaseRead)

@@ -123,16 +123,28 @@ def list_cases(
     return list(rows), total
 
 
-def update_draft(
+# On an active case these change through a sighting (which moves the waves), not an edit.
+ACTIVE_FIXED = frozenset({"last_seen", "alert_languages"})
+
+
+def update(
     session: Session, case_id: str, data: CaseUpdate, user: User, settings: Settings
 ) -> Case:
-    """Change a draft; anything past draft changes through sightings and updates instead."""
+    """Change a draft freely, or an active case's details (which sends an update notice)."""
     case = get(session, case_id, user, lock=True)
-    if case.state != CaseState.DRAFT:
-        raise CaseConflict(f"case is {case.state}; only a draft can be edited")
+    if Role(user.role) not in CASE_AUTHORS:
+        raise Forbidden(f"role {user.role} cannot edit cases")
+    changed = data.model_fields_set
+    if case.state == CaseState.ACTIVE:
+        fixed = sorted(changed & ACTIVE_FIXED)
+        if fixed:
+            raise CaseConflict(
+                f"case is active; {', '.join(fixed)} cannot be edited (add a sighting instead)"
+            )
+    elif case.state != CaseState.DRAFT:
+        raise CaseConflict(f"case is {case.state}; only draft and active cases can be edited")
     details = case.details
     assert details is not None
-    changed = data.model_fields_set
     if data.child is not None:
         details.child = data.child.model_dump(mode="json")
     if data.photos is not None:
@@ -161,6 +173,8 @@ def update_draft(
         subject=f"case:{case.id}",
         detail={"fields": sorted(changed)},
     )
+    if case.state == CaseState.ACTIVE and changed:
+        dispatch.enqueue_dispatch(session, case.id, "updated")
     return case
 
 

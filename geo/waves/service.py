@@ -176,6 +176,14 @@ for _kind in ("resolved", "cancelled", "expired"):
     dispatch.on(_kind)(_on_closed(_kind))
 
 
+@dispatch.on("updated")
+def on_updated(session: Session, case_id: str, _outbox_id: int) -> None:
+    """An active case's details changed: tell the devices and partners already alerted."""
+    case = session.get(Case, case_id)
+    if case is not None and case.state == CaseState.ACTIVE.value:
+        _queue_notice(session, case_id, "update", wave=None)
+
+
 def _queue_notice(session: Session, case_id: str, kind: str, wave: Wave | None) -> None:
     """Create a message for devices already alerted (and partners), queued via the outbox."""
     from channels import service as channels

@@ -227,7 +227,7 @@ async def edit_case(case_id: str, request: Request, ctx: Police) -> Response:
     if photo is not None:
         update.photos = [*[Photo(**p) for p in current["photos"]], photo][-10:]
     if update.model_fields_set or photo is not None:
-        cases.update_draft(ctx.db, case_id, update, ctx.user, ctx.settings)
+        cases.update(ctx.db, case_id, update, ctx.user, ctx.settings)
     return _see_other(f"/console/cases/{case_id}")
 
 

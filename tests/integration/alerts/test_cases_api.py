@@ -160,15 +160,34 @@ def test_illegal_transition_is_409_naming_current_state(api):
     assert "draft" in res.json()["detail"]
 
 
-def test_only_drafts_can_be_edited(api):
+def test_active_case_details_can_be_edited_and_queue_an_update(api):
+    case_id = submitted_case(api)
+    api.post(f"/api/v1/cases/{case_id}/approve", headers=token(api, "sup1"))
+    officer = token(api, "officer1")
+    res = api.patch(f"/api/v1/cases/{case_id}", json={"tip_line": "+86 20 12345"}, headers=officer)
+    assert res.status_code == 200 and res.json()["tip_line"] == "+86 20 12345"
+    with session_scope() as s:
+        kinds = [r.args[1] for r in s.scalars(select(OutboxMessage).order_by(OutboxMessage.id))]
+    assert kinds[-1] == "updated"
+
+
+def test_active_case_location_changes_only_through_a_sighting(api):
     case_id = submitted_case(api)
     api.post(f"/api/v1/cases/{case_id}/approve", headers=token(api, "sup1"))
     res = api.patch(
         f"/api/v1/cases/{case_id}",
-        json={"tip_line": "+86 20 12345"},
+        json={"last_seen": case_payload()["last_seen"]},
         headers=token(api, "officer1"),
     )
-    assert res.status_code == 409 and "active" in res.json()["detail"]
+    assert res.status_code == 409 and "sighting" in res.json()["detail"]
+
+
+def test_closed_cases_cannot_be_edited(api):
+    officer = token(api, "officer1")
+    case_id = api.post("/api/v1/cases", json=case_payload(), headers=officer).json()["id"]
+    api.post(f"/api/v1/cases/{case_id}/cancel", json={"reason": "duplicate"}, headers=officer)
+    res = api.patch(f"/api/v1/cases/{case_id}", json={"tip_line": "+86 20 1"}, headers=officer)
+    assert res.status_code == 409 and "cancelled" in res.json()["detail"]
 
 
 def test_draft_update_changes_only_given_fields(api):

@@ -227,3 +227,14 @@ def test_wave_below_the_fcm_threshold_sends_per_token(world):
     with session_scope() as s:
         start = waves.begin_wave(s, w0.id)
     assert start is not None and not start.fcm_topics
+
+
+def test_edited_active_case_sends_an_update_to_alerted_devices(world):
+    case_id = approved_case(world)
+    with session_scope() as s:
+        row = dispatch.enqueue_dispatch(s, case_id, "updated")
+        dispatch.run_dispatch(s, row.id, case_id, "updated")
+        notices = [
+            r.args for r in s.scalars(select(OutboxMessage)) if r.task == waves.NOTIFY_ALERTED
+        ]
+    assert [(args[0], args[1].split(":")[1]) for args in notices] == [(case_id, "update")]
