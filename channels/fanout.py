@@ -305,6 +305,42 @@ def run_topics(
     return tally, _finish(settings, led, results, attempt, first_at, tally)
 
 
+def run_area_broadcast(
+    message_id: str,
+    targets: Sequence[str],
+    attempt: int,
+    first_at: float,
+    settings: ChannelSettings,
+    build_delivery: Callable[[str], Any],
+) -> tuple[Tally, Next | None]:
+    """Ask the SMS carrier to broadcast the message to every handset in the area itself."""
+    r = get_redis()
+    led = Ledger(r, message_id, "sms_broadcast")
+    tally = Tally()
+    pending = [str(t) for t in led.pending(list(targets))]
+    delivery = build_delivery(message_id) if pending else None
+    if delivery is None or delivery.area is None:
+        return tally, None
+    chan = runtime.channel("sms_broadcast", settings)
+    tokens = _Tokens(
+        pacing.TokenBucket(r, runtime.sms_bind_name(settings), settings.sms_rate_per_s)
+    )
+    polygon = delivery.area.cap_polygon()
+
+    async def send(language: str) -> Outcome:
+        return await chan.broadcast_area(
+            polygon,
+            delivery.message_for(language).sms_text,
+            message_id=f"{message_id}:{language}",
+            expires_at=delivery.expires_at,
+        )
+
+    # One broadcast per alert language: the carrier cannot know a handset's language.
+    items = [(Target(lang), lang) for lang in pending if lang in delivery.messages]
+    results = runtime.run(_send_many(items, send, 1, tokens, led))
+    return tally, _finish(settings, led, results, attempt, first_at, tally)
+
+
 def run_webhook(
     message_id: str,
     endpoint_id: int,

@@ -109,6 +109,9 @@ def _prefix(channel: str, partner_id: int) -> str:
     return f"{channel}:{partner_id}:"
 
 
+STRING_TARGETS = frozenset({"fcm_topic", "sms_broadcast"})
+
+
 class Ledger:
     """Delivery state and counters of one message on one channel."""
 
@@ -116,7 +119,8 @@ class Ledger:
         self.client = client
         self.message_id = message_id
         self.channel = channel
-        self.mode = "b" if channel != "fcm_topic" else "h"
+        # Devices are dense ints (a bitmap); topics and broadcast languages are strings (a hash).
+        self.mode = "h" if channel in STRING_TARGETS else "b"
         self.state_key = f"ch:st:{message_id}:{channel}"
         self.targeted_key = f"ch:tg:{message_id}:{channel}"
         self.counts_key = counts_key(message_id)

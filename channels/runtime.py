@@ -79,6 +79,10 @@ def _build(name: str, s: ChannelSettings) -> Any:
         if s.sms_http is not None:
             return SmsHttpChannel(s.sms_http)
         raise NotConfigured("sms")
+    if name == "sms_broadcast":
+        if s.sms_http is None:
+            raise NotConfigured("sms_http")
+        return SmsHttpChannel(s.sms_http)
     if name == "webhook":
         return WebhookChannel(s.webhook)
     raise NotConfigured(name)

@@ -38,6 +38,7 @@ TASKS = {
     "sms": ("reunite.channels.sms", "sms"),
     "fcm_topic": ("reunite.channels.fcm_topics", "fcm"),
     "webhook": ("reunite.channels.webhook", "webhook"),
+    "sms_broadcast": ("reunite.channels.sms_broadcast", "sms"),
 }
 TOPIC_BATCH = 100
 
@@ -124,6 +125,17 @@ def fan_out_topics(message_id: str, cells: Sequence[str]) -> int:
     for start in range(0, len(unique), TOPIC_BATCH):
         enqueue("fcm_topic", message_id, unique[start : start + TOPIC_BATCH], 0, now)
     return len(unique)
+
+
+def broadcast_area(message_id: str, languages: Sequence[str]) -> bool:
+    """Ask the SMS carrier to broadcast to the whole area, if the operator turned it on."""
+    s = get_settings().channels
+    if not s.sms_area_broadcast or s.sms_http is None:
+        return False
+    unique = list(dict.fromkeys(languages))
+    Ledger(get_redis(), message_id, "sms_broadcast").target([Target(lang) for lang in unique])
+    enqueue("sms_broadcast", message_id, unique, 0, time.time())
+    return True
 
 
 def fan_out_partners(message_id: str) -> int:

@@ -47,6 +47,8 @@ class ChannelSettings(BaseModel):
     # Above this many devices in one FCM wave, send geo-cell topic messages instead.
     fcm_topic_threshold: int = Field(default=200_000, ge=0)
     max_sms_parts: int = Field(default=4, ge=1, le=20)
+    # Carriers that target by cell themselves get one area broadcast per wave (sms_http block).
+    sms_area_broadcast: bool = False
 
     # Retries: exponential backoff with full jitter, never earlier than Retry-After.
     retry_base_s: float = Field(default=1.0, gt=0)

@@ -83,6 +83,16 @@ def fcm_topics(message_id: str, cells: list[str], attempt: int, first_at: float)
     return _after("fcm_topic", message_id, first_at, result)
 
 
+@celery_app.task(name="reunite.channels.sms_broadcast", **OPTIONS)
+def sms_broadcast(message_id: str, languages: list[str], attempt: int, first_at: float) -> dict:
+    """Ask the SMS carrier to broadcast one message to the whole area (per language)."""
+    s = get_settings().channels
+    result = fanout.run_area_broadcast(
+        message_id, languages, attempt, first_at, s, service.delivery_for
+    )
+    return _after("sms_broadcast", message_id, first_at, result)
+
+
 @celery_app.task(name="reunite.channels.webhook", **OPTIONS)
 def webhook(message_id: str, endpoint_ids: list[int], attempt: int, first_at: float) -> dict:
     """Deliver one message's signed event to one partner endpoint."""

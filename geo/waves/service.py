@@ -202,6 +202,7 @@ class WaveStart:
     shards: list[targeting.ShardPlan]
     # Above the operator's threshold FCM goes by geo-cell topic, one message per shard cell.
     fcm_topics: bool
+    languages: list[str]
 
 
 def estimate_devices(shards: list[targeting.ShardPlan]) -> int:
@@ -249,7 +250,11 @@ def begin_wave(session: Session, wave_id: int) -> WaveStart | None:
     wave.started_at = wave.started_at or utcnow()
     wave.shards = len(shards)
     return WaveStart(
-        wave_id=wave.id, message_id=wave.message_id, shards=shards, fcm_topics=decided == b"1"
+        wave_id=wave.id,
+        message_id=wave.message_id,
+        shards=shards,
+        fcm_topics=decided == b"1",
+        languages=list(case.alert_languages),
     )
 
 

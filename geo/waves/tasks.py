@@ -44,6 +44,7 @@ def start_wave(outbox_id: int, wave_id: int) -> int:
 
     if start.fcm_topics:
         channels.fan_out_topics(start.message_id, [h3.int_to_str(s.cell) for s in start.shards])
+    channels.broadcast_area(start.message_id, start.languages)
     channels.fan_out_partners(start.message_id)
     with session_scope() as session:
         service.finish_wave(session, wave_id)
