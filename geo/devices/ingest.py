@@ -4,6 +4,8 @@ locations to the index in one batch. Bad rows are reported by index; good rows a
 from __future__ import annotations
 
 import json
+import re
+from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
@@ -57,6 +59,49 @@ def _error(index: int, exc: ValidationError) -> RowError:
     return RowError(index=index, field=field, message=err["msg"])
 
 
+_ID = re.compile(r"[A-Za-z0-9._:\-]{1,128}")
+
+
+@dataclass(slots=True)
+class _Location:
+    """One accepted row on its way to the index; `row` is set when it also registers."""
+
+    index: int
+    id: str
+    lat: float
+    lon: float
+    at: datetime | None = None
+    row: LocationRow | None = None
+
+
+def _plain_location(i: int, raw: Any) -> _Location | None:
+    """The common row, {"id", "lat", "lon"} and valid, checked without the full validator.
+
+    Pydantic costs ~20 us a row; this check ~1 us. Anything else, including every invalid row,
+    goes through the validator, which names the field and the reason.
+    """
+    if type(raw) is not dict or len(raw) != 3:
+        return None
+    ident, lat, lon = raw.get("id"), raw.get("lat"), raw.get("lon")
+    if type(ident) is not str or not _ID.fullmatch(ident):
+        return None
+    if type(lat) not in (int, float) or type(lon) not in (int, float):
+        return None
+    if not (-90.0 <= lat <= 90.0 and -180.0 <= lon <= 180.0):  # also false for NaN
+        return None
+    return _Location(i, ident, float(lat), float(lon))
+
+
+def _checked(i: int, row: LocationRow, now: datetime, oldest: datetime) -> _Location | RowError:
+    if row.at is not None and row.at > now + FUTURE_SKEW:
+        return RowError(index=i, field="at", message="must not be in the future")
+    if row.at is not None and row.at < oldest:
+        return RowError(index=i, field="at", message="is older than the staleness window")
+    if (row.platform is None) != (row.address is None):
+        return RowError(index=i, field="address", message="platform and address go together")
+    return _Location(i, row.id, row.lat, row.lon, row.at, row)
+
+
 def apply_rows(
     session: Session,
     index: LocationIndex,
@@ -68,31 +113,25 @@ def apply_rows(
     now = now or datetime.now(UTC)
     oldest = now - index.staleness
     rejected: list[RowError] = []
-    good: list[tuple[int, LocationRow]] = []
+    good: list[_Location] = []
     for i, raw in enumerate(raw_rows):
-        try:
-            row = _row.validate_python(raw)
-        except ValidationError as exc:
-            rejected.append(_error(i, exc))
-            continue
-        if row.at is not None and row.at > now + FUTURE_SKEW:
-            rejected.append(RowError(index=i, field="at", message="must not be in the future"))
-            continue
-        if row.at is not None and row.at < oldest:
-            rejected.append(
-                RowError(index=i, field="at", message="is older than the staleness window")
-            )
-            continue
-        if (row.platform is None) != (row.address is None):
-            rejected.append(
-                RowError(index=i, field="address", message="platform and address go together")
-            )
-            continue
-        good.append((i, row))
+        loc = _plain_location(i, raw)
+        if loc is None:
+            try:
+                checked = _checked(i, _row.validate_python(raw), now, oldest)
+            except ValidationError as exc:
+                checked = _error(i, exc)
+            if isinstance(checked, RowError):
+                rejected.append(checked)
+                continue
+            loc = checked
+        good.append(loc)
 
     registered = 0
-    for _, row in good:
-        if row.platform is not None and row.address is not None:
+    opted_out: set[str] = set()
+    for loc in good:
+        row = loc.row
+        if row is not None and row.platform is not None and row.address is not None:
             devices.upsert(
                 session,
                 partner_id,
@@ -103,32 +142,33 @@ def apply_rows(
                 opted_in=True if row.opted_in is None else row.opted_in,
             )
             registered += 1
-    known = devices.ids_for(session, partner_id, [row.id for _, row in good])
-    applied: list[tuple[int, LocationRow]] = []
-    for i, row in good:
-        if row.id in known:
-            applied.append((i, row))
-        else:
-            rejected.append(
-                RowError(
-                    index=i,
-                    field="id",
-                    message="unknown device; include platform and address to register it",
-                )
-            )
-    if applied:
-        ids = np.fromiter((known[row.id] for _, row in applied), dtype=np.int64, count=len(applied))
-        lats = np.fromiter((row.lat for _, row in applied), dtype=np.float64, count=len(applied))
-        lons = np.fromiter((row.lon for _, row in applied), dtype=np.float64, count=len(applied))
-        stamps = np.fromiter(
-            (int((row.at or now).timestamp()) for _, row in applied),
-            dtype=np.uint32,
-            count=len(applied),
+        if row is not None and row.opted_in is False:
+            opted_out.add(row.id)
+    known = devices.ids_for(session, partner_id, [loc.id for loc in good])
+    applied = [loc for loc in good if loc.id in known]
+    rejected += [
+        RowError(
+            index=loc.index,
+            field="id",
+            message="unknown device; include platform and address to register it",
         )
-        opted_out = [known[row.id] for _, row in applied if row.opted_in is False]
+        for loc in good
+        if loc.id not in known
+    ]
+    if applied:
+        n = len(applied)
+        ids = np.fromiter((known[loc.id] for loc in applied), dtype=np.int64, count=n)
+        lats = np.fromiter((loc.lat for loc in applied), dtype=np.float64, count=n)
+        lons = np.fromiter((loc.lon for loc in applied), dtype=np.float64, count=n)
+        stamp = int(now.timestamp())
+        stamps = np.fromiter(
+            (int(loc.at.timestamp()) if loc.at else stamp for loc in applied),
+            dtype=np.uint32,
+            count=n,
+        )
         index.ingest(ids, cells.snap_many(lats, lons), stamps)
         if opted_out:
-            index.remove(opted_out)
+            index.remove([known[e] for e in opted_out])
         devices.touch(session, ids.tolist())
     rejected.sort(key=lambda e: e.index)
     return BulkResult(

@@ -78,11 +78,23 @@ def deactivate(session: Session, device_ids: Iterable[int], reason: str) -> int:
     return result.rowcount or 0
 
 
+# Contact is recorded at this granularity: retention is counted in days, and rewriting every
+# row on every location upload would make the database the bottleneck of bulk ingest.
+TOUCH_GRANULARITY = timedelta(hours=1)
+
+
 def touch(session: Session, device_ids: Sequence[int]) -> None:
     """Record contact from devices (keeps them from the retention purge)."""
-    if device_ids:
+    now = utcnow()
+    ids = list(device_ids)
+    for start in range(0, len(ids), 5000):
         session.execute(
-            update(Device).where(Device.id.in_(list(device_ids))).values(last_contact_at=utcnow())
+            update(Device)
+            .where(
+                Device.id.in_(ids[start : start + 5000]),
+                Device.last_contact_at < now - TOUCH_GRANULARITY,
+            )
+            .values(last_contact_at=now)
         )
 
 
