@@ -109,7 +109,10 @@ def test_approval_plans_the_default_schedule_and_queues_wave_zero(world):
     assert tasks.count(waves.START_WAVE) == 1
 
 
-def test_each_wave_targets_only_devices_not_reached_before(world):
+@pytest.mark.parametrize("snapshot_min", [waves.SNAPSHOT_MIN, 0])
+def test_each_wave_targets_only_devices_not_reached_before(world, monkeypatch, snapshot_min):
+    # 0: every shard filters through the bitmap snapshot first, as large shards do.
+    monkeypatch.setattr(waves, "SNAPSHOT_MIN", snapshot_min)
     ids = add_devices({"near": place(50), "mid": place(150), "far": place(250), "out": place(600)})
     case_id = approved_case(world)
     w0, w1, w2, w3 = case_waves(case_id)
