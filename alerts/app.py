@@ -7,6 +7,7 @@ import logging
 from fastapi import FastAPI, Request, status
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
+from sqlalchemy.exc import DataError
 from sqlalchemy.exc import OperationalError as DatabaseUnavailable
 
 from alerts.cases import api as cases_api
@@ -19,6 +20,7 @@ from alerts.users import api as users_api
 from alerts.users.roles import ApprovalRefused
 from alerts.users.service import UserError
 from channels import api as channels_api
+from geo import areas
 from geo.devices import api as devices_api
 from geo.rulesets import api as rules_api
 from geo.waves import api as waves_api
@@ -43,6 +45,33 @@ def _field_errors(exc: RequestValidationError) -> list[dict]:
     ]
 
 
+# The 422 body Reunite sends (see _field_errors), declared in place of FastAPI's default.
+FIELD_ERROR_SCHEMA = {
+    "title": "ValidationError",
+    "type": "object",
+    "required": ["field", "message"],
+    "properties": {
+        "field": {"type": "string", "title": "Field"},
+        "message": {"type": "string", "title": "Message"},
+        "type": {"type": "string", "title": "Error Type"},
+    },
+}
+
+
+def _declare_field_errors(app: FastAPI) -> None:
+    """Make the OpenAPI document describe the 422 bodies the handlers really return."""
+    generate = app.openapi
+
+    def openapi() -> dict:
+        if app.openapi_schema is None:
+            schemas = generate().get("components", {}).get("schemas", {})
+            if "ValidationError" in schemas:
+                schemas["ValidationError"] = FIELD_ERROR_SCHEMA
+        return app.openapi_schema
+
+    app.openapi = openapi  # type: ignore[method-assign]
+
+
 def create_app() -> FastAPI:
     """Build the API with every router and the domain error mapping."""
     app = FastAPI(
@@ -52,6 +81,7 @@ def create_app() -> FastAPI:
     )
     app.include_router(health.router)
     app.include_router(ops_api.router)
+    _declare_field_errors(app)
     app.add_middleware(ops_logging.RequestIdMiddleware)
     app.include_router(users_api.router)
     app.include_router(cases_api.router)
@@ -108,6 +138,26 @@ def create_app() -> FastAPI:
     @app.exception_handler(UserError)
     async def _user_error(_req: Request, exc: UserError) -> JSONResponse:
         return _error(422, str(exc))
+
+    @app.exception_handler(areas.AreaError)
+    async def _bad_area(_req: Request, exc: areas.AreaError) -> JSONResponse:
+        return JSONResponse(
+            status_code=422,
+            content={"detail": [{"field": exc.field, "message": str(exc), "type": "area"}]},
+        )
+
+    @app.exception_handler(OverflowError)
+    @app.exception_handler(DataError)
+    async def _out_of_range(_req: Request, _exc: Exception) -> JSONResponse:
+        # A number too large for the database or the calendar (found by schemathesis).
+        return JSONResponse(
+            status_code=422,
+            content={
+                "detail": [
+                    {"field": "request", "message": "a number is out of range", "type": "range"}
+                ]
+            },
+        )
 
     @app.exception_handler(DatabaseUnavailable)
     async def _database_down(_req: Request, exc: DatabaseUnavailable) -> JSONResponse:

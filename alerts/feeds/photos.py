@@ -56,7 +56,10 @@ def verify(settings: Settings, ref: str, expires: int, sig: str, now: float) -> 
     """True when the signature matches and the URL has not expired."""
     if expires < now:
         return False
-    return hmac.compare_digest(signature(settings, ref, expires), sig)
+    # Bytes: compare_digest refuses str with non-ASCII characters (a TypeError, found by fuzzing).
+    return hmac.compare_digest(
+        signature(settings, ref, expires).encode(), sig.encode("utf-8", "replace")
+    )
 
 
 def sha1(path: Path) -> str:

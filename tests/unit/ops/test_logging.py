@@ -8,6 +8,8 @@ import logging
 from collections.abc import Iterator
 
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 from pydantic import ValidationError
 
 from alerts.cases.models import CaseDetails
@@ -129,3 +131,26 @@ def test_development_lines_are_readable_text_with_the_correlation_id():
         logger.removeHandler(handler)
     line = stream.getvalue().strip()
     assert line.endswith("WARNING reunite.test.text [c=case-9] partner 3 slow"), line
+
+
+@given(
+    digits=st.text(alphabet="0123456789", min_size=8, max_size=15),
+    sep=st.sampled_from(["", " ", "-"]),
+    plus=st.booleans(),
+)
+@settings(max_examples=200, deadline=None)
+def test_any_phone_number_in_text_or_objects_is_masked(digits, sep, plus):
+    phone = ("+" if plus else "") + sep.join(digits[i : i + 4] for i in range(0, len(digits), 4))
+    stream = io.StringIO()
+    logger = logging.getLogger("reunite.test.phones")
+    logger.propagate = False
+    handler = ops_logging.make_handler(json_lines=True, stream=stream)
+    logger.addHandler(handler)
+    try:
+        logger.info("tip from %s", phone)
+        logger.info(f"tip line {phone} called")
+        logger.info("payload %s", {"tip_line": phone})
+    finally:
+        logger.removeHandler(handler)
+    out = stream.getvalue()
+    assert phone not in out and digits not in out, out
