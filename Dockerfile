@@ -16,7 +16,8 @@ COPY channels ./channels
 COPY ops ./ops
 RUN pip install .
 
-RUN useradd --system --uid 10001 reunite && mkdir -p /data && chown reunite /data
+# /metrics: the prometheus multiprocess files, a volume the API and workers of a host share.
+RUN useradd --system --uid 10001 reunite && mkdir -p /data /metrics && chown reunite /data /metrics
 USER reunite
 ENV REUNITE_DATA_DIR=/data REUNITE_API_HOST=0.0.0.0 REUNITE_MODE=production
 

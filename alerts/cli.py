@@ -107,6 +107,10 @@ def worker(
 
     settings = get_settings()
     queues = queues or ",".join(QUEUES)
+    if settings.worker_metrics_port:
+        from ops import metrics
+
+        metrics.serve_process_metrics(settings.worker_metrics_port, settings.resolved_metrics_dir)
     celery_app.worker_main(
         [
             "worker",

@@ -85,6 +85,8 @@ class Settings(BaseSettings):
     ready_requires_workers: bool = True
     # Celery task events for Flower (`celery -A alerts.celery_app flower`); off saves Redis work.
     worker_events: bool = False
+    # A worker machine without the API serves its processes' counters here (None: off).
+    worker_metrics_port: int | None = Field(default=None, ge=1, le=65535)
 
     # Partner feeds, stream and privacy (alerts/feeds, alerts/partners, alerts/privacy).
     public_base_url: str = "http://127.0.0.1:8000"

@@ -12,6 +12,8 @@ device ids, addresses or case ids. Hot-path calls are counter increments grouped
 
 from __future__ import annotations
 
+import os
+import socket
 import time
 from collections import Counter as Tally
 from collections.abc import Iterable, Sequence
@@ -25,6 +27,7 @@ from prometheus_client import (
     Counter,
     Histogram,
     generate_latest,
+    start_http_server,
     values,
 )
 from prometheus_client.core import GaugeMetricFamily
@@ -34,6 +37,13 @@ from sqlalchemy.exc import SQLAlchemyError
 # Our own registry: never the global one, so a multiprocess scrape does not count us twice.
 LOCAL = CollectorRegistry(auto_describe=True)
 MULTIPROCESS = values.ValueClass is not values.MutexValue
+if MULTIPROCESS:
+    # Files are named by host and pid: containers sharing one metrics volume (compose scaled
+    # workers) each number their processes from 1, and plain pids would collide.
+    _HOST = socket.gethostname().replace("_", "-")
+    values.ValueClass = values.MultiProcessValue(
+        process_identifier=lambda: f"{_HOST}-{os.getpid()}"
+    )
 
 # Seconds: from one shard's targeting to a wave draining over hours.
 _FAST = (0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30)
@@ -253,3 +263,14 @@ def render(metrics_dir: Path | None) -> tuple[bytes, str]:
         registry.register(_Local())
     registry.register(SystemCollector(QUEUES))
     return generate_latest(registry), CONTENT_TYPE_LATEST
+
+
+def serve_process_metrics(port: int, metrics_dir: Path) -> None:
+    """Serve this machine's worker counters on a port (for worker machines without the API).
+
+    Only the multiprocess counters and histograms: the system gauges come from the API's
+    /metrics, so a Prometheus scraping both does not see them twice.
+    """
+    registry = CollectorRegistry(auto_describe=False)
+    MultiProcessCollector(registry, path=str(metrics_dir))
+    start_http_server(port, registry=registry)

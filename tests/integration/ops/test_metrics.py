@@ -5,6 +5,7 @@ from __future__ import annotations
 import contextlib
 from datetime import timedelta
 
+import httpx
 import pytest
 from fastapi.testclient import TestClient
 from prometheus_client.parser import text_string_to_metric_families
@@ -20,6 +21,7 @@ from channels.sinks._runtime import temp_tls
 from tests.factories import CHILD_NAME
 from tests.integration.channels import fanout_env as fx
 from tests.peers.config import TOPIC
+from tests.workers import free_port
 
 pytestmark = pytest.mark.slow
 TOKENS = ["ok-1", "ok-2", "busy-1", "gone-1"]
@@ -78,7 +80,10 @@ def test_scrape_after_fan_out_shows_deliveries_by_outcome_and_no_personal_labels
 
     client = TestClient(create_app())
     before = samples(client.get("/metrics").text)
-    env = fx.worker_env(database, tmp_path, channels_json)
+    worker_port = free_port()
+    env = fx.worker_env(
+        database, tmp_path, channels_json, REUNITE_WORKER_METRICS_PORT=str(worker_port)
+    )
     with fx.worker(env, tmp_path / "w.log"):
         service.fan_out_devices(message_id, list(ids.values()))
         service.fan_out_partners(message_id)
@@ -97,6 +102,7 @@ def test_scrape_after_fan_out_shows_deliveries_by_outcome_and_no_personal_labels
 
         after = fx.wait_until(scraped, what="the wave drained in the metrics")
         res = client.get("/metrics")
+        served = httpx.get(f"http://127.0.0.1:{worker_port}/metrics", timeout=10).text
     p = str(partner)
     moved = {
         "ok": after[
@@ -137,4 +143,9 @@ def test_scrape_after_fan_out_shows_deliveries_by_outcome_and_no_personal_labels
     ]
     assert personal == [], f"personal data in metric labels: {personal}"
     assert CHILD_NAME not in res.text and "gone-1" not in res.text
+    # A worker machine serves the same counters itself, without the scrape-time gauges.
+    by_worker = samples(served)
+    key = ("reunite_deliveries_total", (("channel", "apns"), ("outcome", "ok"), ("partner", p)))
+    assert by_worker[key] == moved["ok"]
+    assert not any(k[0] == "reunite_cases" for k in by_worker)
     print(f"metrics: targeted=5 delivered={moved['ok'] + moved['webhook']} dead=1 retried=1 lost=0")

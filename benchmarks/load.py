@@ -1,0 +1,333 @@
+"""Load: concurrent officers reading cases and partners uploading 10,000-row location batches
+through the real API while a 100,000-device APNs fan-out runs through a real worker.
+
+    python benchmarks/load.py                       # 100k fan-out, 8 officers, 2 uploaders
+    python benchmarks/load.py --devices 20000 --officers 4 --uploaders 1 --duration 30
+
+Processes: `reunite api` (uvicorn, one process), `reunite worker --queues apns`, an HTTP/2 sink
+(nginx when installed, else channels/sinks/apns.py), the embedded Redis (or REDIS_URL), SQLite
+in a temporary data dir (or DATABASE_URL). This script drives the load with one thread per
+client (httpx, keep-alive) and measures each request from send to full response.
+
+Reports p50/p99/max latency and error rate per kind (case read, case list, 10k bulk upload),
+while the fan-out is in progress, and the fan-out's own throughput.
+Goals (issue 7): case reads p99 < 100 ms, a 10,000-row upload p99 < 250 ms, 0 errors.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import random
+import signal
+import statistics
+import subprocess
+import sys
+import tempfile
+import threading
+import time
+from contextlib import ExitStack
+from pathlib import Path
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+
+PASSWORD = "load-test-password-1"
+UPLOAD_ROWS = 10_000
+
+
+def percentile(values: list[float], q: float) -> float:
+    """The q-quantile (nearest rank) of values."""
+    ordered = sorted(values)
+    return ordered[min(len(ordered) - 1, int(len(ordered) * q))]
+
+
+class Recorder:
+    """Latencies and errors per request kind, from every client thread."""
+
+    def __init__(self) -> None:
+        self.lock = threading.Lock()
+        self.latency: dict[str, list[float]] = {}
+        self.errors: dict[str, list[str]] = {}
+
+    def record(self, kind: str, seconds: float, error: str | None) -> None:
+        """Add one request's outcome."""
+        with self.lock:
+            self.latency.setdefault(kind, []).append(seconds)
+            if error:
+                self.errors.setdefault(kind, []).append(error)
+
+
+def wait(check, timeout: float, what: str) -> None:
+    """Poll until check() is truthy."""
+    deadline = time.monotonic() + timeout
+    while not check():
+        if time.monotonic() > deadline:
+            raise SystemExit(f"{what} not reached within {timeout}s")
+        time.sleep(0.2)
+
+
+def setup(devices: int, cases: int, base: str) -> tuple[dict, dict, list[str], int, list[int]]:
+    """Users, a partner key, devices (bulk insert) and cases; returns auth and ids."""
+    import httpx
+    from sqlalchemy import insert, select
+
+    from alerts import crypto
+    from alerts.db import session_scope
+    from alerts.partners import service as partners
+    from alerts.users import service as users
+    from alerts.users.roles import Rank, Role
+    from geo.devices.models import Device
+    from tests.factories import case_payload
+
+    with session_scope() as s:
+        agency = users.create_agency(s, name="Load PSB")
+        users.create_user(
+            s,
+            username="officer1",
+            password=PASSWORD,
+            role=Role.OFFICER,
+            rank=Rank.CONSTABLE,
+            agency=agency,
+        )
+        users.create_user(
+            s,
+            username="sup1",
+            password=PASSWORD,
+            role=Role.SUPERVISOR,
+            rank=Rank.INSPECTOR,
+            agency=agency,
+        )
+        partner = partners.create_partner(s, "LoadMaps", partners.PartnerKind.APP, actor="load")
+        key = partners.issue_key(s, partner, [partners.Scope.DEVICES_WRITE], actor="load")
+        partner_id = partner.id
+    token = crypto.encrypt("b" * 64)  # one ciphertext: the sink ignores the token
+    for start in range(0, devices, 20_000):
+        with session_scope() as s:
+            s.execute(
+                insert(Device),
+                [
+                    {
+                        "partner_id": partner_id,
+                        "external_id": f"d{i}",
+                        "platform": "apns",
+                        "address_enc": token,
+                        "locale": "zh-CN",
+                        "opted_in": True,
+                        "active": True,
+                    }
+                    for i in range(start, min(devices, start + 20_000))
+                ],
+            )
+    with session_scope() as s:
+        ids = list(s.scalars(select(Device.id).where(Device.partner_id == partner_id)))
+    http = httpx.Client(base_url=base, timeout=30)
+
+    def login(name: str) -> dict:
+        res = http.post("/api/v1/auth/token", data={"username": name, "password": PASSWORD})
+        res.raise_for_status()
+        return {"Authorization": f"Bearer {res.json()['access_token']}"}
+
+    officer = login("officer1")
+    case_ids = []
+    for _ in range(cases):
+        res = http.post("/api/v1/cases", json=case_payload(), headers=officer)
+        res.raise_for_status()
+        case_ids.append(res.json()["id"])
+    return officer, {"Authorization": f"Bearer {key}"}, case_ids, partner_id, ids
+
+
+def officer_loop(base, auth, case_ids, rec: Recorder, stop: threading.Event) -> None:
+    """An officer refreshing case pages: mostly one case, sometimes the list."""
+    import httpx
+
+    with httpx.Client(base_url=base, timeout=30, headers=auth) as http:
+        while not stop.is_set():
+            if random.random() < 0.8:
+                kind, path = "case read", f"/api/v1/cases/{random.choice(case_ids)}"
+            else:
+                kind, path = "case list", "/api/v1/cases?limit=20"
+            started = time.perf_counter()
+            try:
+                res = http.get(path)
+                error = None if res.status_code == 200 else f"HTTP {res.status_code}"
+            except httpx.HTTPError as exc:
+                error = type(exc).__name__
+            rec.record(kind, time.perf_counter() - started, error)
+            stop.wait(random.uniform(0.02, 0.08))  # think time
+
+
+def uploader_loop(base, auth, devices: int, rec: Recorder, stop: threading.Event) -> None:
+    """A partner uploading 10,000 fresh locations of known devices per request."""
+    import httpx
+
+    rng = random.Random()
+    with httpx.Client(base_url=base, timeout=60, headers=auth) as http:
+        while not stop.is_set():
+            start = rng.randrange(0, max(1, devices - UPLOAD_ROWS))
+            rows = [
+                {
+                    "id": f"d{i}",
+                    "lat": 22.5 + rng.random() * 1.5,
+                    "lon": 112.8 + rng.random() * 1.8,
+                }
+                for i in range(start, min(devices, start + UPLOAD_ROWS))
+            ]
+            body = json.dumps(rows).encode()
+            started = time.perf_counter()
+            try:
+                res = http.post(
+                    "/api/v1/partner/devices/bulk",
+                    content=body,
+                    headers={"Content-Type": "application/json"},
+                )
+                ok = res.status_code == 200 and res.json().get("applied") == len(rows)
+                error = None if ok else f"HTTP {res.status_code}: {res.text[:120]}"
+            except httpx.HTTPError as exc:
+                error = type(exc).__name__
+            rec.record("bulk upload 10k", time.perf_counter() - started, error)
+            stop.wait(0.5)
+
+
+def main() -> int:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--devices", type=int, default=100_000, help="fan-out size")
+    parser.add_argument("--officers", type=int, default=8, help="concurrent officer clients")
+    parser.add_argument("--uploaders", type=int, default=2, help="concurrent partner uploaders")
+    parser.add_argument("--cases", type=int, default=20)
+    parser.add_argument("--workers", type=int, default=1, help="worker processes (prefork)")
+    parser.add_argument("--duration", type=float, default=0, help="0: until the fan-out ends")
+    parser.add_argument("--python-sink", action="store_true", help="skip nginx")
+    args = parser.parse_args()
+
+    workdir = Path(tempfile.mkdtemp(prefix="ru-load-"))
+    with ExitStack() as stack:
+        from benchmarks.fanout import nginx_sink, python_sink
+        from channels.sinks import keys
+        from channels.sinks._runtime import free_port, make_self_signed
+
+        tls = make_self_signed(workdir / "tls")
+        import shutil
+
+        if shutil.which("nginx") and not args.python_sink:
+            url, sink_name = stack.enter_context(nginx_sink(workdir, tls)), "nginx (h2, TLS)"
+        else:
+            url, sink_name = stack.enter_context(python_sink(tls)), "channels/sinks/apns.py"
+        key = keys.make_apns_key()
+        os.environ.setdefault("REUNITE_MODE", "test")
+        os.environ["REUNITE_DATA_DIR"] = str(workdir)
+        os.environ["REUNITE_LOG_LEVEL"] = "WARNING"
+        os.environ["REUNITE_CHANNELS"] = json.dumps(
+            {
+                "apns": {
+                    "base_url": url,
+                    "topic": "cn.reunite.app",
+                    "team_id": key.team_id,
+                    "key_id": key.key_id,
+                    "auth_key": key.private_pem,
+                    "transport": {"ca_bundle": str(tls.cert)},
+                },
+                "apns_batch": 1000,
+                "apns_rate_per_s": 1_000_000,
+            }
+        )
+        if not os.environ.get("REDIS_URL"):
+            from alerts.embedded import EmbeddedRedis
+
+            embedded = EmbeddedRedis(Path(tempfile.mkdtemp(prefix="ru-")))
+            embedded.start()
+            stack.callback(embedded.stop)
+            os.environ["REDIS_URL"] = embedded.url
+        from alerts import migrate
+        from alerts.config import get_settings
+        from alerts.redis_client import get_redis
+
+        migrate.upgrade()
+        get_redis().flushdb()
+        env = dict(os.environ)
+        env.setdefault("DATABASE_URL", get_settings().sqlalchemy_url)
+        port = free_port()
+        base = f"http://127.0.0.1:{port}"
+        procs = []
+        for name, argv in [
+            ("api", ["api", "--port", str(port)]),
+            ("worker", ["worker", "--queues", "apns", "--concurrency", str(args.workers)]),
+        ]:
+            log = open(workdir / f"{name}.log", "wb")
+            proc = subprocess.Popen(
+                [sys.executable, "-m", "alerts.cli", *argv],
+                env=env,
+                stdout=log,
+                stderr=subprocess.STDOUT,
+                start_new_session=True,
+            )
+            procs.append(proc)
+            stack.callback(lambda p=proc: (os.killpg(p.pid, signal.SIGTERM), p.wait(30)))
+        import httpx
+
+        def api_up() -> bool:
+            try:
+                return httpx.get(f"{base}/livez", timeout=1).status_code == 200
+            except httpx.HTTPError:
+                return False
+
+        wait(api_up, 60, "API")
+        officer, partner_auth, case_ids, partner_id, ids = setup(args.devices, args.cases, base)
+        wait(lambda: get_redis().keys("ops:worker:*"), 60, "worker heartbeat")
+        print(f"seeded {len(ids):,} devices, {len(case_ids)} cases; sink: {sink_name}")
+
+        from alerts.db import session_scope
+        from channels import ledger, service
+        from channels.messages import MessageKind
+
+        rec = Recorder()
+        stop = threading.Event()
+        threads = [
+            threading.Thread(target=officer_loop, args=(base, officer, case_ids, rec, stop))
+            for _ in range(args.officers)
+        ] + [
+            threading.Thread(target=uploader_loop, args=(base, partner_auth, len(ids), rec, stop))
+            for _ in range(args.uploaders)
+        ]
+        for t in threads:
+            t.start()
+        time.sleep(3)  # load running before the fan-out starts
+        with session_scope() as s:
+            message_id = service.create_message(s, case_ids[0], MessageKind.ALERT, 0, None).id
+        r = get_redis()
+        field = f"apns:{partner_id}:sent"
+        started = time.perf_counter()
+        service.fan_out_devices(message_id, ids)
+        sent = 0
+        deadline = started + (args.duration or 900)
+        while time.perf_counter() < deadline:
+            sent = int(r.hget(ledger.counts_key(message_id), field) or 0)
+            if not args.duration and sent >= len(ids):
+                break
+            time.sleep(0.2)
+        fanout_s = time.perf_counter() - started
+        stop.set()
+        for t in threads:
+            t.join(timeout=90)
+
+    print(
+        f"fan-out: {sent:,} of {len(ids):,} devices pushed in {fanout_s:.1f}s "
+        f"= {sent / fanout_s:,.0f} pushes/s while under load ({args.workers} worker process(es))"
+    )
+    print(f"clients: {args.officers} officers, {args.uploaders} partner uploaders")
+    print(f"{'kind':<18}{'requests':>9}{'p50 ms':>9}{'p99 ms':>9}{'max ms':>9}{'errors':>8}")
+    for kind in sorted(rec.latency):
+        lat = rec.latency[kind]
+        errors = len(rec.errors.get(kind, []))
+        print(
+            f"{kind:<18}{len(lat):>9}{statistics.median(lat) * 1000:>9.0f}"
+            f"{percentile(lat, 0.99) * 1000:>9.0f}{max(lat) * 1000:>9.0f}"
+            f"{errors / len(lat):>7.1%}"
+        )
+    for kind, errs in rec.errors.items():
+        print(f"  {kind} errors: {sorted(set(errs))[:5]}")
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
