@@ -19,7 +19,12 @@ from tests.integration.channels.fanout_env import channel_settings
 from tests.integration.partners.support import CENTER, GUANGZHOU, bearer, create_partner
 from tests.workers import reunite_env, reunite_process, wait_for
 
-pytestmark = pytest.mark.slow
+# Backend-independent behaviour (HTTP, Redis, workers): SQLite only, to keep the suite fast;
+# the feed, webhook and erasure tests cover PostgreSQL.
+pytestmark = [
+    pytest.mark.slow,
+    pytest.mark.parametrize("database", ["sqlite"], indirect=True),
+]
 
 
 def kinds(sink) -> list[str]:

@@ -25,6 +25,10 @@ from tests.workers import free_port, wait_for
 
 httpx_sse = pytest.importorskip("httpx_sse")
 
+# Backend-independent behaviour (HTTP, Redis, workers): SQLite only, to keep the suite fast;
+# the feed, webhook and erasure tests cover PostgreSQL.
+pytestmark = pytest.mark.parametrize("database", ["sqlite"], indirect=True)
+
 
 @pytest.fixture
 def server(world) -> Iterator[str]:
