@@ -1,26 +1,23 @@
 """Apple Push Notification service channel (provider API, HTTP/2, token auth).
 
-HTTP/2 client: httpx with http2=True (which drives the `h2` state machine). Not `apns2` (does
-not import on Python >= 3.10) and not `aioapns` (its hosts are hard-coded, so it cannot be
-pointed at a local peer, and it classifies answers itself). httpx gives us a configurable base
-URL and CA bundle, typed timeout/connection exceptions to classify as retry, and is already the
-project's HTTP client. httpx is known to stumble at very high stream concurrency on one
-connection, so the pool caps streams per connection with a semaphore and spreads load over a
-few connections instead (APNs recommends several connections for throughput anyway).
+HTTP/2 client: channels/http2.py, a small client on asyncio driving the `h2` state machine
+directly. Not `apns2` (does not import on Python >= 3.10) and not `aioapns` (its hosts are
+hard-coded, so it cannot be pointed at a local peer, and it classifies answers itself). Not
+httpx either: its HTTP/2 path cost ~1 ms of CPU per push, which capped fan-out at ~1.2k
+pushes/s (docs/PERFORMANCE.md, "Fan-out"). The pool spreads streams over a few connections
+(APNs recommends several for throughput) and caps streams per connection.
 """
 
 from __future__ import annotations
 
-import asyncio
+import functools
 import hashlib
-import itertools
 import json
 import time
 import uuid
 from pathlib import Path
 from typing import Any, ClassVar
 
-import httpx
 import jwt
 from pydantic import BaseModel, Field, SecretStr
 
@@ -32,6 +29,7 @@ from channels.base import (
     Recipient,
     parse_retry_after,
 )
+from channels.http2 import Http2Pool, TransportError
 from channels.messages import RenderedMessage, truncate_bytes
 
 MAX_PAYLOAD_BYTES = 4096
@@ -144,6 +142,10 @@ def build_payload(message: RenderedMessage, collapse: str) -> bytes | None:
     return None
 
 
+# Every device of a message gets the same payload: encode it once per rendering, not per push.
+_payload_for = functools.lru_cache(maxsize=64)(build_payload)
+
+
 def classify(status: int, reason: str, retry_after: float | None) -> Outcome:
     """APNs answer -> outcome, per Apple's table (403 ExpiredProviderToken is a retry)."""
     if status == 200:
@@ -175,22 +177,13 @@ class ApnsChannel:
         self.token = ProviderToken(
             settings.team_id, settings.key_id, settings.auth_key, clock, settings.token_refresh_s
         )
-        t = settings.transport
-        timeout = httpx.Timeout(t.timeout_s, connect=t.connect_timeout_s)
-        verify = t.ssl_verify()
-        # One client per connection: httpx multiplexes concurrent requests on its h2 connection.
-        self._clients = [
-            httpx.AsyncClient(
-                base_url=settings.base_url,
-                http2=True,
-                verify=verify,
-                timeout=timeout,
-                limits=httpx.Limits(max_connections=1, max_keepalive_connections=1),
-            )
-            for _ in range(settings.connections)
-        ]
-        self._streams = [asyncio.Semaphore(settings.streams_per_connection) for _ in self._clients]
-        self._next = itertools.cycle(range(len(self._clients)))
+        self._pool = Http2Pool(
+            settings.base_url,
+            settings.transport,
+            connections=settings.connections,
+            streams_per_connection=settings.streams_per_connection,
+        )
+        self._topic = settings.topic.encode()
 
     async def send(self, target: Recipient, delivery: Delivery) -> Outcome:
         """Push one case message to one device token and classify Apple's answer."""
@@ -200,46 +193,42 @@ class ApnsChannel:
             return Outcome.failed("expired")
         message = delivery.message_for(target.language)
         collapse = collapse_id(delivery.case_id)
-        payload = build_payload(message, collapse)
+        payload = _payload_for(message, collapse)
         if payload is None:
             return Outcome.failed("PayloadTooLarge")
-        headers = {
-            "apns-push-type": "alert",
-            "apns-priority": "10",
-            "apns-expiration": str(int(expires)),
-            "apns-collapse-id": collapse,
-            "apns-topic": self.settings.topic,
-            "apns-id": apns_id(delivery.message_id, target.address),
-            "content-type": "application/json",
-        }
-        outcome = await self._post(target.address, headers, payload)
+        headers = [
+            (b"apns-push-type", b"alert"),
+            (b"apns-priority", b"10"),
+            (b"apns-expiration", str(int(expires)).encode()),
+            (b"apns-collapse-id", collapse.encode()),
+            (b"apns-topic", self._topic),
+            (b"apns-id", apns_id(delivery.message_id, target.address).encode()),
+            (b"content-type", b"application/json"),
+        ]
+        path = f"/3/device/{target.address}"
+        outcome = await self._post(path, headers, payload)
         if outcome.reason == "ExpiredProviderToken":
             # Apple says our JWT expired: sign a fresh one and try once more right away.
-            outcome = await self._post(target.address, headers, payload)
+            outcome = await self._post(path, headers, payload)
         return outcome
 
-    async def _post(self, token: str, headers: dict[str, str], payload: bytes) -> Outcome:
-        i = next(self._next)
+    async def _post(self, path: str, headers: list[tuple[bytes, bytes]], payload: bytes) -> Outcome:
         jwt_token = self.token.current()
+        auth = (b"authorization", b"bearer " + jwt_token.encode())
         try:
-            async with self._streams[i]:
-                response = await self._clients[i].post(
-                    f"/3/device/{token}",
-                    content=payload,
-                    headers={**headers, "authorization": f"bearer {jwt_token}"},
-                )
-        except httpx.TimeoutException:
+            response = await self._pool.post(path, [*headers, auth], payload)
+        except TimeoutError:
             return Outcome.retry("timeout")
-        except httpx.TransportError as exc:  # connect/read/write/protocol errors
-            return Outcome.retry(f"transport_{type(exc).__name__}")
+        except TransportError as exc:  # connect/TLS/protocol errors, resets, lost connections
+            return Outcome.retry(exc.reason)
         reason = ""
-        if response.status_code != 200:
+        if response.status != 200:
             try:
-                reason = str(response.json().get("reason", ""))
-            except ValueError:
+                reason = str(json.loads(response.body).get("reason", ""))
+            except (ValueError, AttributeError):
                 reason = ""
         retry_after = parse_retry_after(response.headers.get("retry-after"), self._clock())
-        outcome = classify(response.status_code, reason, retry_after)
+        outcome = classify(response.status, reason, retry_after)
         if outcome.reason == "ExpiredProviderToken":
             self.token.invalidate(jwt_token)
         if outcome.is_ok:
@@ -248,4 +237,4 @@ class ApnsChannel:
 
     async def aclose(self) -> None:
         """Close every pooled connection."""
-        await asyncio.gather(*(c.aclose() for c in self._clients))
+        await self._pool.aclose()

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import contextlib
 from dataclasses import replace
 
 import pytest
@@ -10,6 +11,7 @@ import pytest
 from channels.apns import ApnsChannel, apns_id
 from channels.base import HttpTransportSettings, OutcomeKind, Recipient
 from channels.messages import MessageKind
+from channels.sinks import apns as apns_sink
 from channels.sinks import keys
 from channels.sinks._runtime import Endpoint, free_port
 from tests.peers.config import TOPIC, apns_settings
@@ -235,3 +237,28 @@ async def test_many_concurrent_pushes_all_arrive(apns_channel, apns_peer, clock)
 
     assert all(o.is_ok for o in outcomes)
     assert len({p.token for p in sink.accepted}) == 300
+
+
+async def test_connection_closed_by_the_provider_is_reopened_for_the_next_push(
+    apns_key, tls_files, clock
+):
+    sink = apns_sink.ApnsSink(
+        topic=TOPIC, team_id=apns_key.team_id, key_id=apns_key.key_id, clock=clock
+    )
+    port = free_port()
+    delivery = sample_delivery(now=clock())
+    with contextlib.ExitStack() as stack:
+        endpoint = stack.enter_context(apns_sink.running(sink, tls=tls_files, port=port))
+        channel = ApnsChannel(apns_settings(endpoint, apns_key), clock=clock)
+        first = await channel.send(Recipient("tok-1"), delivery)
+        # Stopped off the loop, so the channel can answer the shutdown as a live client does.
+        await asyncio.to_thread(stack.close)
+    with apns_sink.running(sink, tls=tls_files, port=port):  # the provider is back
+        try:
+            second = await channel.send(Recipient("tok-2"), delivery)
+        finally:
+            await channel.aclose()
+
+    assert first.is_ok
+    assert second.is_ok
+    assert [p.token for p in sink.accepted] == ["tok-1", "tok-2"]
