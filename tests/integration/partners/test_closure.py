@@ -1,0 +1,74 @@
+"""Closure on every channel: devices that got the alert get the closing push unless the
+operator turned that off; partners get it either way."""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime
+
+import numpy as np
+import pytest
+from sqlalchemy import select
+
+from alerts.config import get_settings
+from alerts.db import session_scope
+from alerts.dispatch.models import OutboxMessage
+from geo import cells
+from geo.devices import service as devices
+from geo.devices.service import Platform
+from geo.waves import service as waves
+from geo.waves import tasks as wave_tasks
+from tests.factories import make_partner
+from tests.integration.partners.support import CENTER, approved_case, close
+
+
+def alert_one_device(case_id: str) -> None:
+    make_partner("DeviceApp")
+    with session_scope() as s:
+        device = devices.upsert(
+            s,
+            1,
+            "d1",
+            platform=Platform.APNS,
+            address="tok-d1-0123456789",
+            locale="en",
+            opted_in=True,
+        )
+        device_id = device.id
+    devices.location_index().ingest(
+        np.array([device_id]),
+        cells.snap_many(np.array([CENTER[0]]), np.array([CENTER[1]])),
+        datetime.now(UTC),
+    )
+    with session_scope() as s:
+        wave = waves.waves_of(s, case_id)[0]
+    with session_scope() as s:
+        start = waves.begin_wave(s, wave.id)
+    assert start is not None
+    for shard in start.shards:
+        with session_scope() as s:
+            waves.target_shard(s, wave.id, shard.cell, shard.interior)
+    assert waves.alerted(case_id).tolist() == [device_id]
+
+
+def notify(case_id: str, message_id: str) -> int:
+    """Run the notify task's body for the closing message (as the worker would)."""
+    with session_scope() as s:
+        row = s.scalars(
+            select(OutboxMessage)
+            .where(OutboxMessage.task == waves.NOTIFY_ALERTED)
+            .order_by(OutboxMessage.id.desc())
+        ).first()
+        outbox_id = row.id
+    return wave_tasks.notify_alerted(outbox_id, case_id, message_id)
+
+
+@pytest.mark.parametrize(("push", "devices_notified"), [("true", 1), ("false", 0)])
+def test_closing_push_to_alerted_devices_follows_the_operator_setting(
+    world, monkeypatch, push, devices_notified
+):
+    monkeypatch.setenv("REUNITE_CLOSING_PUSH_TO_DEVICES", push)
+    get_settings.cache_clear()
+    case_id = approved_case(world)
+    alert_one_device(case_id)
+    message_id = close(world, case_id)
+    assert notify(case_id, message_id) == devices_notified
