@@ -21,6 +21,7 @@ from alerts.partners.schemas import (
     KeyIssued,
     KeyRead,
     KeyRotate,
+    PartnerActive,
     PartnerCreate,
     PartnerCreated,
     PartnerProfile,
@@ -103,6 +104,16 @@ def set_profile(
         )
     except partners.PartnerError as exc:
         raise _error(exc) from None
+    return PartnerRead.model_validate(partner)
+
+
+@admin.put("/{partner_id}/active", response_model=PartnerRead)
+def set_active(
+    partner_id: int, body: PartnerActive, session: SessionDep, user: AdminUser
+) -> PartnerRead:
+    """Suspend or restore a partner (suspended: no feeds, stream, webhooks or API access)."""
+    partner = _partner(session, partner_id)
+    partners.set_active(session, partner, body.active, actor=f"user:{user.id}")
     return PartnerRead.model_validate(partner)
 
 

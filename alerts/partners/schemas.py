@@ -67,6 +67,10 @@ class PartnerRead(BaseModel):
     rate_limit_per_minute: int
 
 
+class PartnerActive(Strict):
+    active: bool
+
+
 class KeyCreate(Strict):
     scopes: list[Scope] = Field(min_length=1)
     ttl_days: int | None = Field(default=365, ge=1, le=3650)

@@ -140,6 +140,18 @@ def revoke_key(session: Session, partner: Partner, prefix: str, *, actor: str) -
         )
 
 
+def set_active(session: Session, partner: Partner, active: bool, *, actor: str) -> None:
+    """Suspend or restore a partner: a suspended one gets nothing and its keys stop working."""
+    if partner.active != active:
+        partner.active = active
+        audit.record(
+            session,
+            actor=actor,
+            action="partner.activated" if active else "partner.suspended",
+            subject=f"partner:{partner.id}",
+        )
+
+
 def keys_of(session: Session, partner_id: int) -> list[PartnerKey]:
     """A partner's keys, newest first (hashes never leave this module)."""
     return list(

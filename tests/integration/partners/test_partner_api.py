@@ -102,3 +102,13 @@ def test_profile_update_changes_area_languages_and_formats(api, admin):
     )
     assert res.status_code == 200
     assert res.json()["formats"] == ["atom", "cap"] and res.json()["area"] is None
+
+
+def test_suspended_partner_is_locked_out_until_restored(api, admin):
+    body = create_partner(api, admin, "Paused")
+    pid, headers = body["partner"]["id"], bearer(body["key"]["key"])
+    res = api.put(f"/api/v1/partners/{pid}/active", json={"active": False}, headers=admin)
+    assert res.status_code == 200 and res.json()["active"] is False
+    assert api.get("/api/v1/partner/me", headers=headers).status_code == 401
+    api.put(f"/api/v1/partners/{pid}/active", json={"active": True}, headers=admin)
+    assert api.get("/api/v1/partner/me", headers=headers).status_code == 200
