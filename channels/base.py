@@ -104,6 +104,8 @@ class PartnerEndpoint:
     url: str
     secret: SecretStr
     language: str | None = None  # None: send every language
+    # During a secret rotation's overlap the old secret signs too (a second signature).
+    previous_secret: SecretStr | None = None
 
 
 @dataclass(frozen=True, slots=True)

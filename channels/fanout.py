@@ -366,6 +366,7 @@ def run_webhook(
             url=row.url,
             secret=_secret(row.secret_enc),
             language=row.language,
+            previous_secret=_previous_secret(row),
         )
         partner_id, rate, limit = row.partner_id, row.rate_per_s, row.max_concurrency
     target = Target(endpoint_id, partner_id)
@@ -420,6 +421,15 @@ def run_webhook(
         log.warning("partner endpoint %s disabled: %s", endpoint_id, reason)
 
     return tally, _finish(settings, led, [(target, outcome)], attempt, first_at, tally, disable)
+
+
+def _previous_secret(row: EndpointRow):
+    """The pre-rotation secret while its overlap lasts (partner issue), else None."""
+    from alerts.db import utcnow
+
+    if row.previous_secret_enc is None or row.previous_secret_until is None:
+        return None
+    return _secret(row.previous_secret_enc) if row.previous_secret_until > utcnow() else None
 
 
 def _secret(enc: bytes):

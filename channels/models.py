@@ -44,6 +44,9 @@ class PartnerEndpoint(Base):
     max_concurrency: Mapped[int] = mapped_column(Integer, default=2)
     active: Mapped[bool] = mapped_column(default=True)
     created_at: Mapped[datetime] = mapped_column(default=utcnow)
+    # Partner issue: after a secret rotation the previous secret also signs until this time.
+    previous_secret_enc: Mapped[bytes | None] = mapped_column(LargeBinary)
+    previous_secret_until: Mapped[datetime | None]
 
 
 class DeliveryCount(Base):

@@ -118,6 +118,10 @@ class WebhookChannel:
         # Signed per attempt: receivers reject timestamps older than a few minutes.
         now = datetime.fromtimestamp(self._clock(), UTC)
         signature = Webhook(target.secret.get_secret_value()).sign(msg_id, now, body)
+        if target.previous_secret is not None:
+            # Rotation overlap: receivers still on the old secret verify the second signature.
+            old = Webhook(target.previous_secret.get_secret_value())
+            signature += " " + old.sign(msg_id, now, body)
         headers = {
             "content-type": "application/json",
             "webhook-id": msg_id,

@@ -28,6 +28,7 @@ from alerts.partners.schemas import (
     PartnerRead,
     RedeliveryQueued,
     RedeliveryRequest,
+    SecretRotate,
 )
 
 admin = APIRouter(prefix="/api/v1/partners", tags=["partners (admin)"])
@@ -194,10 +195,16 @@ def list_endpoints(session: SessionDep, key: WebhooksManager) -> list[EndpointRe
 
 
 @own.post("/webhooks/{endpoint_id}/rotate-secret", response_model=EndpointCreated)
-def rotate_secret(endpoint_id: int, session: SessionDep, key: WebhooksManager) -> EndpointCreated:
-    """Replace the endpoint's signing secret; the new one is in this response only."""
+def rotate_secret(
+    endpoint_id: int,
+    session: SessionDep,
+    key: WebhooksManager,
+    body: SecretRotate | None = None,
+) -> EndpointCreated:
+    """A new signing secret (in this response only); the old one co-signs for the overlap."""
+    overlap = timedelta(hours=(body or SecretRotate()).overlap_hours)
     try:
-        row, secret = webhooks.rotate_secret(session, key.partner_id, endpoint_id)
+        row, secret = webhooks.rotate_secret(session, key.partner_id, endpoint_id, overlap)
     except LookupError as exc:
         raise _error(exc, 404) from None
     return EndpointCreated(endpoint=EndpointRead.model_validate(row), secret=secret)

@@ -76,6 +76,11 @@ class KeyCreate(Strict):
     ttl_days: int | None = Field(default=365, ge=1, le=3650)
 
 
+class SecretRotate(Strict):
+    # The old secret keeps co-signing this long, so receivers can switch without a gap.
+    overlap_hours: float = Field(default=24, ge=0, le=24 * 30)
+
+
 class KeyRotate(Strict):
     overlap_hours: float = Field(default=24, ge=0, le=24 * 30)
 

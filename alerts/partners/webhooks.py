@@ -10,6 +10,7 @@ from __future__ import annotations
 import base64
 import os
 import time
+from datetime import timedelta
 
 from sqlalchemy import func, select
 from sqlalchemy.orm import Session
@@ -17,6 +18,7 @@ from sqlalchemy.orm import Session
 from alerts import crypto
 from alerts.audit import service as audit
 from alerts.config import Mode, Settings
+from alerts.db import utcnow
 from alerts.partners import service as partners
 from channels.models import DeadLetter, Message, PartnerEndpoint, WebhookAttempt
 
@@ -72,11 +74,13 @@ def own_endpoint(session: Session, partner_id: int, endpoint_id: int) -> Partner
 
 
 def rotate_secret(
-    session: Session, partner_id: int, endpoint_id: int
+    session: Session, partner_id: int, endpoint_id: int, overlap: timedelta = timedelta(0)
 ) -> tuple[PartnerEndpoint, str]:
-    """Replace the endpoint's signing secret; the new one is returned once."""
+    """Replace the endpoint's signing secret (returned once); the old one co-signs for `overlap`."""
     row = own_endpoint(session, partner_id, endpoint_id)
     secret = new_secret()
+    row.previous_secret_enc = row.secret_enc if overlap > timedelta(0) else None
+    row.previous_secret_until = utcnow() + overlap if overlap > timedelta(0) else None
     row.secret_enc = crypto.encrypt(secret)
     audit.record(
         session,
@@ -136,7 +140,7 @@ def redeliver(message_id: str, endpoint_id: int) -> str:
 
     from alerts.config import get_settings
     from alerts.db import session_scope
-    from channels import base, runtime
+    from channels import base, fanout, runtime
     from channels import service as channels
 
     with session_scope() as session:
@@ -148,6 +152,7 @@ def redeliver(message_id: str, endpoint_id: int) -> str:
             url=row.url,
             secret=SecretStr(crypto.decrypt(row.secret_enc)),
             language=row.language,
+            previous_secret=fanout._previous_secret(row),
         )
         partner_id = row.partner_id
         attempts = session.scalar(

@@ -1,4 +1,4 @@
-"""partner areas, languages, formats, rate limits; case drills and erasures
+"""partner areas, languages, formats, rate limits; endpoint secret overlap; drills, erasures
 
 Revision ID: 0007
 Revises: 0006
@@ -29,6 +29,9 @@ def upgrade() -> None:
         batch_op.add_column(
             sa.Column("rate_limit_per_minute", sa.Integer(), nullable=False, server_default="600")
         )
+    with op.batch_alter_table("partner_endpoints", schema=None) as batch_op:
+        batch_op.add_column(sa.Column("previous_secret_enc", sa.LargeBinary(), nullable=True))
+        batch_op.add_column(sa.Column("previous_secret_until", UTC, nullable=True))
     op.create_table(
         "case_drills",
         sa.Column("case_id", sa.String(36), nullable=False),
@@ -61,6 +64,9 @@ def upgrade() -> None:
 def downgrade() -> None:
     op.drop_table("case_erasures")
     op.drop_table("case_drills")
+    with op.batch_alter_table("partner_endpoints", schema=None) as batch_op:
+        batch_op.drop_column("previous_secret_until")
+        batch_op.drop_column("previous_secret_enc")
     with op.batch_alter_table("partners", schema=None) as batch_op:
         batch_op.drop_column("rate_limit_per_minute")
         batch_op.drop_column("formats")

@@ -71,19 +71,30 @@ def test_partner_registers_endpoint_receives_signed_event_and_gets_a_redelivery(
     assert [d["attempt"] for d in history] == [2, 1]
 
 
-def test_rotated_secret_signs_the_next_delivery(world, api, receiver):
+@pytest.mark.parametrize(("overlap_hours", "old_secret_verifies"), [(1, True), (0, False)])
+def test_old_secret_keeps_verifying_only_during_the_rotation_overlap(
+    world, api, receiver, overlap_hours, old_secret_verifies
+):
     sink, url = receiver
     key = bearer(create_partner(api, token(api, "admin1"), "MapsApp")["key"]["key"])
     created = api.post(
         "/api/v1/partner/webhooks", json={"url": f"{url}/hooks/maps"}, headers=key
     ).json()
     endpoint_id = created["endpoint"]["id"]
-    res = api.post(f"/api/v1/partner/webhooks/{endpoint_id}/rotate-secret", headers=key)
+    res = api.post(
+        f"/api/v1/partner/webhooks/{endpoint_id}/rotate-secret",
+        json={"overlap_hours": overlap_hours},
+        headers=key,
+    )
     assert res.status_code == 200
     assert res.json()["secret"] != created["secret"]
-    sink.secret = res.json()["secret"]
-    deliver(start_first_wave(approved_case(world)), endpoint_id)
-    assert len(sink.events) == 1 and sink.rejected_signatures == 0
+    sink.secret = created["secret"]  # the receiver has not switched yet
+    message_id = start_first_wave(approved_case(world))
+    deliver(message_id, endpoint_id)
+    assert (len(sink.events) == 1) is old_secret_verifies
+    sink.secret = res.json()["secret"]  # switched: the new secret always verifies
+    assert webhooks.redeliver(message_id, endpoint_id) == "ok"
+    assert len(sink.events) == 1
 
 
 def test_only_partners_whose_area_the_alert_reaches_get_the_webhook(world, api, receiver):
