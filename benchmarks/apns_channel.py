@@ -1,0 +1,97 @@
+"""APNs channel alone: ApnsChannel.send in one process against the nginx HTTP/2 sink.
+
+    python benchmarks/apns_channel.py                 # 30,000 pushes, 4 x 300 streams
+    python benchmarks/apns_channel.py --pushes 10000 --connections 2 --streams 100
+
+No broker, database or ledger: batches of 1,000 sends under a concurrency cap, the way
+channels/fanout.py's `_send_many` drives the channel. Prints pushes/s and this process's CPU
+per push (what bounds a worker process). Needs nginx (apt-get install nginx-light).
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import shutil
+import sys
+import tempfile
+import time
+from collections import Counter
+from pathlib import Path
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+
+
+async def push(channel, delivery, n: int, concurrency: int) -> Counter[str]:
+    """Send n pushes in batches of 1,000, at most `concurrency` in flight; count reasons."""
+    from channels.base import Recipient
+
+    sem = asyncio.Semaphore(concurrency)
+    recipient = Recipient("b" * 64)
+
+    async def one():
+        async with sem:
+            return await channel.send(recipient, delivery)
+
+    reasons: Counter[str] = Counter()
+    for start in range(0, n, 1000):
+        outcomes = await asyncio.gather(*(one() for _ in range(min(1000, n - start))))
+        reasons.update(o.reason for o in outcomes)
+    return reasons
+
+
+def main() -> int:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--pushes", type=int, default=30_000)
+    parser.add_argument("--connections", type=int, default=4)
+    parser.add_argument("--streams", type=int, default=300)
+    args = parser.parse_args()
+    if shutil.which("nginx") is None:
+        print("nginx not found (apt-get install nginx-light)")
+        return 1
+
+    from pydantic import SecretStr
+
+    from benchmarks.fanout import nginx_sink
+    from channels.apns import ApnsChannel, ApnsSettings
+    from channels.base import HttpTransportSettings
+    from channels.sinks import keys
+    from channels.sinks._runtime import make_self_signed
+    from tests.peers.samples import sample_delivery
+
+    workdir = Path(tempfile.mkdtemp(prefix="ru-apns-"))
+    tls = make_self_signed(workdir / "tls")
+    key = keys.make_apns_key()
+    with nginx_sink(workdir, tls) as url:
+        settings = ApnsSettings(
+            base_url=url,
+            topic="cn.reunite.app",
+            team_id=key.team_id,
+            key_id=key.key_id,
+            auth_key=SecretStr(key.private_pem),
+            connections=args.connections,
+            streams_per_connection=args.streams,
+            transport=HttpTransportSettings(ca_bundle=tls.cert),
+        )
+        channel = ApnsChannel(settings)
+        delivery = sample_delivery(now=time.time())
+        concurrency = args.connections * args.streams
+        loop = asyncio.new_event_loop()
+        try:
+            loop.run_until_complete(push(channel, delivery, 1000, concurrency))  # connect, warm
+            wall, cpu = time.perf_counter(), time.process_time()
+            reasons = loop.run_until_complete(push(channel, delivery, args.pushes, concurrency))
+            wall, cpu = time.perf_counter() - wall, time.process_time() - cpu
+            loop.run_until_complete(channel.aclose())
+        finally:
+            loop.close()
+    print(
+        f"{args.pushes:,} pushes in {wall:.2f}s = {args.pushes / wall:,.0f} pushes/s, "
+        f"{cpu / args.pushes * 1e6:.0f} us CPU per push in this process "
+        f"({args.connections} connections x {args.streams} streams); outcomes {dict(reasons)}"
+    )
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
