@@ -202,13 +202,14 @@ def main() -> int:
 
     workdir = Path(tempfile.mkdtemp(prefix="ru-load-"))
     with ExitStack() as stack:
+        import shutil
+
+        stack.callback(shutil.rmtree, workdir, True)  # runs last: after processes stopped
         from benchmarks.fanout import nginx_sink, python_sink
         from channels.sinks import keys
         from channels.sinks._runtime import free_port, make_self_signed
 
         tls = make_self_signed(workdir / "tls")
-        import shutil
-
         if shutil.which("nginx") and not args.python_sink:
             url, sink_name = stack.enter_context(nginx_sink(workdir, tls)), "nginx (h2, TLS)"
         else:
@@ -234,7 +235,9 @@ def main() -> int:
         if not os.environ.get("REDIS_URL"):
             from alerts.embedded import EmbeddedRedis
 
-            embedded = EmbeddedRedis(Path(tempfile.mkdtemp(prefix="ru-")))
+            redis_dir = Path(tempfile.mkdtemp(prefix="ru-"))
+            stack.callback(shutil.rmtree, redis_dir, True)
+            embedded = EmbeddedRedis(redis_dir)
             embedded.start()
             stack.callback(embedded.stop)
             os.environ["REDIS_URL"] = embedded.url
