@@ -23,10 +23,12 @@ from channels.sms_http import SmsHttpChannel
 from channels.sms_smpp import SmppChannel
 from channels.webhook import WebhookChannel
 
-# httpx logs every request line at INFO, and an APNs path carries the device token: a secret.
-# It is also a log line per push, which costs more than the push at thousands per second.
+# httpx logs every request line at INFO: a log line per FCM push or webhook call, which costs
+# more than the call at thousands per second. hpack (under the APNs client) logs every header at
+# DEBUG, the device token in the path and the provider JWT included: secrets.
 logging.getLogger("httpx").setLevel(logging.WARNING)
 logging.getLogger("httpcore").setLevel(logging.WARNING)
+logging.getLogger("hpack").setLevel(logging.WARNING)
 
 
 class NotConfigured(RuntimeError):

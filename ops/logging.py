@@ -199,9 +199,11 @@ def configure(json_lines: bool, level: str = "INFO", stream: Any = None) -> None
         lg.propagate = True
     # Migration chatter on every start says nothing an operator needs.
     logging.getLogger("alembic").setLevel(logging.WARNING)
-    # httpx logs request lines whose URL (an APNs path) carries a device token.
+    # httpx logs a line per request; hpack (under the APNs HTTP/2 client) logs every header at
+    # DEBUG, device tokens and the provider JWT included.
     logging.getLogger("httpx").setLevel(logging.WARNING)
     logging.getLogger("httpcore").setLevel(logging.WARNING)
+    logging.getLogger("hpack").setLevel(logging.WARNING)
 
 
 def configure_from_settings() -> None:
