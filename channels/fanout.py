@@ -370,6 +370,12 @@ def run_webhook(
         )
         partner_id, rate, limit = row.partner_id, row.rate_per_s, row.max_concurrency
     target = Target(endpoint_id, partner_id)
+    if not _url_allowed(endpoint.url):
+        # Partner issue (SSRF): in production a host that resolves to a private or loopback
+        # address at send time (DNS rebinding) is never called.
+        log.warning("partner endpoint %s refused: resolves to a non-public address", endpoint_id)
+        tally.failed += led.move([target], State.ENDED, "failed")
+        return tally, None
     name = f"webhook:{endpoint_id}"
     breaker = pacing.Breaker(r, name, settings.breaker_failures, settings.breaker_open_s)
     permit = breaker.allow()
@@ -421,6 +427,20 @@ def run_webhook(
         log.warning("partner endpoint %s disabled: %s", endpoint_id, reason)
 
     return tally, _finish(settings, led, [(target, outcome)], attempt, first_at, tally, disable)
+
+
+def _url_allowed(url: str) -> bool:
+    """False when production mode refuses the URL's resolved addresses (partner issue)."""
+    from alerts.config import Mode, get_settings
+    from alerts.partners import service as partners
+
+    if get_settings().mode is not Mode.PRODUCTION:
+        return True
+    try:
+        partners.check_webhook_url(url, allow_private=False)
+    except partners.UnsafeUrl:
+        return False
+    return True
 
 
 def _previous_secret(row: EndpointRow):
