@@ -160,6 +160,8 @@ def redeliver(message_id: str, endpoint_id: int) -> str:
                 WebhookAttempt.message_id == message_id, WebhookAttempt.endpoint_id == endpoint_id
             )
         )
+    if not fanout._url_allowed(endpoint.url):
+        return "unsafe_url"
     delivery = channels.delivery_for(message_id)
     if delivery is None:
         return "message_gone"
