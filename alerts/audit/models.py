@@ -20,7 +20,10 @@ class AuditEntry(Base):
     actor: Mapped[str] = mapped_column(String(100))
     action: Mapped[str] = mapped_column(String(64), index=True)
     subject: Mapped[str] = mapped_column(String(100), index=True)
+    # Free text from police may name people, so the chain covers its digest, not the text:
+    # erasure can clear the text and the chain still verifies (and an edited text still shows).
     reason: Mapped[str | None] = mapped_column(Text)
+    reason_digest: Mapped[str | None] = mapped_column(String(64))
     detail: Mapped[dict[str, Any]] = mapped_column(JSON, default=dict)
     prev_hash: Mapped[str] = mapped_column(String(64), unique=True)
     hash: Mapped[str] = mapped_column(String(64), unique=True)

@@ -20,6 +20,21 @@ from alerts.db import utcnow
 GENESIS = "0" * 64
 
 
+def digest(reason: str | None) -> str | None:
+    """SHA-256 of a reason text (what the chain covers)."""
+    return hashlib.sha256(reason.encode()).hexdigest() if reason is not None else None
+
+
+def erase_reasons(session: Session, subject: str) -> int:
+    """Clear the reason texts of a subject's entries; their digests keep the chain intact."""
+    rows = session.scalars(
+        select(AuditEntry).where(AuditEntry.subject == subject, AuditEntry.reason.isnot(None))
+    ).all()
+    for row in rows:
+        row.reason = None
+    return len(rows)
+
+
 def entry_hash(entry: AuditEntry) -> str:
     """SHA-256 over a canonical JSON form of the entry, including the previous entry's hash."""
     body = json.dumps(
@@ -29,7 +44,7 @@ def entry_hash(entry: AuditEntry) -> str:
             "actor": entry.actor,
             "action": entry.action,
             "subject": entry.subject,
-            "reason": entry.reason,
+            "reason": entry.reason_digest,
             "detail": entry.detail,
             "prev": entry.prev_hash,
         },
@@ -64,6 +79,7 @@ def record(
         action=action,
         subject=subject,
         reason=reason,
+        reason_digest=digest(reason),
         detail=detail or {},
         prev_hash=prev,
     )
@@ -97,6 +113,8 @@ def verify(session: Session) -> Verification:
             problems.append(f"entry {entry.seq}: does not link to the entry before it")
         if entry_hash(entry) != entry.hash:
             problems.append(f"entry {entry.seq}: content was edited (hash mismatch)")
+        elif entry.reason is not None and digest(entry.reason) != entry.reason_digest:
+            problems.append(f"entry {entry.seq}: reason was edited (digest mismatch)")
         prev = entry.hash
         expected_seq = entry.seq + 1
     return Verification(entries=count, problems=problems)

@@ -55,6 +55,7 @@ def erase(session: Session, case_id: str, settings: Settings, kind: str = "reten
     geo = session.get(CaseGeo, case.id)
     if geo is not None:
         geo.override_reason = None
+    audit.erase_reasons(session, f"case:{case.id}")
     if session.get(CaseErasure, case.id) is None:
         session.add(CaseErasure(case_id=case.id, photos_deleted=deleted, kind=kind))
     audit.record(

@@ -49,3 +49,18 @@ def test_each_entry_links_to_the_previous_hash(database):
         rows = s.scalars(select(AuditEntry).order_by(AuditEntry.seq)).all()
     assert rows[0].prev_hash == audit.GENESIS
     assert rows[1].prev_hash == rows[0].hash and rows[2].prev_hash == rows[1].hash
+
+
+def test_erased_reason_leaves_the_chain_intact_and_an_edited_reason_is_detected(database):
+    with session_scope() as s:
+        audit.record(s, actor="user:1", action="case.cancelled", subject="case:a", reason="dup")
+        audit.record(s, actor="user:1", action="case.resolved", subject="case:b", reason="found")
+    with session_scope() as s:
+        assert audit.erase_reasons(s, "case:a") == 1
+    result = CliRunner().invoke(app, ["audit", "verify"])
+    assert result.exit_code == 0, result.output
+    with session_scope() as s:
+        assert s.scalar(select(AuditEntry.reason).where(AuditEntry.subject == "case:a")) is None
+        s.execute(text("UPDATE audit_log SET reason = 'lost' WHERE subject = 'case:b'"))
+    result = CliRunner().invoke(app, ["audit", "verify"])
+    assert result.exit_code == 1 and "entry 2: reason was edited" in result.output

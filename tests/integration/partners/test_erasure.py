@@ -11,6 +11,7 @@ from pathlib import Path
 import pytest
 from sqlalchemy import String, cast, select
 
+from alerts.audit import service as audit
 from alerts.cases.models import Case
 from alerts.config import get_settings
 from alerts.db import get_engine, session_scope
@@ -133,7 +134,8 @@ def test_nothing_personal_survives_erasure_in_tables_redis_or_files(world, api, 
     with session_scope() as s:
         s.scalars(select(Sighting)).first().note = f"{CHILD_NAME} seen near the bus station"
     assert CHILD_NAME.encode() in api.get("/api/v1/feeds/atom", headers=key).content
-    close(world, case_id, reason="found safe")
+    # Officers type free text: the reason names the child, and it reaches the audit log too.
+    close(world, case_id, reason=f"{CHILD_NAME} found safe at her aunt's")
     assert rows_with_marker(), "the test case must really hold the marker before erasure"
 
     with session_scope() as s:
@@ -153,6 +155,8 @@ def test_nothing_personal_survives_erasure_in_tables_redis_or_files(world, api, 
     assert not any(MARKER in d.xml() for d in docs)
     assert get_redis().xlen(sse.STREAM) == 3
     assert privacy_tasks.erase_due() == 0, "an erased case is not erased again"
+    with session_scope() as s:
+        assert audit.verify(s).ok, "erasing audit reasons must not break the hash chain"
 
 
 def test_active_case_is_never_erased(world):
