@@ -1,14 +1,15 @@
-"""audit reason digest (entries written before this revision will not verify: none exist in a deployment yet)
+"""audit reason digest
+
+The chain now hashes reason digests; entries written before this revision will not verify
+(no deployment holds any yet).
 
 Revision ID: 0008
 Revises: 0007
 Create Date: 2026-11-23 07:40:25.640897
 """
 
-from alembic import op
 import sqlalchemy as sa
-import alerts.db
-
+from alembic import op
 
 revision = "0008"
 down_revision = "0007"
