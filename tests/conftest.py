@@ -46,9 +46,7 @@ def pytest_unconfigure(config: pytest.Config) -> None:
 
 def clear_caches() -> None:
     """Forget cached settings, engines and sessionmakers after the environment changed."""
-    from alerts import config, db
-
-    from alerts import redis_client
+    from alerts import config, db, redis_client
 
     redis_client.get_redis.cache_clear()
     db.get_sessionmaker.cache_clear()
