@@ -137,7 +137,9 @@ def test_alert_reaches_devices_in_the_area_once_then_follows_a_sighting_and_clos
         wait_for(lambda: {t for t, k in kinds_by_token(sink) if k == "update"} >= near, 120)
 
         assert http.post(f"/api/v1/cases/{case_id}/resolve", headers=officer).status_code == 200
-        wait_for(lambda: {t for t, k in kinds_by_token(sink) if k == "resolved"} >= near | west, 120)
+        wait_for(
+            lambda: {t for t, k in kinds_by_token(sink) if k == "resolved"} >= near | west, 120
+        )
         wait_for(lambda: any(e.event["data"]["kind"] == "resolved" for e in receiver.events), 30)
 
         counts = kinds_by_token(sink)
