@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any
@@ -191,7 +192,7 @@ def preview_map(
     lon: float,
     preview: PreviewRead,
     settings: Settings,
-    wave_label: str,
+    wave_label: Callable[..., str],
     point_label: str,
     title: str,
     first: int = 3,
@@ -199,7 +200,7 @@ def preview_map(
     """SVG map of the first waves' areas."""
     rings = []
     for w in preview.waves[:first]:
-        label = wave_label.format(n=w.index + 1, km=f"{w.radius_km:g}" if w.radius_km else "—")
+        label = wave_label(n=w.index + 1, km=f"{w.radius_km:g}" if w.radius_km else "—")
         if w.radius_km is not None:
             rings.append(svgmap.Ring(label, radius_km=w.radius_km))
         else:

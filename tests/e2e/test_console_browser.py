@@ -227,6 +227,8 @@ def test_officer_creates_supervisor_approves_delivery_moves_and_case_resolves(br
     sup.wait_for_url(f"**/console/cases/{case_id}/review")
     assert sup.locator(".sms-count").count() == 2 and sup.locator("svg.map").count() == 1
     assert sup.locator("#reach tbody tr").count() >= 3
+    # Each ring is labelled with its wave number and radius.
+    assert "100 km" in sup.locator("svg.map").inner_html()
     shot(sup, "review")
     sup.click("#approve")
     sup.wait_for_url(f"**/console/cases/{case_id}")

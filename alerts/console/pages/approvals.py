@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import functools
+
 from fastapi import APIRouter, BackgroundTasks, Request
 from sqlalchemy import select
 from starlette.responses import RedirectResponse, Response
@@ -46,7 +48,8 @@ def _review(ctx: Console, case_id: str, status: int = 200, **extra) -> Response:
         case.last_seen_lon,
         preview,
         ctx.settings,
-        wave_label=ctx.t("map.wave"),
+        # Formatted per ring with its number and radius.
+        wave_label=functools.partial(ctx.t, "map.wave"),
         point_label=ctx.t("map.last_seen"),
         title=ctx.t("map.title"),
     )

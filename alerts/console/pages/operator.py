@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import functools
 from datetime import UTC, datetime, timedelta
 
 from fastapi import APIRouter, Request
@@ -144,7 +145,8 @@ async def preview_rules(request: Request, ctx: Staff) -> Response:
         lon,
         preview,
         ctx.settings,
-        wave_label=ctx.t("map.wave"),
+        # Formatted per ring with its number and radius.
+        wave_label=functools.partial(ctx.t, "map.wave"),
         point_label=ctx.t("map.point"),
         title=ctx.t("map.title"),
         first=6,
