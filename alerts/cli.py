@@ -142,6 +142,10 @@ def beat() -> None:
     )
 
 
+MAX_RESTARTS = 5
+RESTART_WINDOW_S = 60.0
+
+
 @app.command()
 def serve(
     host: Annotated[str | None, typer.Option(help="Bind address")] = None,
@@ -162,12 +166,11 @@ def serve(
         api_args += ["--host", host]
     if port is not None:
         api_args += ["--port", str(port)]
-    children = [
-        subprocess.Popen([*exe, *api_args], env=env),
-        subprocess.Popen([*exe, "worker"], env=env),
-        subprocess.Popen([*exe, "beat"], env=env),
-    ]
+    commands = {"api": api_args, "worker": ["worker"], "beat": ["beat"]}
+    children = {name: subprocess.Popen([*exe, *args], env=env) for name, args in commands.items()}
+    restarts: dict[str, list[float]] = {name: [] for name in commands}
     stopping = False
+    failed: str | None = None
 
     def stop(_signum, _frame) -> None:
         nonlocal stopping
@@ -180,13 +183,26 @@ def serve(
         f"{port if port is not None else settings.api_port}/docs"
     )
     try:
-        while not stopping and all(c.poll() is None for c in children):
+        while not stopping and failed is None:
             time.sleep(0.5)
+            for name, child in children.items():
+                if stopping or child.poll() is None:
+                    continue
+                # Supervise like compose's restart policy: a worker that dies (say, on a Redis
+                # restart) comes back; one that keeps dying stops everything with a clear error.
+                now = time.monotonic()
+                recent = [t for t in restarts[name] if now - t < RESTART_WINDOW_S] + [now]
+                restarts[name] = recent
+                if len(recent) > MAX_RESTARTS:
+                    failed = name
+                    break
+                typer.echo(f"{name} exited with {child.returncode}; restarting it", err=True)
+                children[name] = subprocess.Popen([*exe, *commands[name]], env=env)
     finally:
-        for child in children:
+        for child in children.values():
             if child.poll() is None:
                 child.terminate()
-        for child in children:
+        for child in children.values():
             try:
                 child.wait(timeout=20)
             except subprocess.TimeoutExpired:
@@ -195,9 +211,12 @@ def serve(
             from alerts.embedded import EmbeddedRedis
 
             EmbeddedRedis(settings.data_dir).stop()
-    failed = [c.args[3] for c in children if c.returncode not in (0, -signal.SIGTERM, None)]
-    if failed and not stopping:
-        typer.echo(f"stopped because {', '.join(failed)} exited", err=True)
+    if failed is not None:
+        typer.echo(
+            f"stopped: {failed} exited {MAX_RESTARTS + 1} times within "
+            f"{RESTART_WINDOW_S:.0f} s; see its log above",
+            err=True,
+        )
         raise typer.Exit(1)
 
 

@@ -6,6 +6,7 @@ from __future__ import annotations
 import sqlite3
 
 import httpx
+import psutil
 import pytest
 
 from alerts.embedded import EmbeddedRedis
@@ -32,7 +33,8 @@ def test_serve_dispatches_an_approved_case_and_survives_a_broker_outage(tmp_path
         REUNITE_RELAY_INTERVAL_SECONDS="1",
     )
     port = free_port()
-    with reunite_process(["serve", "--port", str(port)], env, tmp_path, tmp_path / "serve.log"):
+    serve_log = tmp_path / "serve.log"
+    with reunite_process(["serve", "--port", str(port)], env, tmp_path, serve_log) as serve:
         http = httpx.Client(base_url=f"http://127.0.0.1:{port}", timeout=10)
         wait_for(lambda: ready(http), timeout=60)
         create_police(env, tmp_path)
@@ -60,3 +62,11 @@ def test_serve_dispatches_an_approved_case_and_survives_a_broker_outage(tmp_path
         embedded.start()
         wait_for(lambda: (second, "approved") in dispatch_runs(db), timeout=120)
         assert sorted(dispatch_runs(db)) == sorted([(first, "approved"), (second, "approved")])
+
+        # A worker that dies is restarted by serve, and the API never goes away meanwhile.
+        [worker] = [c for c in psutil.Process(serve.pid).children() if "worker" in c.cmdline()]
+        worker.kill()
+        third = new_submitted_case(http, officer)
+        assert http.post(f"/api/v1/cases/{third}/approve", headers=sup).status_code == 200
+        wait_for(lambda: (third, "approved") in dispatch_runs(db), timeout=120)
+        assert b"worker exited with -9; restarting it" in serve_log.read_bytes()
