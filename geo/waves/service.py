@@ -202,21 +202,26 @@ class WaveStart:
     wave_id: int
     message_id: str
     shards: list[targeting.ShardPlan]
-    # Above the operator's threshold FCM goes by geo-cell topic, one message per shard cell.
+    # Above the operator's threshold FCM goes by geo-cell topic, one message per covering cell
+    # (subscribers to a topic need not be in our registry, so empty shards count here).
+    topic_cells: list[int]
     fcm_topics: bool
     languages: list[str]
 
 
-def estimate_devices(shards: list[targeting.ShardPlan]) -> int:
-    """Upper bound on the devices a wave reaches: records in its shards' logs (one STRLEN each).
-
-    Cheap enough to run before targeting; it counts superseded records too, so it errs high.
-    """
+def shard_sizes(shards: list[targeting.ShardPlan]) -> list[int]:
+    """Records in each shard's log (one pipelined STRLEN each): an upper bound on its devices,
+    since superseded records count too."""
     index = devices.location_index()
     pipe = index.client.pipeline(transaction=False)
     for shard in shards:
         pipe.strlen(index.log_key(shard.cell))
-    return sum(pipe.execute()) // RECORD.itemsize
+    return [n // RECORD.itemsize for n in pipe.execute()]
+
+
+def estimate_devices(shards: list[targeting.ShardPlan]) -> int:
+    """Upper bound on the devices a wave reaches, cheap enough to run before targeting."""
+    return sum(shard_sizes(shards))
 
 
 def begin_wave(session: Session, wave_id: int) -> WaveStart | None:
@@ -240,12 +245,17 @@ def begin_wave(session: Session, wave_id: int) -> WaveStart | None:
             subject=f"case:{case.id}",
             detail={"wave": wave.index, "epoch": wave.epoch, "radius_km": wave.radius_km},
         )
-    shards = targeting.plan(area_of(wave))
+    covering = targeting.plan(area_of(wave))
+    sizes = shard_sizes(covering)
+    # Empty shards hold no device to target, so they get no task; the fullest go first so the
+    # first pushes leave sooner. (A device located in an empty shard after this instant is
+    # missed by this wave, as it would be by a shard task that had already read its log.)
+    shards = [s for n, s in sorted(zip(sizes, covering, strict=True), key=lambda p: -p[0]) if n]
     client = get_redis()
     # Decided once per wave and kept, so a redelivered start or shard task decides the same.
     decided = client.hget(stats_key(wave.id), "fcm_topics")
     if decided is None:
-        decided = b"1" if channels.use_fcm_topics(estimate_devices(shards)) else b"0"
+        decided = b"1" if channels.use_fcm_topics(sum(sizes)) else b"0"
         client.hsetnx(stats_key(wave.id), "fcm_topics", decided)
         decided = client.hget(stats_key(wave.id), "fcm_topics")
     wave.status = "targeting"
@@ -255,6 +265,7 @@ def begin_wave(session: Session, wave_id: int) -> WaveStart | None:
         wave_id=wave.id,
         message_id=wave.message_id,
         shards=shards,
+        topic_cells=[s.cell for s in covering],
         fcm_topics=decided == b"1",
         languages=list(case.alert_languages),
     )

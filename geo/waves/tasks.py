@@ -43,7 +43,7 @@ def start_wave(outbox_id: int, wave_id: int) -> int:
     from channels import service as channels
 
     if start.fcm_topics:
-        channels.fan_out_topics(start.message_id, [h3.int_to_str(s.cell) for s in start.shards])
+        channels.fan_out_topics(start.message_id, [h3.int_to_str(c) for c in start.topic_cells])
     channels.broadcast_area(start.message_id, start.languages)
     channels.fan_out_partners(start.message_id)
     with session_scope() as session:
