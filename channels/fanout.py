@@ -275,6 +275,37 @@ def run_device_batch(
     return tally, nxt
 
 
+# What a string-target run sends: (target, recipient) pairs and the coroutine that sends one.
+Plan = tuple[list[tuple[Target, Any]], Callable[[Any], Any]]
+
+
+def _run_named_targets(
+    channel: str,
+    message_id: str,
+    targets: Sequence[str],
+    attempt: int,
+    first_at: float,
+    settings: ChannelSettings,
+    build_delivery: Callable[[str], Any],
+    *,
+    bucket: pacing.TokenBucket,
+    concurrency: int,
+    plan: Callable[[Any, Any, list[str]], Plan | None],
+) -> tuple[Tally, Next | None]:
+    """Send to targets named by strings (topics, languages): the ledger skips what was sent,
+    the bucket paces, and outcomes retry or end like device sends."""
+    led = Ledger(get_redis(), message_id, channel)
+    tally = Tally()
+    pending = [str(t) for t in led.pending(list(targets))]
+    delivery = build_delivery(message_id) if pending else None
+    planned = plan(runtime.channel(channel, settings), delivery, pending) if delivery else None
+    if planned is None:
+        return tally, None
+    items, send = planned
+    results = runtime.run(_send_many(items, send, concurrency, _Tokens(bucket), led))
+    return tally, _finish(settings, led, results, attempt, first_at, tally)
+
+
 def run_topics(
     message_id: str,
     cells: Sequence[str],
@@ -284,61 +315,69 @@ def run_topics(
     build_delivery: Callable[[str], Any],
 ) -> tuple[Tally, Next | None]:
     """Send one FCM topic message per geo cell (Google fans each out to its subscribers)."""
-    r = get_redis()
-    led = Ledger(r, message_id, "fcm_topic")
-    tally = Tally()
-    pending = [str(c) for c in led.pending(list(cells))]
-    if not pending:
-        return tally, None
-    delivery = build_delivery(message_id)
-    if delivery is None:
-        return tally, None
-    chan = runtime.channel("fcm_topic", settings)
-    tokens = _Tokens(pacing.TokenBucket(r, "fcm", settings.fcm_rate_per_s))
-    language = next(iter(delivery.messages))
 
-    async def send(topic: str) -> Outcome:
-        return await chan.send_topic(topic, delivery, language)
+    def plan(chan: Any, delivery: Any, pending: list[str]) -> Plan:
+        language = next(iter(delivery.messages))
 
-    items = [(Target(c), topic_for_cell(c)) for c in pending]
-    results = runtime.run(_send_many(items, send, settings.fcm_concurrency, tokens, led))
-    return tally, _finish(settings, led, results, attempt, first_at, tally)
+        async def send(topic: str) -> Outcome:
+            return await chan.send_topic(topic, delivery, language)
+
+        return [(Target(c), topic_for_cell(c)) for c in pending], send
+
+    return _run_named_targets(
+        "fcm_topic",
+        message_id,
+        cells,
+        attempt,
+        first_at,
+        settings,
+        build_delivery,
+        bucket=pacing.TokenBucket(get_redis(), "fcm", settings.fcm_rate_per_s),
+        concurrency=settings.fcm_concurrency,
+        plan=plan,
+    )
 
 
 def run_area_broadcast(
     message_id: str,
-    targets: Sequence[str],
+    languages: Sequence[str],
     attempt: int,
     first_at: float,
     settings: ChannelSettings,
     build_delivery: Callable[[str], Any],
 ) -> tuple[Tally, Next | None]:
     """Ask the SMS carrier to broadcast the message to every handset in the area itself."""
-    r = get_redis()
-    led = Ledger(r, message_id, "sms_broadcast")
-    tally = Tally()
-    pending = [str(t) for t in led.pending(list(targets))]
-    delivery = build_delivery(message_id) if pending else None
-    if delivery is None or delivery.area is None:
-        return tally, None
-    chan = runtime.channel("sms_broadcast", settings)
-    tokens = _Tokens(
-        pacing.TokenBucket(r, runtime.sms_bind_name(settings), settings.sms_rate_per_s)
+
+    def plan(chan: Any, delivery: Any, pending: list[str]) -> Plan | None:
+        if delivery.area is None:
+            return None
+        polygon = delivery.area.cap_polygon()
+
+        async def send(language: str) -> Outcome:
+            return await chan.broadcast_area(
+                polygon,
+                delivery.message_for(language).sms_text,
+                message_id=f"{message_id}:{language}",
+                expires_at=delivery.expires_at,
+            )
+
+        # One broadcast per alert language: the carrier cannot know a handset's language.
+        return [(Target(lang), lang) for lang in pending if lang in delivery.messages], send
+
+    return _run_named_targets(
+        "sms_broadcast",
+        message_id,
+        languages,
+        attempt,
+        first_at,
+        settings,
+        build_delivery,
+        bucket=pacing.TokenBucket(
+            get_redis(), runtime.sms_bind_name(settings), settings.sms_rate_per_s
+        ),
+        concurrency=1,
+        plan=plan,
     )
-    polygon = delivery.area.cap_polygon()
-
-    async def send(language: str) -> Outcome:
-        return await chan.broadcast_area(
-            polygon,
-            delivery.message_for(language).sms_text,
-            message_id=f"{message_id}:{language}",
-            expires_at=delivery.expires_at,
-        )
-
-    # One broadcast per alert language: the carrier cannot know a handset's language.
-    items = [(Target(lang), lang) for lang in pending if lang in delivery.messages]
-    results = runtime.run(_send_many(items, send, 1, tokens, led))
-    return tally, _finish(settings, led, results, attempt, first_at, tally)
 
 
 def run_webhook(
