@@ -110,6 +110,10 @@ MESSAGES: dict[str, dict[str, str]] = {
         "case.title": "案件 {id}",
         "case.details": "案件详情",
         "case.edit": "编辑草稿",
+        "case.edit_active": "更正案件信息",
+        "case.edit_active_hint": (
+            "保存后，已收到预警的人会收到更新。要改变走失地点，请添加目击线索。"
+        ),
         "case.submit": "提交审批",
         "case.rejected": "审批退回原因：{reason}",
         "case.photos": "照片",
@@ -330,6 +334,11 @@ MESSAGES: dict[str, dict[str, str]] = {
         "case.title": "Case {id}",
         "case.details": "Details",
         "case.edit": "Edit draft",
+        "case.edit_active": "Correct the case details",
+        "case.edit_active_hint": (
+            "Everyone already alerted gets an update when you save. To move the place, add a "
+            "sighting instead."
+        ),
         "case.submit": "Submit for approval",
         "case.rejected": "Sent back by the supervisor: {reason}",
         "case.photos": "Photos",

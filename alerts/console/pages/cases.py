@@ -197,7 +197,7 @@ def delivery_fragment(case_id: str, ctx: Police) -> Response:
 
 @router.post("/cases/{case_id}/edit", dependencies=[CsrfChecked])
 async def edit_case(case_id: str, request: Request, ctx: Police) -> Response:
-    """Change a draft: only the groups whose fields changed are sent (PATCH semantics)."""
+    """Change a draft, or correct an active case (which sends an update); PATCH semantics."""
     assert ctx.user is not None
     case = cases.get(ctx.db, case_id, ctx.user)
     if _too_large(request, ctx):

@@ -302,3 +302,25 @@ def test_form_errors_name_the_fields_without_echoing_to_logs(console):
     assert res.status_code == 422
     for label in ("Name: is required", "Latitude: must be a number", "Age (years)"):
         assert label in res.text
+
+
+def test_correcting_an_active_case_in_the_console_queues_an_update(console):
+    from alerts.dispatch.models import OutboxMessage
+
+    login_with_totp(console, "sup1")
+    case_id = post_case(console).headers["location"].rsplit("/", 1)[-1]
+    console.cookies.clear()
+    login_with_totp(console, "sup2")
+    review = console.get(f"/console/cases/{case_id}/review")
+    console.post(f"/console/cases/{case_id}/approve", data={"csrf_token": csrf_of(review.text)})
+    page = console.get(f"/console/cases/{case_id}")
+    assert f'action="/console/cases/{case_id}/edit"' in page.text
+    saved = console.post(
+        f"/console/cases/{case_id}/edit",
+        data=case_form(clothing="green raincoat") | {"csrf_token": csrf_of(page.text)},
+        follow_redirects=False,
+    )
+    assert saved.status_code == 303, saved.text[:300]
+    with session_scope() as s:
+        kinds = [r.args[1] for r in s.scalars(select(OutboxMessage).order_by(OutboxMessage.id))]
+    assert kinds == ["approved", "updated"]
