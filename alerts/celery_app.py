@@ -49,6 +49,9 @@ def make_celery() -> Celery:
             "visibility_timeout": settings.channels.visibility_timeout_s,
             "unacked_restore_interval": min(10, settings.channels.visibility_timeout_s // 4 or 1),
             "unacked_restore_throttle": 1,
+            # The sweep holds a Redis mutex that expires after 300 s by default: a worker killed
+            # inside a sweep would block every other worker's recovery for five minutes.
+            "unacked_mutex_expire": 10,
         },
         beat_schedule={
             "relay-outbox": {

@@ -25,7 +25,7 @@ RETRY = {
 
 @celery_app.task(name=service.START_WAVE, **RETRY)
 def start_wave(outbox_id: int, wave_id: int) -> int:
-    """Create the wave's message and queue one targeting task per shard."""
+    """Create the wave's message and queue a targeting task per non-empty shard."""
     with session_scope() as session:
         start = service.begin_wave(session, wave_id)
         if start is None:
