@@ -10,7 +10,7 @@ from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
 from sqlalchemy.orm import Session
 
 from alerts.config import Settings, get_settings
-from alerts.db import get_sessionmaker
+from alerts.db import session_scope
 from alerts.partners.models import PartnerKey
 from alerts.users import service as users
 from alerts.users.models import User
@@ -19,15 +19,8 @@ from alerts.users.roles import Role
 
 def get_session() -> Iterator[Session]:
     """A session per request, committed when the handler returns without error."""
-    session = get_sessionmaker()()
-    try:
+    with session_scope() as session:
         yield session
-        session.commit()
-    except BaseException:
-        session.rollback()
-        raise
-    finally:
-        session.close()
 
 
 # scope="function": commit before the response is sent, so a client that got 200 can rely on it

@@ -36,37 +36,25 @@ def main() -> None:
     os.environ.update(REUNITE_DATA_DIR=str(tmp), REUNITE_MODE="development")
     os.environ.pop("DATABASE_URL", None)
     os.environ.pop("REDIS_URL", None)
-    from alerts import crypto, migrate
+    from alerts import migrate
     from alerts.db import session_scope
     from alerts.embedded import EmbeddedRedis
     from alerts.partners import service as partners
     from geo import cells
     from geo.devices import service as devices
-    from geo.devices.models import Device
 
     embedded = EmbeddedRedis(tmp)
     embedded.start()
     os.environ["REDIS_URL"] = embedded.url
     migrate.upgrade()
-    from sqlalchemy import insert
 
     with session_scope() as s:
         partner = partners.create_partner(s, "bench", partners.PartnerKind.APP, actor="bench")
         key = partners.issue_key(s, partner, [partners.Scope.DEVICES_WRITE], actor="bench")
-        enc = crypto.encrypt("bench-token-000000")
-        for start in range(0, args.devices, 50_000):
-            s.execute(
-                insert(Device),
-                [
-                    {
-                        "partner_id": partner.id,
-                        "external_id": f"d{i}",
-                        "platform": "apns",
-                        "address_enc": enc,
-                    }
-                    for i in range(start, min(start + 50_000, args.devices))
-                ],
-            )
+        partner_id = partner.id
+    from _registry import seed_apns_devices
+
+    seed_apns_devices(partner_id, args.devices)
     rng = np.random.default_rng(7)
 
     def upload(n: int) -> list[dict]:

@@ -246,14 +246,10 @@ def setup(n: int) -> tuple[str, int]:
     """A case, a partner and n APNs devices (bulk insert)."""
     from datetime import UTC, datetime, timedelta
 
-    from sqlalchemy import insert
-
-    from alerts import crypto
     from alerts.cases.models import Case, CaseDetails
     from alerts.db import session_scope
     from alerts.partners import service as partners
     from alerts.users.models import Agency, User
-    from geo.devices.models import Device
 
     with session_scope() as s:
         agency = Agency(name="Bench PSB")
@@ -301,24 +297,9 @@ def setup(n: int) -> tuple[str, int]:
         s.add(case)
         partner = partners.create_partner(s, "BenchApp", partners.PartnerKind.APP, actor="bench")
         partner_id = partner.id
-    token = crypto.encrypt("b" * 64)  # one ciphertext: the sink ignores the token
-    for start in range(0, n, 20_000):
-        with session_scope() as s:
-            s.execute(
-                insert(Device),
-                [
-                    {
-                        "partner_id": partner_id,
-                        "external_id": f"d{i}",
-                        "platform": "apns",
-                        "address_enc": token,
-                        "locale": "zh-CN",
-                        "opted_in": True,
-                        "active": True,
-                    }
-                    for i in range(start, min(n, start + 20_000))
-                ],
-            )
+    from _registry import seed_apns_devices
+
+    seed_apns_devices(partner_id, n)
     return "bench-case", partner_id
 
 

@@ -70,9 +70,8 @@ def wait(check, timeout: float, what: str) -> None:
 def setup(devices: int, cases: int, base: str) -> tuple[dict, dict, list[str], int, list[int]]:
     """Users, a partner key, devices (bulk insert) and cases; returns auth and ids."""
     import httpx
-    from sqlalchemy import insert, select
+    from sqlalchemy import select
 
-    from alerts import crypto
     from alerts.db import session_scope
     from alerts.partners import service as partners
     from alerts.users import service as users
@@ -101,24 +100,9 @@ def setup(devices: int, cases: int, base: str) -> tuple[dict, dict, list[str], i
         partner = partners.create_partner(s, "LoadMaps", partners.PartnerKind.APP, actor="load")
         key = partners.issue_key(s, partner, [partners.Scope.DEVICES_WRITE], actor="load")
         partner_id = partner.id
-    token = crypto.encrypt("b" * 64)  # one ciphertext: the sink ignores the token
-    for start in range(0, devices, 20_000):
-        with session_scope() as s:
-            s.execute(
-                insert(Device),
-                [
-                    {
-                        "partner_id": partner_id,
-                        "external_id": f"d{i}",
-                        "platform": "apns",
-                        "address_enc": token,
-                        "locale": "zh-CN",
-                        "opted_in": True,
-                        "active": True,
-                    }
-                    for i in range(start, min(devices, start + 20_000))
-                ],
-            )
+    from _registry import seed_apns_devices
+
+    seed_apns_devices(partner_id, devices)
     with session_scope() as s:
         ids = list(s.scalars(select(Device.id).where(Device.partner_id == partner_id)))
     http = httpx.Client(base_url=base, timeout=30)
