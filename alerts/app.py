@@ -10,20 +10,20 @@ from fastapi.responses import JSONResponse
 from sqlalchemy.exc import DataError
 from sqlalchemy.exc import OperationalError as DatabaseUnavailable
 
+from alerts import bootstrap
 from alerts.cases import api as cases_api
 from alerts.cases import service as cases
 from alerts.cases.lifecycle import IllegalTransition, ReasonRequired
 from alerts.console import router as console_router
+from alerts.dispatch import api as dispatch_api
 from alerts.feeds import api as feeds_api
 from alerts.partners import api as partners_api
 from alerts.users import api as users_api
 from alerts.users.roles import ApprovalRefused
 from alerts.users.service import UserError
-from channels import api as channels_api
 from geo import areas
 from geo.devices import api as devices_api
 from geo.rulesets import api as rules_api
-from geo.waves import api as waves_api
 from ops import api as ops_api
 from ops import health
 from ops import logging as ops_logging
@@ -74,6 +74,7 @@ def _declare_field_errors(app: FastAPI) -> None:
 
 def create_app() -> FastAPI:
     """Build the API with every router and the domain error mapping."""
+    bootstrap.wire()
     app = FastAPI(
         title="Reunite",
         version="0.1.0",
@@ -85,10 +86,10 @@ def create_app() -> FastAPI:
     app.add_middleware(ops_logging.RequestIdMiddleware)
     app.include_router(users_api.router)
     app.include_router(cases_api.router)
-    app.include_router(channels_api.router)
+    app.include_router(dispatch_api.deliveries_router)
     app.include_router(devices_api.router)
     app.include_router(rules_api.router)
-    app.include_router(waves_api.router)
+    app.include_router(dispatch_api.router)
     app.include_router(partners_api.admin)
     app.include_router(partners_api.own)
     app.include_router(feeds_api.router)

@@ -3,17 +3,16 @@
 from __future__ import annotations
 
 import os
-import signal
-import subprocess
 import sys
-import time
 from typing import Annotated
 
 import typer
 
-from alerts.config import get_settings
 from alerts.users.roles import Rank, Role
 from channels.cli import dlq_app
+from ops.platform import supervisor
+from ops.platform.config import get_settings
+from ops.platform.embedded import EmbeddedRedis
 
 app = typer.Typer(help="Reunite: verified missing-child alerts.", no_args_is_help=True)
 db_app = typer.Typer(help="Database schema.", no_args_is_help=True)
@@ -31,13 +30,11 @@ app.add_typer(audit_app, name="audit")
 app.add_typer(rules_app, name="rules")
 
 
-def _ensure_embedded_redis() -> bool:
+def ensure_embedded_redis() -> bool:
     """Start the embedded Redis when no REDIS_URL is set; True if this process started it."""
     settings = get_settings()
     if not settings.embedded_redis:
         return False
-    from alerts.embedded import EmbeddedRedis
-
     return EmbeddedRedis(settings.data_dir).start()
 
 
@@ -56,7 +53,9 @@ def _prepare_process(*, clear_metrics: bool = False) -> None:
     ops_logging.configure_from_settings()
 
 
-def _first_start_migrate() -> None:
+def first_start_migrate() -> None:
+    """Create the embedded database's schema on first start (a configured one is migrated
+    explicitly with `reunite db upgrade`)."""
     settings = get_settings()
     if settings.database_url is None:
         from alerts import migrate
@@ -83,8 +82,8 @@ def api(
 
     settings = get_settings()
     _prepare_process()
-    _ensure_embedded_redis()
-    _first_start_migrate()
+    ensure_embedded_redis()
+    first_start_migrate()
     uvicorn.run(
         "alerts.app:create_app",
         factory=True,
@@ -102,11 +101,12 @@ def worker(
 ) -> None:
     """Run a Celery worker; start as many as you like on any machine sharing the broker."""
     _prepare_process()
-    _ensure_embedded_redis()
-    from alerts.celery_app import QUEUES, celery_app
+    ensure_embedded_redis()
+    from alerts import bootstrap
 
+    celery_app = bootstrap.wire()
     settings = get_settings()
-    queues = queues or ",".join(QUEUES)
+    queues = queues or ",".join(bootstrap.QUEUES)
     if settings.worker_metrics_port:
         from ops import metrics
 
@@ -128,9 +128,10 @@ def worker(
 def beat() -> None:
     """Run the scheduler (outbox relay, expiry, waves). Run exactly one per deployment."""
     _prepare_process()
-    _ensure_embedded_redis()
-    from alerts.celery_app import celery_app
+    ensure_embedded_redis()
+    from alerts import bootstrap
 
+    celery_app = bootstrap.wire()
     settings = get_settings()
     settings.data_dir.mkdir(parents=True, exist_ok=True)
     celery_app.start(
@@ -142,10 +143,6 @@ def beat() -> None:
     )
 
 
-MAX_RESTARTS = 5
-RESTART_WINDOW_S = 60.0
-
-
 @app.command()
 def serve(
     host: Annotated[str | None, typer.Option(help="Bind address")] = None,
@@ -154,8 +151,8 @@ def serve(
     """Run API, worker and beat together: everything a laptop needs."""
     settings = get_settings()
     _prepare_process(clear_metrics=True)
-    started_redis = _ensure_embedded_redis()
-    _first_start_migrate()
+    started_redis = ensure_embedded_redis()
+    first_start_migrate()
     env = dict(os.environ)
     # Children reach the same Redis and database without each deciding again.
     env["REDIS_URL"] = settings.resolved_redis_url
@@ -167,54 +164,21 @@ def serve(
     if port is not None:
         api_args += ["--port", str(port)]
     commands = {"api": api_args, "worker": ["worker"], "beat": ["beat"]}
-    children = {name: subprocess.Popen([*exe, *args], env=env) for name, args in commands.items()}
-    restarts: dict[str, list[float]] = {name: [] for name in commands}
-    stopping = False
-    failed: str | None = None
-
-    def stop(_signum, _frame) -> None:
-        nonlocal stopping
-        stopping = True
-
-    signal.signal(signal.SIGTERM, stop)
-    signal.signal(signal.SIGINT, stop)
     typer.echo(
         f"Reunite is running: http://{host or settings.api_host}:"
         f"{port if port is not None else settings.api_port}/docs"
     )
     try:
-        while not stopping and failed is None:
-            time.sleep(0.5)
-            for name, child in children.items():
-                if stopping or child.poll() is None:
-                    continue
-                # Supervise like compose's restart policy: a worker that dies (say, on a Redis
-                # restart) comes back; one that keeps dying stops everything with a clear error.
-                now = time.monotonic()
-                recent = [t for t in restarts[name] if now - t < RESTART_WINDOW_S] + [now]
-                restarts[name] = recent
-                if len(recent) > MAX_RESTARTS:
-                    failed = name
-                    break
-                typer.echo(f"{name} exited with {child.returncode}; restarting it", err=True)
-                children[name] = subprocess.Popen([*exe, *commands[name]], env=env)
+        failed = supervisor.Supervisor(
+            {name: [*exe, *args] for name, args in commands.items()}, env
+        ).run()
     finally:
-        for child in children.values():
-            if child.poll() is None:
-                child.terminate()
-        for child in children.values():
-            try:
-                child.wait(timeout=20)
-            except subprocess.TimeoutExpired:
-                child.kill()
         if started_redis:
-            from alerts.embedded import EmbeddedRedis
-
             EmbeddedRedis(settings.data_dir).stop()
     if failed is not None:
         typer.echo(
-            f"stopped: {failed} exited {MAX_RESTARTS + 1} times within "
-            f"{RESTART_WINDOW_S:.0f} s; see its log above",
+            f"stopped: {failed} exited {supervisor.MAX_RESTARTS + 1} times within "
+            f"{supervisor.RESTART_WINDOW_S:.0f} s; see its log above",
             err=True,
         )
         raise typer.Exit(1)
@@ -229,8 +193,8 @@ def agencies_create(
     ] = None,
 ) -> None:
     """Create a police agency."""
-    from alerts.db import session_scope
     from alerts.users import service as users
+    from ops.platform.db import session_scope
 
     with session_scope() as session:
         agency = users.create_agency(
@@ -250,8 +214,8 @@ def users_create(
     ] = "",
 ) -> None:
     """Create a user; the password is hashed with argon2id."""
-    from alerts.db import session_scope
     from alerts.users import service as users
+    from ops.platform.db import session_scope
 
     with session_scope() as session:
         agency_row = users.agency_by_name(session, agency) or users.create_agency(
@@ -280,8 +244,8 @@ def users_token(
     """Print a bearer token for scripts (same as POST /api/v1/auth/token)."""
     from datetime import timedelta
 
-    from alerts.db import session_scope
     from alerts.users import service as users
+    from ops.platform.db import session_scope
 
     with session_scope() as session:
         user = users.authenticate(session, username, password)
@@ -301,9 +265,9 @@ def rules_preview(
     """Show the waves a case here would get and the devices each would reach."""
     from datetime import UTC, datetime, timedelta
 
-    from alerts.db import session_scope
     from geo.devices import service as devices
     from geo.rulesets import service as rulesets
+    from ops.platform.db import session_scope
 
     now = datetime.now(UTC)
     with session_scope() as session:
@@ -338,9 +302,9 @@ def partners_create(
     ] = None,
 ) -> None:
     """Create a partner and print its API key (shown once, stored hashed)."""
-    from alerts.db import session_scope
     from alerts.partners import service as partners
     from channels import service as channels
+    from ops.platform.db import session_scope
 
     scopes = [partners.Scope(s) for s in (scope or ["devices:write", "feeds:read"])]
     with session_scope() as session:
@@ -363,8 +327,8 @@ def partners_create(
 @audit_app.command("verify")
 def audit_verify() -> None:
     """Check the whole audit chain; exit 1 naming each edited or deleted entry."""
-    from alerts.audit import service as audit
-    from alerts.db import session_scope
+    from ops.platform.audit import service as audit
+    from ops.platform.db import session_scope
 
     with session_scope() as session:
         result = audit.verify(session)
@@ -379,9 +343,9 @@ def audit_verify() -> None:
 @app.command()
 def status() -> None:
     """Print queue depths, worker heartbeats, breaker states and dead letters."""
-    from ops import cli as ops_cli
+    from alerts import status as status_report
 
-    raise typer.Exit(ops_cli.print_status())
+    raise typer.Exit(status_report.print_status())
 
 
 @app.command()
@@ -390,10 +354,10 @@ def demo(
     port: Annotated[int | None, typer.Option(help="API port")] = None,
 ) -> None:
     """A self-contained demo: synthetic devices, local partner sinks, demo users, all services."""
-    from ops import demo as ops_demo
+    from alerts import demo as demo_run
 
     _prepare_process(clear_metrics=True)
-    raise typer.Exit(ops_demo.run(devices=devices, port=port))
+    raise typer.Exit(demo_run.run(devices=devices, port=port))
 
 
 if __name__ == "__main__":

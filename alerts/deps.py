@@ -9,12 +9,12 @@ from fastapi import Depends, HTTPException, status
 from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
 from sqlalchemy.orm import Session
 
-from alerts.config import Settings, get_settings
-from alerts.db import session_scope
 from alerts.partners.models import PartnerKey
 from alerts.users import service as users
 from alerts.users.models import User
 from alerts.users.roles import Role
+from ops.platform.config import Settings, get_settings
+from ops.platform.db import session_scope
 
 
 def get_session() -> Iterator[Session]:
@@ -108,7 +108,7 @@ def _rate_limit(session: Session, key: PartnerKey) -> None:
 
     from alerts.partners import service as partners
     from alerts.partners.models import Partner
-    from alerts.redis_client import get_redis
+    from ops.platform.redis_client import get_redis
 
     partner = session.get(Partner, key.partner_id)
     assert partner is not None

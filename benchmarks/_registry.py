@@ -7,9 +7,9 @@ def seed_apns_devices(partner_id: int, count: int, chunk: int = 20_000) -> None:
     """Register APNs devices d0..d{count-1}; the sinks ignore tokens, so all share one."""
     from sqlalchemy import insert
 
-    from alerts import crypto
-    from alerts.db import session_scope
     from geo.devices.models import Device
+    from ops.platform import crypto
+    from ops.platform.db import session_scope
 
     token = crypto.encrypt("b" * 64)
     for start in range(0, count, chunk):

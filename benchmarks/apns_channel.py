@@ -55,8 +55,8 @@ def main() -> int:
     from benchmarks.fanout import nginx_sink
     from channels.apns import ApnsChannel, ApnsSettings
     from channels.base import HttpTransportSettings
-    from channels.sinks import keys
-    from channels.sinks._runtime import make_self_signed
+    from ops.peers import keys
+    from ops.peers._runtime import make_self_signed
     from tests.peers.samples import sample_delivery
 
     workdir = Path(tempfile.mkdtemp(prefix="ru-apns-"))

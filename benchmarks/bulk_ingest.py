@@ -37,11 +37,11 @@ def main() -> None:
     os.environ.pop("DATABASE_URL", None)
     os.environ.pop("REDIS_URL", None)
     from alerts import migrate
-    from alerts.db import session_scope
-    from alerts.embedded import EmbeddedRedis
     from alerts.partners import service as partners
     from geo import cells
     from geo.devices import service as devices
+    from ops.platform.db import session_scope
+    from ops.platform.embedded import EmbeddedRedis
 
     embedded = EmbeddedRedis(tmp)
     embedded.start()

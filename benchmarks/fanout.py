@@ -8,7 +8,7 @@ API runs right after the commit) and runs through the dispatch task, the wave en
 wave, per-shard targeting and claims) and the APNs channel; each run is a new case whose first
 wave covers exactly the devices measured. `--from-fanout` starts at `fan_out_devices` on a
 created message instead, to isolate the channel half. The sink is nginx
-(`listen ... ssl http2; return 200;`) when installed, else channels/sinks/apns.py in this process
+(`listen ... ssl http2; return 200;`) when installed, else ops/peers/apns.py in this process
 (much slower: say so in any figure you record). h2load against the same sink gives the ceiling.
 Time to the last push is when the ledger's `sent` counter reaches the device count (each count
 is written after the sink answered 200). First-push latency is from fan_out_devices to the
@@ -56,14 +56,14 @@ http {{
 @contextmanager
 def nginx_sink(workdir: Path, tls):
     """nginx answering 200 to everything over TLS + HTTP/2; yields its base URL."""
-    from channels.sinks._runtime import free_port
+    from ops.peers._runtime import free_port
 
     port = free_port()
     conf = workdir / "nginx.conf"
     conf.write_text(NGINX_CONF.format(dir=workdir, port=port, cert=tls.cert, key=tls.key))
     proc = subprocess.Popen(["nginx", "-c", str(conf), "-p", str(workdir), "-g", "daemon off;"])
     try:
-        from channels.sinks._runtime import _wait_listening
+        from ops.peers._runtime import _wait_listening
 
         class _Never:
             def done(self):
@@ -82,7 +82,7 @@ def nginx_sink(workdir: Path, tls):
 @contextmanager
 def python_sink(tls):
     """Fallback: the project's APNs sink (JWT not verified) in this process."""
-    from channels.sinks import apns as apns_sink
+    from ops.peers import apns as apns_sink
 
     sink = apns_sink.ApnsSink(topic="cn.reunite.app", team_id="T", key_id="K", public_key=None)
     with apns_sink.running(sink, tls=tls) as endpoint:
@@ -141,15 +141,15 @@ def main() -> int:
 
     workdir = Path(tempfile.mkdtemp(prefix="ru-bench-"))
     with ExitStack() as stack:
-        from channels.sinks import keys
-        from channels.sinks._runtime import make_self_signed
+        from ops.peers import keys
+        from ops.peers._runtime import make_self_signed
 
         tls = make_self_signed(workdir / "tls")
         if shutil.which("nginx") and not args.python_sink:
             url, sink_name = stack.enter_context(nginx_sink(workdir, tls)), "nginx (h2, TLS)"
         else:
             url = stack.enter_context(python_sink(tls))
-            sink_name = "channels/sinks/apns.py in the benchmark process (nginx not found)"
+            sink_name = "ops/peers/apns.py in the benchmark process (nginx not found)"
         key = keys.make_apns_key()
         import json
 
@@ -173,7 +173,7 @@ def main() -> int:
             }
         )
         if not os.environ.get("REDIS_URL"):
-            from alerts.embedded import EmbeddedRedis
+            from ops.platform.embedded import EmbeddedRedis
 
             redis_dir = Path(tempfile.mkdtemp(prefix="ru-"))
             embedded = EmbeddedRedis(redis_dir)
@@ -181,14 +181,14 @@ def main() -> int:
             stack.callback(embedded.stop)
             os.environ["REDIS_URL"] = embedded.url
         from alerts import migrate
-        from alerts.redis_client import get_redis
+        from ops.platform.redis_client import get_redis
 
         migrate.upgrade()
         get_redis().flushdb()
         case_id, partner = setup(args.devices)
         env = dict(os.environ)
         if "DATABASE_URL" not in env:
-            from alerts.config import get_settings
+            from ops.platform.config import get_settings
 
             env["DATABASE_URL"] = get_settings().sqlalchemy_url
         log = open(workdir / "worker.log", "wb")
@@ -247,9 +247,9 @@ def setup(n: int) -> tuple[str, int]:
     from datetime import UTC, datetime, timedelta
 
     from alerts.cases.models import Case, CaseDetails
-    from alerts.db import session_scope
     from alerts.partners import service as partners
     from alerts.users.models import Agency, User
+    from ops.platform.db import session_scope
 
     with session_scope() as s:
         agency = Agency(name="Bench PSB")
@@ -310,11 +310,11 @@ def run(case_id: str, partner: int, n: int, warm: bool = False) -> tuple[float, 
     """One message to the first n devices; (seconds to first push, seconds to last push)."""
     from sqlalchemy import select
 
-    from alerts.db import session_scope
-    from alerts.redis_client import get_redis
     from channels import ledger, service
     from channels.messages import MessageKind
     from geo.devices.models import Device
+    from ops.platform.db import session_scope
+    from ops.platform.redis_client import get_redis
 
     if n not in _ids_cache:
         with session_scope() as s:
@@ -351,14 +351,14 @@ def run_from_approval(
 
     from alerts.cases import service as cases
     from alerts.cases.models import Case, CaseDetails
-    from alerts.db import session_scope
-    from alerts.dispatch import relay
-    from alerts.redis_client import get_redis
     from alerts.users.models import User
     from channels import ledger
     from geo import cells
     from geo.devices import service as devices
     from geo.devices.models import Device
+    from ops.platform.db import session_scope
+    from ops.platform.outbox import relay
+    from ops.platform.redis_client import get_redis
 
     if n not in _located:
         # Only these n devices have a location, all within 50 km: wave 0 (100 km) is them.

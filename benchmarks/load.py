@@ -5,7 +5,7 @@ through the real API while a 100,000-device APNs fan-out runs through a real wor
     python benchmarks/load.py --devices 20000 --officers 4 --uploaders 1 --duration 30
 
 Processes: `reunite api` (uvicorn, one process), `reunite worker --queues apns`, an HTTP/2 sink
-(nginx when installed, else channels/sinks/apns.py), the embedded Redis (or REDIS_URL), SQLite
+(nginx when installed, else ops/peers/apns.py), the embedded Redis (or REDIS_URL), SQLite
 in a temporary data dir (or DATABASE_URL). This script drives the load with one thread per
 client (httpx, keep-alive) and measures each request from send to full response.
 
@@ -72,11 +72,11 @@ def setup(devices: int, cases: int, base: str) -> tuple[dict, dict, list[str], i
     import httpx
     from sqlalchemy import select
 
-    from alerts.db import session_scope
     from alerts.partners import service as partners
     from alerts.users import service as users
     from alerts.users.roles import Rank, Role
     from geo.devices.models import Device
+    from ops.platform.db import session_scope
     from tests.factories import case_payload
 
     with session_scope() as s:
@@ -190,14 +190,14 @@ def main() -> int:
 
         stack.callback(shutil.rmtree, workdir, True)  # runs last: after processes stopped
         from benchmarks.fanout import nginx_sink, python_sink
-        from channels.sinks import keys
-        from channels.sinks._runtime import free_port, make_self_signed
+        from ops.peers import keys
+        from ops.peers._runtime import free_port, make_self_signed
 
         tls = make_self_signed(workdir / "tls")
         if shutil.which("nginx") and not args.python_sink:
             url, sink_name = stack.enter_context(nginx_sink(workdir, tls)), "nginx (h2, TLS)"
         else:
-            url, sink_name = stack.enter_context(python_sink(tls)), "channels/sinks/apns.py"
+            url, sink_name = stack.enter_context(python_sink(tls)), "ops/peers/apns.py"
         key = keys.make_apns_key()
         os.environ.setdefault("REUNITE_MODE", "test")
         os.environ["REUNITE_DATA_DIR"] = str(workdir)
@@ -217,7 +217,7 @@ def main() -> int:
             }
         )
         if not os.environ.get("REDIS_URL"):
-            from alerts.embedded import EmbeddedRedis
+            from ops.platform.embedded import EmbeddedRedis
 
             redis_dir = Path(tempfile.mkdtemp(prefix="ru-"))
             stack.callback(shutil.rmtree, redis_dir, True)
@@ -226,8 +226,8 @@ def main() -> int:
             stack.callback(embedded.stop)
             os.environ["REDIS_URL"] = embedded.url
         from alerts import migrate
-        from alerts.config import get_settings
-        from alerts.redis_client import get_redis
+        from ops.platform.config import get_settings
+        from ops.platform.redis_client import get_redis
 
         migrate.upgrade()
         get_redis().flushdb()
@@ -263,9 +263,9 @@ def main() -> int:
         wait(lambda: get_redis().keys("ops:worker:*"), 60, "worker heartbeat")
         print(f"seeded {len(ids):,} devices, {len(case_ids)} cases; sink: {sink_name}")
 
-        from alerts.db import session_scope
         from channels import ledger, service
         from channels.messages import MessageKind
+        from ops.platform.db import session_scope
 
         rec = Recorder()
         stop = threading.Event()

@@ -8,19 +8,17 @@ or `failed` (permanent, recorded and not retried). Reasons are short machine-rea
 
 from __future__ import annotations
 
-import ssl
 import time
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from email.utils import parsedate_to_datetime
 from enum import StrEnum
-from pathlib import Path
-from typing import ClassVar, Protocol, TypeVar, runtime_checkable
+from typing import Any, ClassVar, Protocol, TypeVar, runtime_checkable
 
-from pydantic import BaseModel, Field, SecretStr
+from pydantic import SecretStr
 
-from channels.messages import MessageKind, RenderedMessage
+from channels.messages import AlertContent, MessageKind, RenderedMessage
 
 Clock = Callable[[], float]
 """Seconds since the epoch; time.time in production, a fake in tests."""
@@ -71,21 +69,73 @@ class Outcome:
         return self.kind is OutcomeKind.OK
 
 
+def cap_number(value: float) -> str:
+    """A coordinate or radius as CAP text: 6 decimals, never "-0.000000"."""
+    text = f"{value:.6f}"
+    return "0.000000" if text == "-0.000000" else text
+
+
 @dataclass(frozen=True, slots=True)
 class Area:
-    """The alert area as partners and carriers get it; never a device list."""
+    """The alert area as messages, feeds, partners and carriers get it; never a device list.
 
-    description: str
+    Each message stores it as JSON (`to_json`, `from_json`): CAP circle and polygon text at
+    6 decimals, the radius and the centre.
+    """
+
     polygon: tuple[tuple[float, float], ...]  # (lat, lon) pairs, closed ring
+    circle: str | None = None  # CAP circle text, "lat,lon radius_km", for a circle
+    radius_km: float | None = None
+    center: tuple[float, float] | None = None
     cells: tuple[str, ...] = ()  # coarse geo cells (e.g. H3) for topic fan-out
 
+    @property
+    def description(self) -> str:
+        """A short human description ("200 km around 39.904,116.407")."""
+        if self.radius_km and self.center is not None:
+            lat, lon = self.center
+            return f"{self.radius_km:g} km around {lat:.3f},{lon:.3f}"
+        return "alert area"
+
     def cap_polygon(self) -> str:
-        """CAP 1.2 polygon text: 'lat,lon' pairs separated by spaces, 6 decimals at most."""
-        return " ".join(f"{lat:.6f},{lon:.6f}" for lat, lon in self.polygon)
+        """CAP 1.2 polygon text: 'lat,lon' pairs separated by spaces, 6 decimals."""
+        return " ".join(f"{cap_number(lat)},{cap_number(lon)}" for lat, lon in self.polygon)
 
     def geojson(self) -> dict:
         """GeoJSON Polygon geometry (lon, lat order)."""
         return {"type": "Polygon", "coordinates": [[[lon, lat] for lat, lon in self.polygon]]}
+
+    def to_json(self) -> dict[str, Any]:
+        """The form stored with a message (and read by feeds and partner filters)."""
+        return {
+            "cap_circle": self.circle,
+            "cap_polygon": self.cap_polygon(),
+            "radius_km": self.radius_km,
+            "center": list(self.center) if self.center is not None else None,
+        }
+
+    @staticmethod
+    def parse_polygon(text: str) -> tuple[tuple[float, float], ...]:
+        """(lat, lon) pairs from CAP polygon text."""
+        pairs = []
+        for pair in text.split():
+            lat, lon = pair.split(",")
+            pairs.append((float(lat), float(lon)))
+        return tuple(pairs)
+
+    @classmethod
+    def from_json(cls, doc: Mapping[str, Any] | None) -> Area | None:
+        """The area stored with a message; None when the message has none."""
+        if not doc:
+            return None
+        center = doc.get("center")
+        return cls(
+            polygon=cls.parse_polygon(str(doc.get("cap_polygon") or "")),
+            circle=doc.get("cap_circle"),
+            radius_km=doc.get("radius_km"),
+            center=(float(center[0]), float(center[1])) if center else None,
+            cells=tuple(doc.get("cells") or ()),
+        )
 
 
 @dataclass(frozen=True, slots=True)
@@ -133,6 +183,73 @@ class Delivery:
         return f"case-{self.case_id}"
 
 
+class DeviceRecord(Protocol):
+    """One sendable device: its platform (channel name) and decrypted address."""
+
+    id: int
+    partner_id: int
+    platform: str
+    address: str
+    locale: str
+
+
+class Devices(Protocol):
+    """The device registry channels send to; `geo.devices` implements it.
+
+    Only active, opted-in devices are returned: anything else cannot be sent to.
+    """
+
+    def routes(self, session: Any, device_ids: Sequence[int]) -> Iterable[tuple[int, str, int]]:
+        """(device id, platform, partner id) of the sendable devices among the ids."""
+        ...
+
+    def addresses(self, session: Any, device_ids: Sequence[int]) -> Sequence[DeviceRecord]:
+        """The sendable devices among the ids, with their decrypted addresses."""
+        ...
+
+    def partners_of(self, session: Any, device_ids: Sequence[int]) -> Mapping[int, int]:
+        """Device id -> partner id, for any device (to account for those gone)."""
+        ...
+
+    def deactivate(self, session: Any, device_ids: Iterable[int], reason: str) -> int:
+        """Stop sending to these devices (the provider said the token is gone)."""
+        ...
+
+
+class AlertSource(Protocol):
+    """Where a message's words come from; the dispatch flow implements it from the case."""
+
+    def content(
+        self, session: Any, case_id: str, kind: MessageKind, wave: int
+    ) -> tuple[AlertContent, Sequence[str]] | None:
+        """The alert content and its languages (None when the case is gone)."""
+        ...
+
+
+class Audience(Protocol):
+    """Which partners get a message, and its announcement on the live stream (alerts.feeds)."""
+
+    def reaches(self, session: Any, message: Any) -> Callable[[int], bool]:
+        """A predicate partner id -> bool for one message."""
+        ...
+
+    def announce(self, session: Any, message: Any, event: str) -> None:
+        """Put the message on the partners' live stream, once."""
+        ...
+
+
+class Progress(Protocol):
+    """Milestones the fan-out metrics measure against (the dispatch flow implements it)."""
+
+    def approved_at(self, case_id: str) -> float | None:
+        """When the case was approved (epoch seconds), None if unknown."""
+        ...
+
+    def targeting_finished(self, message_id: str) -> bool:
+        """True once every shard of the message's wave was targeted (no targets will be added)."""
+        ...
+
+
 TargetT_contra = TypeVar("TargetT_contra", contravariant=True)
 
 
@@ -152,23 +269,6 @@ class Channel(Protocol[TargetT_contra]):
     async def aclose(self) -> None:
         """Close connections."""
         ...
-
-
-class HttpTransportSettings(BaseModel):
-    """TLS and timeout settings shared by the HTTP channels."""
-
-    timeout_s: float = Field(default=10.0, gt=0)
-    connect_timeout_s: float = Field(default=5.0, gt=0)
-    verify_tls: bool = True
-    ca_bundle: Path | None = None  # a private CA, e.g. the test peers' self-signed cert
-
-    def ssl_verify(self) -> ssl.SSLContext | bool:
-        """What httpx's verify= wants."""
-        if not self.verify_tls:
-            return False
-        if self.ca_bundle is not None:
-            return ssl.create_default_context(cafile=str(self.ca_bundle))
-        return True
 
 
 def parse_retry_after(value: str | None, now: float | None = None) -> float | None:

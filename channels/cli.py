@@ -6,8 +6,8 @@ from typing import Annotated
 
 import typer
 
-from alerts.db import session_scope
 from channels import dlq
+from ops.platform.db import session_scope
 
 dlq_app = typer.Typer(help="Dead letters: deliveries that failed past the retry horizon.")
 

@@ -7,11 +7,11 @@ import time
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
-from alerts.db import utcnow
-from alerts.redis_client import get_redis
 from channels import service
 from channels.ledger import Ledger, State, Target
 from channels.models import DeadLetter
+from ops.platform.db import utcnow
+from ops.platform.redis_client import get_redis
 
 
 def list_letters(session: Session, *, include_replayed: bool = False, limit: int = 100):

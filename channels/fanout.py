@@ -19,21 +19,21 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
-from sqlalchemy import select
+from pydantic import SecretStr
 
-from alerts import crypto
-from alerts.db import session_scope
-from alerts.redis_client import get_redis
-from channels import ledger, pacing, runtime
+from channels import ledger, pacing, runtime, webhook
 from channels.base import Outcome, OutcomeKind, PartnerEndpoint, Recipient
 from channels.fcm import topic_for_cell
 from channels.ledger import Ledger, State, Target
-from channels.models import DeadLetter, WebhookAttempt
+from channels.messages import MessageId
+from channels.models import DeadLetter, Message, WebhookAttempt
 from channels.models import PartnerEndpoint as EndpointRow
-from channels.settings import ChannelSettings
-from geo.devices import service as devices
-from geo.devices.models import Device
 from ops import metrics
+from ops.platform import crypto
+from ops.platform.channel_settings import ChannelSettings
+from ops.platform.config import Mode, get_settings
+from ops.platform.db import session_scope, utcnow
+from ops.platform.redis_client import get_redis
 
 log = logging.getLogger(__name__)
 
@@ -165,10 +165,8 @@ def _finish(
 
 def dead_letter(led: Ledger, targets: Sequence[Target], reason: str, attempts: int) -> None:
     """Store targets that ran out of retries, for `reunite dlq list|replay`."""
-    case_id = led.message_id.split(":", 1)[0]
+    case_id = MessageId.parse(led.message_id).case_id
     with session_scope() as session:
-        from channels.models import Message
-
         msg = session.get(Message, led.message_id)
         session.add(
             DeadLetter(
@@ -233,15 +231,13 @@ def run_device_batch(
     delivery = build_delivery(message_id)
     if delivery is None:
         return tally, None
+    registry = runtime.ports().devices
     with session_scope() as session:
-        addrs = devices.addresses(session, pending)
+        addrs = registry.addresses(session, pending)
         found = {a.id for a in addrs}
         gone = [i for i in pending if i not in found]
         if gone:  # deactivated or opted out since fan-out
-            rows = session.execute(
-                select(Device.id, Device.partner_id).where(Device.id.in_(gone))
-            ).all()
-            partner = {row.id: row.partner_id for row in rows}
+            partner = registry.partners_of(session, gone)
             led.move([Target(i, partner.get(i, 0)) for i in gone], State.ENDED, "failed")
     items = [(Target(a.id, a.partner_id), Recipient(a.address, a.locale)) for a in addrs]
     if not items:
@@ -253,23 +249,20 @@ def run_device_batch(
             settings, led, [t for t, _ in items], attempt, first_at, permit.wait_s, "breaker_open"
         )
         return tally, nxt
-    rate, concurrency, bucket_name = {
-        "apns": (settings.apns_rate_per_s, settings.apns_concurrency, "apns"),
-        "fcm": (settings.fcm_rate_per_s, settings.fcm_concurrency, "fcm"),
-        "sms": (settings.sms_rate_per_s, settings.sms_concurrency, runtime.sms_bind_name(settings)),
-    }[channel]
+    limits = runtime.limits(channel, settings)
+    bucket_name = runtime.sms_bind_name(settings) if channel == "sms" else channel
     chan = runtime.channel(channel, settings)
-    tokens = _Tokens(pacing.TokenBucket(r, bucket_name, rate))
+    tokens = _Tokens(pacing.TokenBucket(r, bucket_name, limits.rate_per_s))
 
     async def send(recipient: Recipient) -> Outcome:
         return await chan.send(recipient, delivery)
 
-    results = runtime.run(_send_many(items, send, concurrency, tokens, led))
+    results = runtime.run(_send_many(items, send, limits.concurrency, tokens, led))
     _record_breaker(breaker, results)
 
     def deactivate(targets: list[Target], reason: str) -> None:
         with session_scope() as session:
-            devices.deactivate(session, [int(t.id) for t in targets], reason)
+            registry.deactivate(session, [int(t.id) for t in targets], reason)
 
     nxt = _finish(settings, led, results, attempt, first_at, tally, deactivate)
     return tally, nxt
@@ -324,6 +317,7 @@ def run_topics(
 
         return [(Target(c), topic_for_cell(c)) for c in pending], send
 
+    topic_limits = runtime.limits("fcm_topic", settings)
     return _run_named_targets(
         "fcm_topic",
         message_id,
@@ -332,8 +326,8 @@ def run_topics(
         first_at,
         settings,
         build_delivery,
-        bucket=pacing.TokenBucket(get_redis(), "fcm", settings.fcm_rate_per_s),
-        concurrency=settings.fcm_concurrency,
+        bucket=pacing.TokenBucket(get_redis(), "fcm", topic_limits.rate_per_s),
+        concurrency=topic_limits.concurrency,
         plan=plan,
     )
 
@@ -364,6 +358,7 @@ def run_area_broadcast(
         # One broadcast per alert language: the carrier cannot know a handset's language.
         return [(Target(lang), lang) for lang in pending if lang in delivery.messages], send
 
+    broadcast_limits = runtime.limits("sms_broadcast", settings)
     return _run_named_targets(
         "sms_broadcast",
         message_id,
@@ -373,9 +368,9 @@ def run_area_broadcast(
         settings,
         build_delivery,
         bucket=pacing.TokenBucket(
-            get_redis(), runtime.sms_bind_name(settings), settings.sms_rate_per_s
+            get_redis(), runtime.sms_bind_name(settings), broadcast_limits.rate_per_s
         ),
-        concurrency=1,
+        concurrency=broadcast_limits.concurrency,
         plan=plan,
     )
 
@@ -387,33 +382,41 @@ def run_webhook(
     first_at: float,
     settings: ChannelSettings,
     build_delivery: Callable[[str], Any],
+    *,
+    redelivery: bool = False,
 ) -> tuple[Tally, Next | None]:
-    """Deliver one signed event to one partner endpoint, within its rate and concurrency."""
+    """Deliver one signed event to one partner endpoint, within its rate and concurrency.
+
+    A redelivery (the partner asked for the event again) sends even though the ledger already
+    holds a final state for it; the ledger keeps counting the first delivery.
+    """
     r = get_redis()
     led = Ledger(r, message_id, "webhook")
     tally = Tally()
-    if not led.pending([endpoint_id]):
+    if not redelivery and not led.pending([endpoint_id]):
         tally.skipped = 1
         return tally, None
     with session_scope() as session:
         row = session.get(EndpointRow, endpoint_id)
         if row is None or not row.active:
             led.move([Target(endpoint_id, row.partner_id if row else 0)], State.ENDED, "failed")
+            tally.reasons["endpoint_inactive"] += 1
             return tally, None
         endpoint = PartnerEndpoint(
             partner_id=str(row.partner_id),
             url=row.url,
             secret=_secret(row.secret_enc),
             language=row.language,
-            previous_secret=_previous_secret(row),
+            previous_secret=previous_secret(row),
         )
         partner_id, rate, limit = row.partner_id, row.rate_per_s, row.max_concurrency
     target = Target(endpoint_id, partner_id)
     if not _url_allowed(endpoint.url):
-        # Partner issue (SSRF): in production a host that resolves to a private or loopback
-        # address at send time (DNS rebinding) is never called.
+        # SSRF: in production a host that resolves to a private or loopback address at send
+        # time (DNS rebinding) is never called.
         log.warning("partner endpoint %s refused: resolves to a non-public address", endpoint_id)
         tally.failed += led.move([target], State.ENDED, "failed")
+        tally.reasons["unsafe_url"] += 1
         return tally, None
     name = f"webhook:{endpoint_id}"
     breaker = pacing.Breaker(r, name, settings.breaker_failures, settings.breaker_open_s)
@@ -433,6 +436,7 @@ def run_webhook(
             return tally, Next([endpoint_id], attempt, wait + random.uniform(0, 0.05))
         delivery = build_delivery(message_id)
         if delivery is None:
+            tally.reasons["message_gone"] += 1
             return tally, None
         chan = runtime.channel("webhook", settings)
         started = time.monotonic()
@@ -469,31 +473,24 @@ def run_webhook(
 
 
 def _url_allowed(url: str) -> bool:
-    """False when production mode refuses the URL's resolved addresses (partner issue)."""
-    from alerts.config import Mode, get_settings
-    from alerts.partners import service as partners
-
+    """False when production mode refuses the URL's resolved addresses (SSRF)."""
     if get_settings().mode is not Mode.PRODUCTION:
         return True
     try:
-        partners.check_webhook_url(url, allow_private=False)
-    except partners.UnsafeUrl:
+        webhook.check_url(url, allow_private=False)
+    except webhook.UnsafeUrl:
         return False
     return True
 
 
-def _previous_secret(row: EndpointRow):
-    """The pre-rotation secret while its overlap lasts (partner issue), else None."""
-    from alerts.db import utcnow
-
+def previous_secret(row: EndpointRow) -> SecretStr | None:
+    """The pre-rotation secret while its overlap lasts, else None."""
     if row.previous_secret_enc is None or row.previous_secret_until is None:
         return None
     return _secret(row.previous_secret_enc) if row.previous_secret_until > utcnow() else None
 
 
-def _secret(enc: bytes):
-    from pydantic import SecretStr
-
+def _secret(enc: bytes) -> SecretStr:
     return SecretStr(crypto.decrypt(enc))
 
 

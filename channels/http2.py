@@ -26,7 +26,7 @@ import h2.events
 import h2.exceptions
 import h2.settings
 
-from channels.base import HttpTransportSettings
+from ops.platform.channel_settings import HttpTransportSettings
 
 # Validation and normalisation walk every header in Python; our headers are built lower-case
 # and well-formed here, and the answers we read are three headers at most.

@@ -18,8 +18,8 @@ from sqlalchemy import select
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.orm import Session
 
-from alerts.db import utcnow
 from channels.models import DeliveryCount
+from ops.platform.db import utcnow
 
 STATS = ("targeted", "sent", "failed", "retrying", "dead", "dead_lettered")
 KEY_TTL_S = 8 * 24 * 3600

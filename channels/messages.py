@@ -15,13 +15,13 @@ from enum import StrEnum
 from zoneinfo import ZoneInfo
 
 from channels import sms
+from ops.platform.channel_settings import SMS_MAX_PARTS
+from ops.platform.config import DEFAULT_TIMEZONE
 
-DEFAULT_TZ = "Asia/Shanghai"
 DEFAULT_LANGUAGES = ("zh-CN", "en")
 # Leaves room in the 4096-byte APNs payload for title, deep link, photo URL and keys.
 PUSH_BODY_MAX_BYTES = 1800
 PUSH_TITLE_MAX_BYTES = 180
-SMS_MAX_PARTS = 2
 ELLIPSIS = "…"
 
 
@@ -30,6 +30,40 @@ class MessageKind(StrEnum):
     UPDATE = "update"
     RESOLVED = "resolved"
     CANCELLED = "cancelled"
+
+    @property
+    def closes(self) -> bool:
+        """True for the notices that close a case."""
+        return self in (MessageKind.RESOLVED, MessageKind.CANCELLED)
+
+
+@dataclass(frozen=True, slots=True)
+class MessageId:
+    """A case message's id, `case:kind:wave:n`: the idempotency key kept across retries."""
+
+    case_id: str
+    kind: MessageKind
+    wave: int
+    n: int
+
+    def __str__(self) -> str:
+        return f"{self.prefix(self.case_id, self.kind, self.wave)}{self.n}"
+
+    @staticmethod
+    def prefix(case_id: str, kind: MessageKind, wave: int) -> str:
+        """What every message of this case, kind and wave starts with."""
+        return f"{case_id}:{kind}:{wave}:"
+
+    @staticmethod
+    def case_of(text: str) -> str:
+        """The case part of a message id or identifier, without validating the rest."""
+        return text.partition(":")[0]
+
+    @classmethod
+    def parse(cls, text: str) -> MessageId:
+        """The parts of a message id; ValueError if it is not one."""
+        case_id, kind, wave, n = text.split(":")
+        return cls(case_id, MessageKind(kind), int(wave), int(n))
 
 
 class Sex(StrEnum):
@@ -262,7 +296,7 @@ SUPPORTED_LANGUAGES = tuple(_TEMPLATES)
 def render(
     content: AlertContent,
     language: str = "zh-CN",
-    tz: str = DEFAULT_TZ,
+    tz: str = DEFAULT_TIMEZONE,
     *,
     body_max_bytes: int = PUSH_BODY_MAX_BYTES,
     sms_max_parts: int = SMS_MAX_PARTS,
@@ -321,10 +355,12 @@ def render(
 def render_all(
     content: AlertContent,
     languages: Iterable[str] = DEFAULT_LANGUAGES,
-    tz: str = DEFAULT_TZ,
+    tz: str = DEFAULT_TIMEZONE,
+    *,
+    sms_max_parts: int = SMS_MAX_PARTS,
 ) -> dict[str, RenderedMessage]:
     """Render a case message in every requested language, keyed by language tag."""
-    return {lang: render(content, lang, tz) for lang in languages}
+    return {lang: render(content, lang, tz, sms_max_parts=sms_max_parts) for lang in languages}
 
 
 def with_kind(content: AlertContent, kind: MessageKind) -> AlertContent:

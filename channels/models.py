@@ -8,7 +8,7 @@ from typing import Any
 from sqlalchemy import JSON, Float, ForeignKey, Index, Integer, LargeBinary, String
 from sqlalchemy.orm import Mapped, mapped_column
 
-from alerts.db import Base, utcnow
+from ops.platform.db import Base, utcnow
 
 
 class Message(Base):
@@ -27,7 +27,7 @@ class Message(Base):
 
 
 class PartnerEndpoint(Base):
-    """A partner's webhook endpoint; the secret is Fernet-encrypted (alerts.crypto)."""
+    """A partner's webhook endpoint; the secret is Fernet-encrypted (ops.platform.crypto)."""
 
     __tablename__ = "partner_endpoints"
 

@@ -12,16 +12,17 @@ import logging
 import os
 import time
 from collections import OrderedDict
+from dataclasses import dataclass
 from typing import Any
 
 from channels import messages
 from channels.apns import ApnsChannel
-from channels.base import Area, Delivery
+from channels.base import AlertSource, Audience, Delivery, Devices, Progress
 from channels.fcm import FcmChannel
-from channels.settings import ChannelSettings
 from channels.sms_http import SmsHttpChannel
 from channels.sms_smpp import SmppChannel
 from channels.webhook import WebhookChannel
+from ops.platform.channel_settings import ChannelSettings
 
 # httpx logs every request line at INFO: a log line per FCM push or webhook call, which costs
 # more than the call at thousands per second. hpack (under the APNs client) logs every header at
@@ -33,6 +34,32 @@ logging.getLogger("hpack").setLevel(logging.WARNING)
 
 class NotConfigured(RuntimeError):
     """The channel has no settings block; its tasks cannot send."""
+
+
+@dataclass(frozen=True)
+class Ports:
+    """What channels need from the domains above them, wired once by `alerts.bootstrap`."""
+
+    devices: Devices
+    alerts: AlertSource
+    audience: Audience
+    progress: Progress
+
+
+_ports: Ports | None = None
+
+
+def wire(ports: Ports) -> None:
+    """Install the domain implementations (the composition root calls this at start-up)."""
+    global _ports
+    _ports = ports
+
+
+def ports() -> Ports:
+    """The wired implementations; a process that skipped the composition root fails loudly."""
+    if _ports is None:
+        raise RuntimeError("channels are not wired: call alerts.bootstrap.wire() at start-up")
+    return _ports
 
 
 _pid: int | None = None
@@ -77,17 +104,46 @@ def _build(name: str, s: ChannelSettings) -> Any:
         return FcmChannel(s.fcm)
     if name == "sms":
         if s.sms_provider == "smpp" and s.smpp is not None:
-            return SmppChannel(s.smpp)
+            return SmppChannel(s.smpp, max_parts=s.max_sms_parts)
         if s.sms_http is not None:
-            return SmsHttpChannel(s.sms_http)
+            return SmsHttpChannel(s.sms_http, max_parts=s.max_sms_parts)
         raise NotConfigured("sms")
     if name == "sms_broadcast":
         if s.sms_http is None:
             raise NotConfigured("sms_http")
-        return SmsHttpChannel(s.sms_http)
+        return SmsHttpChannel(s.sms_http, max_parts=s.max_sms_parts)
     if name == "webhook":
         return WebhookChannel(s.webhook)
     raise NotConfigured(name)
+
+
+@dataclass(frozen=True)
+class Limits:
+    """How fast and in what sizes one channel sends: its class's limits, settings override."""
+
+    rate_per_s: float
+    batch: int
+    concurrency: int
+
+
+def _sms_class(s: ChannelSettings) -> type:
+    return SmppChannel if s.sms_provider == "smpp" and s.smpp is not None else SmsHttpChannel
+
+
+def limits(name: str, s: ChannelSettings) -> Limits:
+    """The limits a channel runs with (apns, fcm, fcm_topic, sms, sms_broadcast)."""
+    cls, (rate, batch, concurrency) = {
+        "apns": (ApnsChannel, (s.apns_rate_per_s, s.apns_batch, s.apns_concurrency)),
+        "fcm": (FcmChannel, (s.fcm_rate_per_s, s.fcm_batch, s.fcm_concurrency)),
+        "fcm_topic": (FcmChannel, (s.fcm_rate_per_s, None, s.fcm_concurrency)),
+        "sms": (_sms_class(s), (s.sms_rate_per_s, s.sms_batch, s.sms_concurrency)),
+        "sms_broadcast": (SmsHttpChannel, (s.sms_rate_per_s, None, 1)),
+    }[name]
+    return Limits(
+        rate_per_s=rate or cls.rate_per_second,
+        batch=batch or cls.batch_size,
+        concurrency=concurrency or cls.concurrency,
+    )
 
 
 def sms_bind_name(s: ChannelSettings) -> str:
@@ -95,20 +151,6 @@ def sms_bind_name(s: ChannelSettings) -> str:
     if s.sms_provider == "smpp" and s.smpp is not None:
         return f"smpp:{s.smpp.host}:{s.smpp.port}:{s.smpp.system_id}"
     return "sms_http"
-
-
-def area_of(doc: dict | None) -> Area | None:
-    """The channel Area from a message's area JSON (CAP polygon text, cells)."""
-    if not doc:
-        return None
-    pairs = []
-    for pair in str(doc.get("cap_polygon") or "").split():
-        lat, lon = pair.split(",")
-        pairs.append((float(lat), float(lon)))
-    center = doc.get("center") or [0.0, 0.0]
-    radius = doc.get("radius_km")
-    desc = f"{radius:g} km around {center[0]:.3f},{center[1]:.3f}" if radius else "alert area"
-    return Area(description=desc, polygon=tuple(pairs), cells=tuple(doc.get("cells") or ()))
 
 
 def cached_delivery(message_id: str, build: Any) -> Delivery:

@@ -17,20 +17,18 @@ from datetime import timedelta
 from sqlalchemy import func, select
 from sqlalchemy.orm import Session
 
-from alerts import crypto
-from alerts.cases.models import Case
-from alerts.celery_app import celery_app
-from alerts.config import get_settings
-from alerts.db import session_scope, utcnow
-from alerts.redis_client import get_redis
-from channels import content, ledger, messages, runtime
-from channels.base import Delivery
+from channels import ledger, messages, runtime
+from channels.base import Area, Delivery
 from channels.ledger import Ledger, Target
-from channels.messages import MessageKind
+from channels.messages import MessageId, MessageKind
 from channels.models import Message, PartnerEndpoint, WebhookAttempt
 from channels.schemas import CaseDeliveries, ChannelCount, MessageDeliveries, WebhookAttemptRead
-from channels.webhook import EVENT_TYPES
-from geo.devices.models import Device
+from channels.webhook import EVENT_TYPES, WebhookChannel
+from ops.platform import crypto
+from ops.platform.celery_app import celery_app
+from ops.platform.config import get_settings
+from ops.platform.db import session_scope, utcnow
+from ops.platform.redis_client import get_redis
 
 TASKS = {
     "apns": ("reunite.channels.apns", "apns"),
@@ -44,19 +42,19 @@ TOPIC_BATCH = 100
 
 
 def create_message(
-    session: Session, case_id: str, kind: MessageKind, wave: int, area: dict | None
+    session: Session, case_id: str, kind: MessageKind, wave: int, area: Area | None
 ) -> Message:
     """Persist a case message (in the caller's transaction); fan it out after the commit."""
     kind = MessageKind(kind)
-    prefix = f"{case_id}:{kind}:{wave}:"
+    prefix = MessageId.prefix(case_id, kind, wave)
     n = session.scalar(select(func.count()).where(Message.id.startswith(prefix))) or 0
     now = utcnow()
     message = Message(
-        id=f"{prefix}{n + 1}",
+        id=str(MessageId(case_id, kind, wave, n + 1)),
         case_id=case_id,
         kind=str(kind),
         wave=wave,
-        area=area,
+        area=area.to_json() if area is not None else None,
         created_at=now,
         expires_at=now + timedelta(seconds=get_settings().channels.message_ttl_s),
     )
@@ -93,19 +91,11 @@ def fan_out_devices(
     by_channel: dict[str, list[Target]] = defaultdict(list)
     ids = [int(i) for i in device_ids]
     with session_scope() as session:
-        for start in range(0, len(ids), 5000):
-            rows = session.execute(
-                select(Device.id, Device.platform, Device.partner_id).where(
-                    Device.id.in_(ids[start : start + 5000]),
-                    Device.active.is_(True),
-                    Device.opted_in.is_(True),
-                )
-            )
-            for row in rows:
-                by_channel[row.platform].append(Target(row.id, row.partner_id))
+        for device_id, platform, partner_id in runtime.ports().devices.routes(session, ids):
+            by_channel[platform].append(Target(device_id, partner_id))
     if fcm_via_topics:
         by_channel.pop("fcm", None)
-    sizes = {"apns": s.apns_batch, "fcm": s.fcm_batch, "sms": s.sms_batch}
+    sizes = {name: runtime.limits(name, s).batch for name in ("apns", "fcm", "sms")}
     r = get_redis()
     now = time.time()
     for channel, targets in by_channel.items():
@@ -145,17 +135,16 @@ def fan_out_partners(message_id: str) -> int:
         if message is None:
             return 0
         event = EVENT_TYPES[MessageKind(message.kind)]
-        # Partner issue (alerts/feeds): only partners whose area of interest intersects the
-        # alert get it, and the message goes on the partners' live stream once.
-        from alerts.feeds import service as feeds
-
-        reaches = feeds.partner_filter(session, message)
+        # Only partners whose area of interest intersects the alert get it, and the message
+        # goes on the partners' live stream once.
+        audience = runtime.ports().audience
+        reaches = audience.reaches(session, message)
         endpoints = [
             (e.id, e.partner_id)
             for e in session.scalars(select(PartnerEndpoint).where(PartnerEndpoint.active))
             if (not e.events or event in e.events) and reaches(e.partner_id)
         ]
-        feeds.announce(session, message, event, get_settings())
+        audience.announce(session, message, event)
     Ledger(get_redis(), message_id, "webhook").target([Target(i, p) for i, p in endpoints])
     now = time.time()
     for endpoint_id, _partner in endpoints:
@@ -170,8 +159,8 @@ def add_endpoint(
     secret: str,
     *,
     events: Sequence[str] = (),
-    rate_per_s: float = 10.0,
-    max_concurrency: int = 2,
+    rate_per_s: float = WebhookChannel.rate_per_second,
+    max_concurrency: int = WebhookChannel.concurrency,
     language: str | None = None,
 ) -> PartnerEndpoint:
     """Register a partner webhook endpoint (the partner issue adds the API for this)."""
@@ -191,26 +180,30 @@ def add_endpoint(
 
 
 def _build_delivery(message_id: str) -> Delivery | None:
-    s = get_settings().channels
     with session_scope() as session:
         message = session.get(Message, message_id)
         if message is None:
             return None
-        case = session.get(Case, message.case_id)
-        if case is None:
+        kind = MessageKind(message.kind)
+        found = runtime.ports().alerts.content(session, message.case_id, kind, message.wave)
+        if found is None:
             return None
-        alert = content.alert_content(
-            case, MessageKind(message.kind), message.wave, s.deep_link_base
+        alert, languages = found
+        settings = get_settings()
+        rendered = messages.render_all(
+            alert,
+            runtime.languages(languages),
+            settings.timezone,
+            sms_max_parts=settings.channels.max_sms_parts,
         )
-        rendered = messages.render_all(alert, runtime.languages(case.alert_languages))
         return Delivery(
             message_id=message.id,
-            case_id=case.id,
+            case_id=message.case_id,
             kind=MessageKind(message.kind),
             wave=message.wave,
             messages=rendered,
             expires_at=message.expires_at,
-            area=runtime.area_of(message.area),
+            area=Area.from_json(message.area),
         )
 
 

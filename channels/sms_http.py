@@ -13,37 +13,23 @@ from datetime import UTC, datetime
 from typing import Any, ClassVar
 
 import httpx
-from pydantic import BaseModel, Field, SecretStr
 
 from channels import sms
 from channels.base import (
     Clock,
     Delivery,
-    HttpTransportSettings,
     Outcome,
     Recipient,
     classify_http,
     parse_retry_after,
 )
+from ops.platform.channel_settings import SMS_MAX_PARTS, SmsHttpSettings
 
 # Error codes gateways use for a number that does not exist; anything else 4xx is permanent.
 DEAD_NUMBER_CODES = frozenset(
     {"invalid_destination", "invalid_number", "unknown_subscriber", "number_not_found"}
 )
 CB_MESSAGE_ID_CHILD_ABDUCTION = 4379
-
-
-class SmsHttpSettings(BaseModel):
-    """Gateway URL, token and paths."""
-
-    base_url: str
-    api_token: SecretStr
-    sender_id: str = "Reunite"
-    send_path: str = "/v1/messages"
-    broadcast_path: str = "/v1/broadcasts"
-    max_parts: int = Field(default=4, ge=1, le=255)
-    max_connections: int = Field(default=20, ge=1)
-    transport: HttpTransportSettings = HttpTransportSettings()
 
 
 def classify(status: int, error_code: str, retry_after: float | None) -> Outcome:
@@ -58,12 +44,20 @@ class SmsHttpChannel:
     """Sends SMS through an HTTP gateway and asks carriers for area broadcasts."""
 
     name: ClassVar[str] = "sms_http"
-    rate_per_second: ClassVar[float] = 50.0
+    rate_per_second: ClassVar[float] = 20.0  # per account; gateways cap like carriers
+    batch_size: ClassVar[int] = 50
+    concurrency: ClassVar[int] = 10
     max_body_bytes: ClassVar[int] = 16 * 1024
-    batch_size: ClassVar[int] = 1
 
-    def __init__(self, settings: SmsHttpSettings, *, clock: Clock = time.time) -> None:
+    def __init__(
+        self,
+        settings: SmsHttpSettings,
+        *,
+        clock: Clock = time.time,
+        max_parts: int = SMS_MAX_PARTS,
+    ) -> None:
         self.settings = settings
+        self.max_parts = max_parts
         self._clock = clock
         t = settings.transport
         self._client = httpx.AsyncClient(
@@ -76,7 +70,7 @@ class SmsHttpChannel:
 
     async def send(self, target: Recipient, delivery: Delivery) -> Outcome:
         """Send one case SMS to one number."""
-        plan = sms.plan(delivery.message_for(target.language).sms_text, self.settings.max_parts)
+        plan = sms.plan(delivery.message_for(target.language).sms_text, self.max_parts)
         key = hashlib.sha256(f"{delivery.message_id}:{target.address}".encode()).hexdigest()[:32]
         body = {
             "id": key,

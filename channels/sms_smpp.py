@@ -16,10 +16,10 @@ import hashlib
 from typing import ClassVar, Literal
 
 import smpp34
-from pydantic import BaseModel, Field, SecretStr
 
 from channels import sms
 from channels.base import Delivery, Outcome, Recipient
+from ops.platform.channel_settings import SMS_MAX_PARTS, SmppSettings
 
 ESM_CLASS_UDHI = 0x40
 # SMPP 3.4 §5.3.2.32; smpp34 re-exports it only at run time, so type checkers cannot see it.
@@ -42,29 +42,6 @@ _NAMES = {
     0x61: "ESME_RINVSCHED",
     0x62: "ESME_RINVEXPIRY",
 }
-
-
-class SmppSettings(BaseModel):
-    """SMSC bind and submit settings."""
-
-    host: str
-    port: int = Field(default=2775, ge=1, le=65535)
-    system_id: str
-    password: SecretStr
-    system_type: str = ""
-    tls: bool = False
-    source_addr: str = "Reunite"
-    source_addr_ton: int = 5  # alphanumeric sender id
-    source_addr_npi: int = 0
-    dest_addr_ton: int = 1  # international
-    dest_addr_npi: int = 1  # E.164
-    max_parts: int = Field(default=4, ge=1, le=255)
-    long_message_mode: Literal["udh", "payload"] = "udh"
-    window_size: int = Field(default=10, ge=1)
-    connect_timeout_s: float = Field(default=5.0, gt=0)
-    submit_timeout_s: float = Field(default=10.0, gt=0)
-    # Carriers throttle per bind (often 10-30/s); without a hint from the SMSC, back off this long.
-    throttle_retry_s: float = Field(default=1.0, ge=0)
 
 
 def classify_status(command_status: int, retry_after: float | None = None) -> Outcome:
@@ -108,12 +85,14 @@ class SmppChannel:
     """Submits alert SMS to an SMSC over one transceiver bind."""
 
     name: ClassVar[str] = "sms_smpp"
-    rate_per_second: ClassVar[float] = 20.0
+    rate_per_second: ClassVar[float] = 20.0  # per bind; carriers cap 10-30/s
+    batch_size: ClassVar[int] = 50
+    concurrency: ClassVar[int] = 10
     max_body_bytes: ClassVar[int] = MAX_SHORT_MESSAGE
-    batch_size: ClassVar[int] = 1
 
-    def __init__(self, settings: SmppSettings) -> None:
+    def __init__(self, settings: SmppSettings, *, max_parts: int = SMS_MAX_PARTS) -> None:
         self.settings = settings
+        self.max_parts = max_parts
         self._client: smpp34.Client | None = None
         self._session: smpp34.Smsc | None = None
         self._lock = asyncio.Lock()
@@ -152,7 +131,7 @@ class SmppChannel:
     async def send(self, target: Recipient, delivery: Delivery) -> Outcome:
         """Submit one case SMS (all its parts) to one number and classify the SMSC's answers."""
         s = self.settings
-        plan = sms.plan(delivery.message_for(target.language).sms_text, s.max_parts)
+        plan = sms.plan(delivery.message_for(target.language).sms_text, self.max_parts)
         if plan.part_count == 0:
             return Outcome.failed("empty_text")
         submits = build_submits(

@@ -14,11 +14,11 @@ import logging
 import redis
 from sqlalchemy.exc import OperationalError
 
-from alerts.celery_app import celery_app
-from alerts.config import get_settings
-from alerts.redis_client import get_redis
-from channels import fanout, service
-from ops import metrics
+from channels import fanout, service, status
+from channels.messages import MessageId
+from ops.platform.celery_app import celery_app
+from ops.platform.config import get_settings
+from ops.platform.redis_client import get_redis
 
 log = logging.getLogger(__name__)
 
@@ -37,8 +37,8 @@ def _after(channel: str, message_id: str, first_at: float, result) -> dict:
     tally, nxt = result
     if nxt is not None:
         service.enqueue(channel, message_id, nxt.targets, nxt.attempt, first_at, nxt.countdown)
-    fanout.persist_ledger(message_id, message_id.split(":", 1)[0])
-    metrics.after_batch(get_redis(), message_id, tally.sent)
+    fanout.persist_ledger(message_id, MessageId.case_of(message_id))
+    status.observe_batch(get_redis(), message_id, tally.sent)
     return {
         "sent": tally.sent,
         "dead": tally.dead,

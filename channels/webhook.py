@@ -9,25 +9,27 @@ on every retry and partners can drop duplicates.
 from __future__ import annotations
 
 import hashlib
+import ipaddress
 import json
+import socket
 import time
 from datetime import UTC, datetime
 from typing import Any, ClassVar
+from urllib.parse import urlsplit
 
 import httpx
-from pydantic import BaseModel, Field
 from standardwebhooks import Webhook
 
 from channels.base import (
     Clock,
     Delivery,
-    HttpTransportSettings,
     Outcome,
     PartnerEndpoint,
     classify_http,
     parse_retry_after,
 )
 from channels.messages import MessageKind
+from ops.platform.channel_settings import WebhookSettings
 
 EVENT_TYPES = {
     MessageKind.ALERT: "alert.published",
@@ -35,14 +37,6 @@ EVENT_TYPES = {
     MessageKind.RESOLVED: "alert.resolved",
     MessageKind.CANCELLED: "alert.cancelled",
 }
-
-
-class WebhookSettings(BaseModel):
-    """Delivery settings shared by every partner endpoint (URLs and secrets live per partner)."""
-
-    user_agent: str = "Reunite-Webhooks/1"
-    max_connections: int = Field(default=50, ge=1)
-    transport: HttpTransportSettings = HttpTransportSettings(timeout_s=10.0)
 
 
 def event_id(message_id: str, partner_id: str) -> str:
@@ -94,7 +88,8 @@ class WebhookChannel:
     """POSTs signed events to partner endpoints and classifies their answers."""
 
     name: ClassVar[str] = "webhook"
-    rate_per_second: ClassVar[float] = 20.0  # per partner; partners pace far lower than providers
+    rate_per_second: ClassVar[float] = 10.0  # per endpoint, unless its row says otherwise
+    concurrency: ClassVar[int] = 2  # requests in flight per endpoint
     max_body_bytes: ClassVar[int] = 256 * 1024
     batch_size: ClassVar[int] = 1
 
@@ -141,3 +136,30 @@ class WebhookChannel:
     async def aclose(self) -> None:
         """Close the HTTP connection pool."""
         await self._client.aclose()
+
+
+class UnsafeUrl(ValueError):
+    """A webhook URL that points somewhere the server must not call (SSRF)."""
+
+
+def check_url(url: str, *, allow_private: bool) -> None:
+    """Refuse non-HTTP(S) URLs and, unless allowed, hosts resolving to any non-public address."""
+    parts = urlsplit(url)
+    if parts.scheme not in ("https", "http") or not parts.hostname:
+        raise UnsafeUrl("url: must be an http(s) URL with a host")
+    if parts.username or parts.password:
+        raise UnsafeUrl("url: must not carry credentials")
+    if allow_private:
+        return
+    if parts.scheme != "https":
+        raise UnsafeUrl("url: must use https in production")
+    try:
+        infos = socket.getaddrinfo(parts.hostname, parts.port or 443, type=socket.SOCK_STREAM)
+    except socket.gaierror:
+        raise UnsafeUrl("url: host does not resolve") from None
+    for info in infos:
+        address = ipaddress.ip_address(info[4][0].split("%")[0])
+        if address.version == 6 and address.ipv4_mapped is not None:
+            address = address.ipv4_mapped
+        if not address.is_global or address.is_multicast:
+            raise UnsafeUrl("url: host resolves to a private, loopback or reserved address")

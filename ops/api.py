@@ -4,8 +4,8 @@ from __future__ import annotations
 
 from fastapi import APIRouter, Response
 
-from alerts.config import get_settings
 from ops import metrics
+from ops.platform.config import get_settings
 
 router = APIRouter(tags=["operations"])
 

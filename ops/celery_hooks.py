@@ -1,17 +1,20 @@
 """Celery signal wiring: our logging instead of Celery's, case ids on task logs, heartbeats.
 
-Imported by alerts.celery_app, so every worker and beat gets it. Celery's own events and remote
-control stay as they are, so Flower works (`celery -A alerts.celery_app flower`).
+Imported by ops.platform.celery_app, so every worker and beat gets it. Celery's own events and
+remote control stay as they are, so Flower works (`celery -A alerts.bootstrap flower`).
 """
 
 from __future__ import annotations
 
 import inspect
+from collections.abc import Callable
 from typing import Any
 
 from celery import signals
 
 from ops import logging as ops_logging
+from ops import status
+from ops.platform.config import get_settings
 
 _heartbeat: Any = None
 _case_tokens: dict[str, Any] = {}
@@ -21,6 +24,10 @@ _case_tokens: dict[str, Any] = {}
 def _setup_logging(**_kwargs: Any) -> None:
     """Celery calls this instead of configuring logging itself."""
     ops_logging.configure_from_settings()
+
+
+# How a message id names its case; set by the composition root (alerts.bootstrap).
+case_of_message: Callable[[str], str | None] | None = None
 
 
 def case_of(task: Any, args: tuple, kwargs: dict) -> str | None:
@@ -33,8 +40,8 @@ def case_of(task: Any, args: tuple, kwargs: dict) -> str | None:
     if values.get("case_id"):
         return str(values["case_id"])
     message_id = values.get("message_id")
-    if isinstance(message_id, str) and ":" in message_id:
-        return message_id.split(":", 1)[0]
+    if isinstance(message_id, str) and case_of_message is not None:
+        return case_of_message(message_id)
     return None
 
 
@@ -59,8 +66,6 @@ def _unbind_case(task_id: str = "", **_: Any) -> None:
 def _start_heartbeat(sender: Any = None, **_: Any) -> None:
     """Beat from the worker's main process so /readyz and `reunite status` see it."""
     global _heartbeat
-    from alerts.config import get_settings
-    from ops import status
 
     amqp_queues = getattr(getattr(getattr(sender, "app", None), "amqp", None), "queues", None)
     queues = sorted(getattr(amqp_queues, "consume_from", None) or {})

@@ -12,8 +12,8 @@ from pydantic import BaseModel
 from sqlalchemy import text
 from sqlalchemy.exc import SQLAlchemyError
 
-from alerts.config import get_settings
-from alerts.db import get_engine
+from ops.platform.config import get_settings
+from ops.platform.db import get_engine
 
 router = APIRouter(tags=["health"])
 
@@ -49,7 +49,7 @@ def check_broker() -> str:
     """'ok' or the error class when the Celery broker does not take a connection."""
     from kombu.exceptions import OperationalError as BrokerError
 
-    from alerts.celery_app import celery_app
+    from ops.platform.celery_app import celery_app
 
     try:
         with celery_app.connection_for_write() as conn:

@@ -208,7 +208,7 @@ def configure(json_lines: bool, level: str = "INFO", stream: Any = None) -> None
 
 def configure_from_settings() -> None:
     """Configure logging as the settings say (JSON in production)."""
-    from alerts.config import get_settings
+    from ops.platform.config import get_settings
 
     settings = get_settings()
     configure(settings.json_logs, settings.log_level)

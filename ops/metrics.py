@@ -14,9 +14,8 @@ from __future__ import annotations
 
 import os
 import socket
-import time
 from collections import Counter as Tally
-from collections.abc import Iterable, Sequence
+from collections.abc import Callable, Iterable, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -33,6 +32,10 @@ from prometheus_client import (
 from prometheus_client.core import GaugeMetricFamily
 from prometheus_client.multiprocess import MultiProcessCollector
 from sqlalchemy.exc import SQLAlchemyError
+
+from ops import status
+from ops.platform.db import session_scope
+from ops.platform.redis_client import get_redis
 
 # Our own registry: never the global one, so a multiprocess scrape does not count us twice.
 LOCAL = CollectorRegistry(auto_describe=True)
@@ -97,9 +100,22 @@ APPROVAL_TO_LAST = Histogram(
     buckets=_DELIVERY,
     registry=LOCAL,
 )
-BREAKER_VALUES = {"closed": 0.0, "half_open": 1.0, "open": 2.0}
-_FINAL = ("sent", "failed", "dead", "dead_lettered")
-_approved_at: dict[str, float] = {}
+GaugeSource = Callable[[Any, redis.Redis], Iterable[GaugeMetricFamily]]
+"""A domain's scrape-time gauges, read from a database session and Redis."""
+
+_sources: list[GaugeSource] = []
+_queues: list[str] = []
+
+
+def register_gauges(source: GaugeSource) -> None:
+    """Add a domain's gauges to every scrape (the composition root calls this once)."""
+    if source not in _sources:
+        _sources.append(source)
+
+
+def watch_queues(queues: Iterable[str]) -> None:
+    """Name the Celery queues whose depths /metrics reports."""
+    _queues[:] = list(queues)
 
 
 def record_outcomes(channel: str, results: Sequence[tuple[Any, Any]]) -> None:
@@ -118,104 +134,24 @@ def record_dead_letters(channel: str, n: int) -> None:
     DEAD_LETTERS.labels(channel).inc(n)
 
 
-def _approval_time(case_id: str) -> float | None:
-    if case_id not in _approved_at:
-        from alerts.cases.models import Case
-        from alerts.db import session_scope
-
-        with session_scope() as session:
-            case = session.get(Case, case_id)
-            if case is None or case.approved_at is None:
-                return None
-            _approved_at[case_id] = case.approved_at.timestamp()
-        while len(_approved_at) > 1024:
-            _approved_at.pop(next(iter(_approved_at)))
-    return _approved_at[case_id]
-
-
-def after_batch(client: redis.Redis, message_id: str, sent: int) -> None:
-    """Observe approval -> first delivery and -> first wave drained, once per case, cluster-wide."""
-    case_id, _, rest = message_id.partition(":")
-    if not rest.startswith("alert:"):
-        return
-    first_key, last_key = f"ops:m:first:{case_id}", f"ops:m:last:{case_id}"
-    if sent and client.set(first_key, 1, nx=True, ex=8 * 86400):
-        approved = _approval_time(case_id)
-        if approved is not None:
-            APPROVAL_TO_FIRST.observe(max(0.0, time.time() - approved))
-    if client.exists(last_key) or not _drained(client, message_id):
-        return
-    if _targeting_finished(message_id) and client.set(last_key, 1, nx=True, ex=8 * 86400):
-        approved = _approval_time(case_id)
-        if approved is not None:
-            APPROVAL_TO_LAST.observe(max(0.0, time.time() - approved))
-
-
-def _drained(client: redis.Redis, message_id: str) -> bool:
-    from channels import ledger
-
-    counts = ledger.live_counts(client, message_id)
-    targeted = sum(row["targeted"] for row in counts.values())
-    final = sum(row[s] for row in counts.values() for s in _FINAL)
-    return targeted > 0 and final >= targeted
-
-
-def _targeting_finished(message_id: str) -> bool:
-    """Every shard of the message's wave was targeted (so no more targets will be added)."""
-    from sqlalchemy import select
-
-    from alerts.db import session_scope
-    from geo.waves.models import Wave
-
-    with session_scope() as session:
-        status = session.scalar(select(Wave.status).where(Wave.message_id == message_id))
-    return status in (None, "started")
-
-
 class SystemCollector:
     """Gauges computed at scrape time from the database and Redis."""
 
-    def __init__(self, queues: Iterable[str]) -> None:
-        self.queues = list(queues)
-
     def collect(self):
-        """Yield cases by state, queue depths, breakers, dead letters and worker heartbeats."""
-        from alerts.db import session_scope
-        from alerts.redis_client import get_redis
-        from ops import status
-
+        """Yield every registered domain's gauges, queue depths and worker heartbeats."""
         errors = GaugeMetricFamily(
             "reunite_scrape_errors", "1 when a source could not be read", labels=["source"]
         )
         try:
             with session_scope() as session:
-                cases = status.cases_by_state(session)
-                letters = status.dead_letters_pending(session)
-                breakers = status.breakers(get_redis(), session)
+                families = [f for source in _sources for f in source(session, get_redis())]
         except (SQLAlchemyError, redis.RedisError) as exc:
             errors.add_metric(["database" if isinstance(exc, SQLAlchemyError) else "redis"], 1)
-            cases, letters, breakers = {}, {}, []
-        family = GaugeMetricFamily("reunite_cases", "Cases by lifecycle state", labels=["state"])
-        for state, n in cases.items():
-            family.add_metric([state], n)
-        yield family
-        family = GaugeMetricFamily(
-            "reunite_dead_letters_pending", "Dead-lettered targets not replayed", labels=["channel"]
-        )
-        for channel, n in letters.items():
-            family.add_metric([channel], n)
-        yield family
-        family = GaugeMetricFamily(
-            "reunite_breaker_state",
-            "Circuit breaker per channel and partner: 0 closed, 1 half-open, 2 open",
-            labels=["channel", "partner"],
-        )
-        for row in breakers:
-            family.add_metric([row.channel, str(row.partner_id)], BREAKER_VALUES.get(row.state, 0))
-        yield family
+            families = []
+        yield from families
         try:
             client = get_redis()
-            depths = status.queue_depths(client, self.queues)
+            depths = status.queue_depths(client, _queues)
             held = status.unacked(client)
             beats = status.heartbeats(client)
         except redis.RedisError:
@@ -253,15 +189,13 @@ class _Local:
 
 def render(metrics_dir: Path | None) -> tuple[bytes, str]:
     """The exposition text of every process's counters plus the scrape-time gauges."""
-    from alerts.celery_app import QUEUES
-
     registry = CollectorRegistry(auto_describe=False)
     shared = metrics_dir is not None and metrics_dir.is_dir() and any(metrics_dir.glob("*.db"))
     if shared:
         MultiProcessCollector(registry, path=str(metrics_dir))
     if not MULTIPROCESS and not shared:
         registry.register(_Local())
-    registry.register(SystemCollector(QUEUES))
+    registry.register(SystemCollector())
     return generate_latest(registry), CONTENT_TYPE_LATEST
 
 

@@ -1,7 +1,8 @@
-"""What operators look at: queue depths, worker heartbeats, breakers, dead letters, cases by state.
+"""What operators look at first: queue depths and worker heartbeats.
 
-Read at request time from Redis and the database; shared by /metrics, /readyz and
-`reunite status`. Everything here is ids, channel names and counts: never personal data.
+Read at request time from Redis; shared by /metrics, /readyz and `reunite status` (the
+domains add their own rows: breakers and dead letters in `channels.status`, cases by state in
+`alerts.cases.service`). Everything here is ids, channel names and counts: never personal data.
 """
 
 from __future__ import annotations
@@ -14,8 +15,6 @@ import time
 from dataclasses import dataclass
 
 import redis
-from sqlalchemy import func, select
-from sqlalchemy.orm import Session
 
 HEARTBEAT_PREFIX = "ops:worker:"
 HEARTBEAT_INTERVAL_S = 10.0
@@ -39,16 +38,6 @@ class Heartbeat:
     def age_s(self) -> float:
         """Seconds since the worker last beat."""
         return max(0.0, time.time() - self.seen_at)
-
-
-@dataclass(frozen=True)
-class BreakerRow:
-    """A breaker's state, named by channel and partner (0 when the breaker is a provider's)."""
-
-    channel: str
-    partner_id: int
-    endpoint_id: int | None
-    state: str
 
 
 def queue_keys(queue: str) -> list[str]:
@@ -121,54 +110,3 @@ class HeartbeatThread(threading.Thread):
             forget(self.client, self.worker)
         except redis.RedisError:
             pass  # the key expires on its own
-
-
-def breakers(client: redis.Redis, session: Session | None) -> list[BreakerRow]:
-    """Every breaker Redis knows, with the partner behind each webhook endpoint."""
-    from channels.models import PartnerEndpoint
-
-    names: dict[str, str] = {}
-    for key in client.scan_iter(match="ch:breaker:*", count=500):
-        key = key.decode() if isinstance(key, bytes) else key
-        state = client.hget(key, "state")
-        names[key[len("ch:breaker:") :]] = state.decode() if state else "closed"
-    endpoint_ids = [int(n.split(":", 1)[1]) for n in names if n.startswith("webhook:")]
-    partner_of: dict[int, int] = {}
-    if endpoint_ids and session is not None:
-        rows = session.execute(
-            select(PartnerEndpoint.id, PartnerEndpoint.partner_id).where(
-                PartnerEndpoint.id.in_(endpoint_ids)
-            )
-        )
-        partner_of = {r.id: r.partner_id for r in rows}
-    out = []
-    for name, state in sorted(names.items()):
-        channel, _, rest = name.partition(":")
-        endpoint = int(rest) if channel == "webhook" and rest.isdigit() else None
-        partner = partner_of.get(endpoint, 0) if endpoint is not None else 0
-        out.append(BreakerRow(channel, partner, endpoint, state))
-    return out
-
-
-def dead_letters_pending(session: Session) -> dict[str, int]:
-    """Dead letters not yet replayed, per channel (targets, not letters)."""
-    from channels.models import DeadLetter
-
-    rows = session.execute(
-        select(DeadLetter.channel, DeadLetter.targets).where(DeadLetter.replayed_at.is_(None))
-    )
-    out: dict[str, int] = {}
-    for channel, targets in rows:
-        out[channel] = out.get(channel, 0) + len(targets or [])
-    return out
-
-
-def cases_by_state(session: Session) -> dict[str, int]:
-    """How many cases are in each lifecycle state (every state listed, zeros included)."""
-    from alerts.cases.lifecycle import CaseState
-    from alerts.cases.models import Case
-
-    counts = dict.fromkeys((str(s) for s in CaseState), 0)
-    for state, n in session.execute(select(Case.state, func.count()).group_by(Case.state)):
-        counts[str(state)] = int(n)
-    return counts

@@ -21,7 +21,7 @@ POSTGRES_URL = os.environ.pop("DATABASE_URL", None)
 _embedded = None
 _embedded_dir: str | None = None
 if not os.environ.get("REDIS_URL"):
-    from alerts.embedded import EmbeddedRedis
+    from ops.platform.embedded import EmbeddedRedis
 
     # A short path: unix socket paths are limited to about 100 bytes.
     _embedded_dir = tempfile.mkdtemp(prefix="ru-")
@@ -36,6 +36,11 @@ BACKENDS = ["sqlite"] + (["postgresql"] if POSTGRES_URL else [])
 def pytest_sessionstart(session: pytest.Session) -> None:
     # The broker database is the suite's own: stale tasks from an earlier run must not leak in.
     redis.Redis.from_url(REDIS_URL).flushdb()
+    # In-process code paths (the API under TestClient, tasks called directly) need the same
+    # composition root as the real processes.
+    from alerts import bootstrap
+
+    bootstrap.wire()
 
 
 def pytest_unconfigure(config: pytest.Config) -> None:
@@ -46,7 +51,7 @@ def pytest_unconfigure(config: pytest.Config) -> None:
 
 def clear_caches() -> None:
     """Forget cached settings, engines and sessionmakers after the environment changed."""
-    from alerts import config, db, redis_client
+    from ops.platform import config, db, redis_client
 
     redis_client.get_redis.cache_clear()
     db.get_sessionmaker.cache_clear()
@@ -57,7 +62,7 @@ def clear_caches() -> None:
 def _reset_postgres(url: str) -> None:
     from sqlalchemy import text
 
-    from alerts.db import make_engine
+    from ops.platform.db import make_engine
 
     engine = make_engine(url.replace("postgresql://", "postgresql+psycopg://", 1))
     with engine.begin() as conn:
@@ -79,7 +84,7 @@ def database(request, tmp_path, monkeypatch) -> Iterator[str]:
     monkeypatch.setenv("REUNITE_DATA_DIR", str(tmp_path))
     clear_caches()
     from alerts import migrate
-    from alerts.db import get_engine
+    from ops.platform.db import get_engine
 
     migrate.upgrade()
     yield url

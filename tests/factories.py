@@ -5,9 +5,9 @@ from __future__ import annotations
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
-from alerts.db import session_scope
 from alerts.users import service as users
 from alerts.users.roles import Rank, Role
+from ops.platform.db import session_scope
 
 PASSWORD = "correct horse battery staple"
 CHILD_NAME = "Lin Xiaoyu"  # a marker the privacy tests search for

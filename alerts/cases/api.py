@@ -17,7 +17,7 @@ from alerts.cases.schemas import (
     Reason,
 )
 from alerts.deps import CurrentUser, SessionDep, SettingsDep
-from alerts.dispatch import relay
+from ops.platform.outbox import relay
 
 router = APIRouter(prefix="/api/v1/cases", tags=["cases"])
 

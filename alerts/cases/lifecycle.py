@@ -85,6 +85,11 @@ class CaseExpired(CaseEvent):
     pass
 
 
+@dataclass(frozen=True)
+class CaseUpdated(CaseEvent):
+    """An active case's public details changed (no state change)."""
+
+
 EVENTS: dict[Action, type[CaseEvent]] = {
     Action.SUBMIT: CaseSubmitted,
     Action.APPROVE: CaseApproved,

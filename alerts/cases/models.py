@@ -8,7 +8,7 @@ from typing import Any
 from sqlalchemy import JSON, Float, ForeignKey, String, Text
 from sqlalchemy.orm import Mapped, mapped_column, relationship
 
-from alerts.db import Base, utcnow
+from ops.platform.db import Base, utcnow
 
 
 class Case(Base):

@@ -3,23 +3,25 @@
 from __future__ import annotations
 
 import uuid
+from collections.abc import Iterator
 from datetime import timedelta
 from typing import Any
 
+from prometheus_client.core import GaugeMetricFamily
 from sqlalchemy import func, select
 from sqlalchemy.orm import Session
 
-from alerts.audit import service as audit
 from alerts.cases import lifecycle
 from alerts.cases.lifecycle import Action, CaseEvent, CaseState
 from alerts.cases.models import Case, CaseDetails
 from alerts.cases.schemas import CaseCreate, CaseRead, CaseUpdate, LastSeen
-from alerts.config import Settings
-from alerts.db import utcnow
 from alerts.dispatch import service as dispatch
 from alerts.users import service as users
 from alerts.users.models import Agency, User
 from alerts.users.roles import CASE_AUTHORS, Approver, Rank, Role, check_approval
+from ops.platform.audit import service as audit
+from ops.platform.config import Settings
+from ops.platform.db import utcnow
 
 # Transitions that set something in motion downstream get an outbox row.
 DISPATCHED = {
@@ -287,7 +289,7 @@ def cancel(session: Session, case_id: str, user: User, reason: str) -> CaseEvent
 
 def expire_due(session: Session, settings: Settings | None = None) -> int:
     """Expire active cases past their alert lifetime; returns how many."""
-    from alerts.config import get_settings
+    from ops.platform.config import get_settings
 
     settings = settings or get_settings()
     cutoff = utcnow() - timedelta(hours=settings.alert_lifetime_hours)
@@ -341,3 +343,19 @@ def to_read(case: Case) -> CaseRead:
             "vehicle": d.vehicle if d else None,
         }
     )
+
+
+def cases_by_state(session: Session) -> dict[str, int]:
+    """How many cases are in each lifecycle state (every state listed, zeros included)."""
+    counts = dict.fromkeys((str(s) for s in CaseState), 0)
+    for state, n in session.execute(select(Case.state, func.count()).group_by(Case.state)):
+        counts[str(state)] = int(n)
+    return counts
+
+
+def state_gauges(session: Session, _client: Any) -> Iterator[GaugeMetricFamily]:
+    """Cases by lifecycle state, for /metrics."""
+    family = GaugeMetricFamily("reunite_cases", "Cases by lifecycle state", labels=["state"])
+    for state, n in cases_by_state(session).items():
+        family.add_metric([state], n)
+    yield family

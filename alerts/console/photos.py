@@ -16,9 +16,9 @@ from pathlib import Path
 from PIL import Image, ImageOps, UnidentifiedImageError
 from sqlalchemy.orm import Session
 
-from alerts.config import Settings
 from alerts.console.models import ConsolePhoto
 from alerts.users.models import User
+from ops.platform.config import Settings
 
 FORMATS = {
     "JPEG": ("image/jpeg", "jpg"),

@@ -24,12 +24,12 @@ import redis
 from sqlalchemy import delete, or_
 from sqlalchemy.orm import Session
 
-from alerts import crypto
-from alerts.config import Settings
 from alerts.console.models import ConsoleSession, TotpSecret
-from alerts.db import utcnow
 from alerts.users.models import User
 from alerts.users.roles import Role
+from ops.platform import crypto
+from ops.platform.config import Settings
+from ops.platform.db import utcnow
 
 MFA_REQUIRED = frozenset({Role.SUPERVISOR, Role.OPERATOR, Role.ADMIN})
 TOTP_STEP = 30

@@ -181,12 +181,3 @@ def _lonlat(x: float, y: float, zoom: int) -> tuple[float, float]:
     lon = x / scale * 360.0 - 180.0
     lat = math.degrees(math.atan(math.sinh(math.pi * (1 - 2 * y / scale))))
     return lon, lat
-
-
-def parse_cap_polygon(text: str) -> tuple[tuple[float, float], ...]:
-    """(lat, lon) vertices from a CAP polygon string 'lat,lon lat,lon ...'."""
-    pairs = []
-    for item in text.split():
-        a, _, b = item.partition(",")
-        pairs.append((float(a), float(b)))
-    return tuple(pairs)

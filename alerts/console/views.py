@@ -11,18 +11,20 @@ from zoneinfo import ZoneInfo
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
+from alerts.cases import content
 from alerts.cases import service as cases
 from alerts.cases.lifecycle import CaseState
 from alerts.cases.models import Case
-from alerts.config import Settings
 from alerts.console import svgmap
 from alerts.users.models import User
-from channels import content, messages, sms
+from channels import messages, sms
 from channels import service as channels
+from channels.base import Area
 from geo.devices import service as devices
 from geo.rulesets import service as rulesets
 from geo.rulesets.schemas import PreviewRead
 from geo.waves import service as waves
+from ops.platform.config import Settings
 
 CAP_HEADLINE_MAX = 139
 OPEN_STATES = (CaseState.DRAFT, CaseState.SUBMITTED, CaseState.ACTIVE)
@@ -32,7 +34,7 @@ def local(when: datetime | None, settings: Settings) -> str:
     """A time in the console's time zone, minutes precision."""
     if when is None:
         return "—"
-    return when.astimezone(ZoneInfo(settings.console_timezone)).strftime("%Y-%m-%d %H:%M")
+    return when.astimezone(ZoneInfo(settings.timezone)).strftime("%Y-%m-%d %H:%M")
 
 
 def elapsed(when: datetime, now: datetime | None = None) -> tuple[int, int]:
@@ -154,7 +156,9 @@ def message_previews(case: Case, settings: Settings) -> list[LanguagePreview]:
     for lang in case.alert_languages:
         if lang not in messages.SUPPORTED_LANGUAGES:
             continue
-        r = messages.render(alert, lang, settings.console_timezone)
+        r = messages.render(
+            alert, lang, settings.timezone, sms_max_parts=settings.channels.max_sms_parts
+        )
         plan = sms.plan(r.sms_text, settings.channels.max_sms_parts)
         out.append(
             LanguagePreview(
@@ -204,7 +208,7 @@ def preview_map(
         if w.radius_km is not None:
             rings.append(svgmap.Ring(label, radius_km=w.radius_km))
         else:
-            rings.append(svgmap.Ring(label, vertices=svgmap.parse_cap_polygon(w.cap_polygon)))
+            rings.append(svgmap.Ring(label, vertices=Area.parse_polygon(w.cap_polygon)))
     return svgmap.render(
         lat,
         lon,

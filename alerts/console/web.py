@@ -17,12 +17,12 @@ from starlette.responses import RedirectResponse
 
 from alerts.cases import service as cases
 from alerts.cases.lifecycle import IllegalTransition, ReasonRequired
-from alerts.config import Settings, get_settings
 from alerts.console import i18n, security
 from alerts.console.models import ConsoleSession
 from alerts.deps import SessionDep
 from alerts.users.models import User
 from alerts.users.roles import ApprovalRefused, Role
+from ops.platform.config import Settings, get_settings
 
 log = logging.getLogger(__name__)
 TEMPLATES = Jinja2Templates(directory=str(Path(__file__).parent / "templates"))

@@ -1,119 +1,51 @@
-"""Outbox writes, the relay to Celery, and the dispatch entry point the workers run."""
+"""Run a case event's handlers once per outbox row; the handler table is wired in bootstrap.
+
+The outbox row carries `[case_id, kind]` (kind: approved, updated, resolved, cancelled,
+expired), the wire format queued work keeps across a deploy. The kind names an event class,
+and `alerts.bootstrap` maps each event class to the flow functions that handle it.
+"""
 
 from __future__ import annotations
 
-import logging
 from collections.abc import Callable
-from dataclasses import dataclass
-from datetime import timedelta
-from typing import Any
 
-import kombu.exceptions
-import redis
-from sqlalchemy import and_, or_, select
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
-from alerts.config import get_settings
-from alerts.db import session_scope, utcnow
-from alerts.dispatch.models import DispatchRun, OutboxMessage
-
-log = logging.getLogger(__name__)
+from alerts.cases import lifecycle
+from alerts.dispatch.models import DispatchRun
+from ops.platform.db import utcnow
+from ops.platform.outbox import service as outbox
+from ops.platform.outbox.models import OutboxMessage
 
 DISPATCH_TASK = "reunite.dispatch.case"
 
-# Broker failures the relay expects and survives: the row stays unpublished and is retried.
-BROKER_ERRORS = (kombu.exceptions.OperationalError, redis.exceptions.ConnectionError, OSError)
+# The outbox's kind strings and the event classes they stand for.
+KINDS: dict[str, type[lifecycle.CaseEvent]] = {
+    "approved": lifecycle.CaseApproved,
+    "updated": lifecycle.CaseUpdated,
+    "resolved": lifecycle.CaseResolved,
+    "cancelled": lifecycle.CaseCancelled,
+    "expired": lifecycle.CaseExpired,
+}
 
-# Handlers per dispatch kind, registered by the geo and channel domains at import time.
 Handler = Callable[[Session, str, int], None]
-_handlers: dict[str, list[Handler]] = {}
+"""A flow step: (session, case id, outbox row id); it re-reads the case itself."""
 
-
-def on(kind: str) -> Callable[[Handler], Handler]:
-    """Register a handler for a dispatch kind (approved, resolved, cancelled, expired)."""
-
-    def register(fn: Handler) -> Handler:
-        _handlers.setdefault(kind, []).append(fn)
-        return fn
-
-    return register
-
-
-def enqueue(session: Session, task: str, args: list[Any]) -> OutboxMessage:
-    """Write an outbox row in the caller's transaction; the relay publishes it after commit.
-
-    The task receives the outbox row id first, then `args`.
-    """
-    row = OutboxMessage(task=task, args=args)
-    session.add(row)
-    session.flush()
-    return row
+# Filled by alerts.bootstrap.wire(): event class -> handlers, in order.
+handlers: dict[type[lifecycle.CaseEvent], list[Handler]] = {}
 
 
 def enqueue_dispatch(session: Session, case_id: str, kind: str) -> OutboxMessage:
-    """Queue the dispatch of a case transition (approved, resolved, cancelled, expired)."""
-    return enqueue(session, DISPATCH_TASK, [case_id, kind])
-
-
-@dataclass(frozen=True)
-class RelayResult:
-    published: int
-    pending: int
-    error: str | None = None
-
-
-def relay_pending(send: Callable[..., Any], limit: int = 200) -> RelayResult:
-    """Publish unpublished outbox rows in order, and again those published long ago but never
-    completed; stop at the first broker failure."""
-    settings = get_settings()
-    published = 0
-    error = None
-    stale = utcnow() - timedelta(seconds=settings.outbox_redeliver_seconds)
-    with session_scope() as session:
-        rows = session.scalars(
-            select(OutboxMessage)
-            .where(
-                or_(
-                    OutboxMessage.published_at.is_(None),
-                    and_(
-                        OutboxMessage.completed_at.is_(None),
-                        OutboxMessage.published_at < stale,
-                        OutboxMessage.attempts < settings.outbox_max_attempts,
-                    ),
-                )
-            )
-            .order_by(OutboxMessage.id)
-            .limit(limit)
-            .with_for_update(skip_locked=True)
-        ).all()
-        for row in rows:
-            row.attempts += 1
-            try:
-                # task_id from the row: a re-publish after a crash is recognisably the same task.
-                send(row.task, args=[row.id, *row.args], task_id=f"outbox-{row.id}")
-            except BROKER_ERRORS as exc:
-                error = f"{type(exc).__name__}: broker unavailable"
-                row.last_error = error
-                log.warning("outbox relay paused: %s (row %s stays pending)", error, row.id)
-                break
-            row.published_at = utcnow()
-            row.last_error = None
-            published += 1
-        pending = len(rows) - published
-    return RelayResult(published=published, pending=pending, error=error)
-
-
-def complete(session: Session, outbox_id: int) -> None:
-    """Mark an outbox row's work done so the relay never publishes it again."""
-    row = session.get(OutboxMessage, outbox_id)
-    if row is not None and row.completed_at is None:
-        row.completed_at = utcnow()
+    """Queue the dispatch of a case event (approved, updated, resolved, cancelled, expired)."""
+    if kind not in KINDS:
+        raise ValueError(f"unknown dispatch kind {kind!r}")
+    return outbox.enqueue(session, DISPATCH_TASK, [case_id, kind])
 
 
 def run_dispatch(session: Session, outbox_id: int, case_id: str, kind: str) -> bool:
     """Run the handlers for one outbox row once; False when it already ran (redelivery)."""
-    complete(session, outbox_id)
+    outbox.complete(session, outbox_id)
     if session.get(DispatchRun, outbox_id) is not None:
         return False
     session.add(DispatchRun(outbox_id=outbox_id, case_id=case_id, kind=kind))
@@ -122,16 +54,9 @@ def run_dispatch(session: Session, outbox_id: int, case_id: str, kind: str) -> b
     except IntegrityError:
         session.rollback()
         return False
-    for handler in _handlers.get(kind, []):
+    for handler in handlers.get(KINDS[kind], []):
         handler(session, case_id, outbox_id)
     run = session.get(DispatchRun, outbox_id)
     assert run is not None
     run.finished_at = utcnow()
     return True
-
-
-def pending_count(session: Session) -> int:
-    """Outbox rows not yet handed to the broker."""
-    return len(
-        session.scalars(select(OutboxMessage.id).where(OutboxMessage.published_at.is_(None))).all()
-    )

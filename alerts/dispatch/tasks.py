@@ -1,18 +1,34 @@
-"""Thin Celery tasks: ids in, the service does the work."""
+"""Thin Celery tasks for the dispatch flow: ids in, `alerts.dispatch.flows` does the work.
+
+Task names are part of the wire format (queued work survives a deploy): the wave tasks keep
+their `reunite.geo.*` names and queue.
+"""
 
 from __future__ import annotations
 
-from sqlalchemy.exc import OperationalError
+from kombu.exceptions import OperationalError as BrokerError
+from sqlalchemy.exc import OperationalError as DatabaseError
 
-from alerts.celery_app import celery_app
-from alerts.db import session_scope
-from alerts.dispatch import relay, service
+from alerts.cases import service as cases
+from alerts.dispatch import flows, service
+from ops.platform.celery_app import celery_app
+from ops.platform.db import session_scope
+from ops.platform.outbox import relay
+
+WAVE_RETRY = {
+    "acks_late": True,
+    "autoretry_for": (BrokerError, DatabaseError, ConnectionError),
+    "retry_backoff": True,
+    "retry_backoff_max": 60,
+    "retry_jitter": True,
+    "max_retries": 50,
+}
 
 
 @celery_app.task(
-    name="reunite.dispatch.case",
+    name=service.DISPATCH_TASK,
     acks_late=True,
-    autoretry_for=(OperationalError,),
+    autoretry_for=(DatabaseError,),
     retry_backoff=True,
     retry_backoff_max=60,
     retry_jitter=True,
@@ -36,7 +52,32 @@ def relay_outbox() -> int:
 @celery_app.task(name="reunite.dispatch.expire_cases", acks_late=True, max_retries=0)
 def expire_cases() -> int:
     """Close active alerts that outlived their lifetime."""
-    from alerts.cases import service as cases
-
     with session_scope() as session:
         return cases.expire_due(session)
+
+
+@celery_app.task(name=flows.START_WAVE, **WAVE_RETRY)
+def start_wave(outbox_id: int, wave_id: int) -> int:
+    """Create the wave's message and queue a targeting task per non-empty shard."""
+    return flows.start_wave(outbox_id, wave_id)
+
+
+@celery_app.task(name=flows.TARGET_SHARD, **WAVE_RETRY)
+def target_shard(wave_id: int, cell: int, interior: bool) -> int:
+    """Claim one shard's not-yet-alerted devices and hand them to the channels."""
+    return flows.run_shard(wave_id, cell, interior)
+
+
+@celery_app.task(name=flows.NOTIFY_ALERTED, **WAVE_RETRY)
+def notify_alerted(outbox_id: int, case_id: str, message_id: str) -> int:
+    """Send an update or closing notice to every device alerted for the case, and partners."""
+    return flows.notify_alerted(outbox_id, case_id, message_id)
+
+
+@celery_app.task(name="reunite.geo.tick", acks_late=True, max_retries=0)
+def tick() -> int:
+    """Queue every wave whose time has come, then relay the outbox at once."""
+    queued = flows.tick()
+    if queued:
+        relay.relay_now()
+    return queued

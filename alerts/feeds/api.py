@@ -18,7 +18,7 @@ from alerts.feeds import service as feeds
 from alerts.feeds.models import CaseDrill
 from alerts.partners import service as partners
 from alerts.partners.models import Partner
-from alerts.redis_client import get_redis
+from ops.platform.redis_client import get_redis
 
 router = APIRouter(prefix="/api/v1", tags=["feeds"])
 CAP_TYPE = "application/cap+xml"
@@ -141,8 +141,8 @@ def photo(
 @router.put("/cases/{case_id}/drill", status_code=status.HTTP_204_NO_CONTENT)
 def mark_drill(case_id: str, session: SessionDep, user: SupervisorUser) -> Response:
     """Mark a case as a drill: its CAP documents say Exercise instead of Actual."""
-    from alerts.audit import service as audit
     from alerts.cases import service as cases
+    from ops.platform.audit import service as audit
 
     case = cases.get(session, case_id, user)
     if case.state not in (CaseState.DRAFT.value, CaseState.SUBMITTED.value):

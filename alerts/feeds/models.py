@@ -7,7 +7,7 @@ from datetime import datetime
 from sqlalchemy import ForeignKey, String
 from sqlalchemy.orm import Mapped, mapped_column
 
-from alerts.db import Base, utcnow
+from ops.platform.db import Base, utcnow
 
 
 class CaseDrill(Base):

@@ -12,7 +12,7 @@ import hmac
 from pathlib import Path
 from urllib.parse import urlencode
 
-from alerts.config import Settings
+from ops.platform.config import Settings
 
 TYPES = {"jpg": "image/jpeg", "jpeg": "image/jpeg", "png": "image/png", "webp": "image/webp"}
 

@@ -11,6 +11,7 @@ from __future__ import annotations
 import hashlib
 import json
 import time
+from collections.abc import Callable
 from dataclasses import dataclass, replace
 from datetime import datetime, timedelta
 from email.utils import format_datetime
@@ -19,16 +20,18 @@ from xml.etree import ElementTree as ET
 from sqlalchemy import or_, select
 from sqlalchemy.orm import Session
 
+from alerts.cases import content
 from alerts.cases.lifecycle import CaseState
 from alerts.cases.models import Case
-from alerts.config import Settings
 from alerts.feeds import cap, photos
 from alerts.feeds.models import CaseDrill
 from alerts.partners import service as partners
 from alerts.partners.models import Partner
-from channels import content, messages, runtime
-from channels.messages import MessageKind
+from channels import messages, runtime
+from channels.base import Area
+from channels.messages import MessageId, MessageKind
 from channels.models import Message
+from ops.platform.config import Settings, get_settings
 
 ATOM_NS = "http://www.w3.org/2005/Atom"
 CLOSING = (MessageKind.RESOLVED.value, MessageKind.CANCELLED.value)
@@ -92,7 +95,9 @@ def _infos(settings: Settings, case: Case, kind: MessageKind, wave: int, langs: 
     alert = content.alert_content(case, kind, wave, settings.channels.deep_link_base)
     out = []
     for lang in langs:
-        m = messages.render(alert, lang)
+        m = messages.render(
+            alert, lang, settings.timezone, sms_max_parts=settings.channels.max_sms_parts
+        )
         out.append(
             cap.Info(
                 language=lang,
@@ -131,14 +136,14 @@ def case_documents(
     for msg in case_messages(session, case.id):
         area = msg.area or area
         kind = MessageKind(msg.kind)
-        shape = runtime.area_of(area)
+        shape = Area.from_json(area)
         base = {
             "sender": settings.cap_sender,
             "status": status,
             "infos": _infos(settings, case, kind, msg.wave, langs),
             "area_desc": shape.description if shape else "alert area",
-            "polygon": (area or {}).get("cap_polygon"),
-            "circle": (area or {}).get("cap_circle"),
+            "polygon": shape.cap_polygon() if shape else None,
+            "circle": shape.circle if shape else None,
             "note": note,
         }
         if msg.kind in CLOSING:
@@ -210,7 +215,7 @@ def document(
 ) -> CapDoc | None:
     """One CAP document by identifier, if the partner may see it."""
     message_id = identifier.removeprefix("reunite:").removesuffix(":cancel")
-    case = session.get(Case, message_id.split(":", 1)[0])
+    case = session.get(Case, MessageId.case_of(message_id))
     if case is None or not _visible(case, settings):
         return None
     for doc in case_documents(session, case, settings):
@@ -222,7 +227,7 @@ def document(
 
 
 def _visible(case: Case, settings: Settings, now: datetime | None = None) -> bool:
-    from alerts.db import utcnow
+    from ops.platform.db import utcnow
 
     if case.state == CaseState.ACTIVE.value:
         return True
@@ -233,7 +238,7 @@ def _visible(case: Case, settings: Settings, now: datetime | None = None) -> boo
 
 def current(session: Session, partner: Partner | None, settings: Settings) -> list[CapDoc]:
     """The current document of every alert in the feeds, newest first, for this partner."""
-    from alerts.db import utcnow
+    from ops.platform.db import utcnow
 
     now = utcnow()
     cutoff = now - timedelta(hours=settings.feed_removal_hours)
@@ -270,7 +275,7 @@ def etag(body: bytes) -> str:
 
 def last_modified(docs: list[CapDoc]) -> str:
     """HTTP date of the newest document."""
-    from alerts.db import utcnow
+    from ops.platform.db import utcnow
 
     newest = max((d.sent for d in docs), default=utcnow().replace(microsecond=0))
     return format_datetime(newest.replace(microsecond=0), usegmt=True)
@@ -391,7 +396,7 @@ def partner_filter(session: Session, message: Message):
 def announce(session: Session, message: Message, event: str, settings: Settings) -> bool:
     """Put a message on the live stream once (a re-run fan-out does not repeat it)."""
     from alerts.feeds import sse
-    from alerts.redis_client import get_redis
+    from ops.platform.redis_client import get_redis
 
     client = get_redis()
     ttl = int(settings.stream_retention_hours * 3600) + 3600
@@ -409,3 +414,15 @@ def announce(session: Session, message: Message, event: str, settings: Settings)
     }
     sse.publish(client, settings, event=event, data=data, area=message_area(session, message))
     return True
+
+
+class PartnerAudience:
+    """The channels' Audience port: partner area and format filters, and the live stream."""
+
+    def reaches(self, session: Session, message: Message) -> Callable[[int], bool]:
+        """Does this message reach a partner by webhook?"""
+        return partner_filter(session, message)
+
+    def announce(self, session: Session, message: Message, event: str) -> None:
+        """Put the message on the partners' live stream once."""
+        announce(session, message, event, get_settings())

@@ -15,9 +15,9 @@ from collections.abc import Iterator
 
 import redis
 
-from alerts.config import Settings
 from alerts.partners import service as partners
 from alerts.partners.models import Partner
+from ops.platform.config import Settings
 
 STREAM = "feeds:events"
 HEARTBEAT_S = 15.0

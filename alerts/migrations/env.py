@@ -2,8 +2,8 @@
 
 from alembic import context
 
-from alerts.db import make_engine
 from alerts.models import metadata
+from ops.platform.db import make_engine
 
 config = context.config
 

@@ -11,9 +11,10 @@ from enum import StrEnum
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
-from alerts.audit import service as audit
-from alerts.db import utcnow
 from alerts.partners.models import Partner, PartnerKey
+from channels import base, webhook
+from ops.platform.audit import service as audit
+from ops.platform.db import utcnow
 
 
 class Scope(StrEnum):
@@ -206,15 +207,10 @@ def _polygon(ring: list[list[float]]):
 
 
 def _area_geometry(area: dict | None):
-    from shapely.geometry import Polygon
-
-    if not area or not area.get("cap_polygon"):
+    published = base.Area.from_json(area)
+    if published is None or not published.polygon:
         return None
-    points = []
-    for pair in str(area["cap_polygon"]).split():
-        lat, lon = pair.split(",")
-        points.append((float(lon), float(lat)))
-    return Polygon(points)
+    return _polygon(published.polygon)
 
 
 def receives(partner: Partner, area: dict | None) -> bool:
@@ -246,32 +242,13 @@ def hit_rate_limit(client, partner: Partner, now: float) -> None:
         raise RateLimited(max(1, 60 - int(now % 60)))
 
 
-class UnsafeUrl(PartnerError):
+class UnsafeUrl(PartnerError, webhook.UnsafeUrl):
     """A webhook URL that points somewhere the server must not call (SSRF)."""
 
 
 def check_webhook_url(url: str, *, allow_private: bool) -> None:
-    """Refuse non-HTTP(S) URLs and, unless allowed, hosts resolving to any non-public address."""
-    import ipaddress
-    import socket
-    from urllib.parse import urlsplit
-
-    parts = urlsplit(url)
-    if parts.scheme not in ("https", "http") or not parts.hostname:
-        raise UnsafeUrl("url: must be an http(s) URL with a host")
-    if parts.username or parts.password:
-        raise UnsafeUrl("url: must not carry credentials")
-    if allow_private:
-        return
-    if parts.scheme != "https":
-        raise UnsafeUrl("url: must use https in production")
+    """The webhook channel's SSRF check, raising the partner API's error (names the field)."""
     try:
-        infos = socket.getaddrinfo(parts.hostname, parts.port or 443, type=socket.SOCK_STREAM)
-    except socket.gaierror:
-        raise UnsafeUrl("url: host does not resolve") from None
-    for info in infos:
-        address = ipaddress.ip_address(info[4][0].split("%")[0])
-        if address.version == 6 and address.ipv4_mapped is not None:
-            address = address.ipv4_mapped
-        if not address.is_global or address.is_multicast:
-            raise UnsafeUrl("url: host resolves to a private, loopback or reserved address")
+        webhook.check_url(url, allow_private=allow_private)
+    except webhook.UnsafeUrl as exc:
+        raise UnsafeUrl(str(exc)) from None

@@ -2,8 +2,8 @@
 
 from __future__ import annotations
 
-from alerts.celery_app import celery_app
 from alerts.partners import webhooks
+from ops.platform.celery_app import celery_app
 
 
 @celery_app.task(
@@ -14,6 +14,8 @@ from alerts.partners import webhooks
     retry_jitter=True,
     max_retries=5,
 )
-def redeliver(message_id: str, endpoint_id: int) -> str:
+def redeliver(
+    message_id: str, endpoint_id: int, attempt: int | None = None, first_at: float | None = None
+) -> str:
     """Send one event to one partner endpoint again, as the partner asked."""
-    return webhooks.redeliver(message_id, endpoint_id)
+    return webhooks.redeliver(message_id, endpoint_id, attempt, first_at)

@@ -15,12 +15,15 @@ from datetime import timedelta
 from sqlalchemy import func, select
 from sqlalchemy.orm import Session
 
-from alerts import crypto
-from alerts.audit import service as audit
-from alerts.config import Mode, Settings
-from alerts.db import utcnow
 from alerts.partners import service as partners
+from channels import dlq, fanout
+from channels import service as channels
 from channels.models import DeadLetter, Message, PartnerEndpoint, WebhookAttempt
+from ops.platform import crypto
+from ops.platform.audit import service as audit
+from ops.platform.celery_app import celery_app
+from ops.platform.config import Mode, Settings, get_settings
+from ops.platform.db import session_scope, utcnow
 
 REDELIVER_TASK = "reunite.partners.redeliver"
 
@@ -39,7 +42,6 @@ def register(
     settings: Settings,
 ) -> tuple[PartnerEndpoint, str]:
     """Register an endpoint (SSRF-checked in production); returns it and its new secret."""
-    from channels import service as channels
 
     partners.check_webhook_url(url, allow_private=settings.mode is not Mode.PRODUCTION)
     secret = new_secret()
@@ -112,7 +114,6 @@ def deliveries(session: Session, partner_id: int, limit: int) -> list[WebhookAtt
 
 def request_redelivery(session: Session, partner_id: int, message_id: str, endpoint_id: int) -> str:
     """Queue a redelivery; returns how ("dead_letter_replay" or "redelivery")."""
-    from channels import dlq
 
     own_endpoint(session, partner_id, endpoint_id)
     if session.get(Message, message_id) is None:
@@ -128,58 +129,46 @@ def request_redelivery(session: Session, partner_id: int, message_id: str, endpo
             dlq.replay(session, letter.id)
             return "dead_letter_replay"
     session.commit()
-    from alerts.celery_app import celery_app
 
     celery_app.send_task(REDELIVER_TASK, args=[message_id, endpoint_id], queue="webhook")
     return "redelivery"
 
 
-def redeliver(message_id: str, endpoint_id: int) -> str:
-    """Send one message's signed event to one endpoint again and record the attempt."""
-    from pydantic import SecretStr
+def redeliver(
+    message_id: str, endpoint_id: int, attempt: int | None = None, first_at: float | None = None
+) -> str:
+    """Send one message's signed event to one endpoint again, through the same path as every
+    webhook (SSRF check, breaker, concurrency budget, pacing, attempt record); a retry comes
+    back as this task after the backoff. Returns "ok" or the reason it did not go out."""
 
-    from alerts.config import get_settings
-    from alerts.db import session_scope
-    from channels import base, fanout, runtime
-    from channels import service as channels
-
-    with session_scope() as session:
-        row = session.get(PartnerEndpoint, endpoint_id)
-        if row is None or not row.active:
-            return "endpoint_inactive"
-        endpoint = base.PartnerEndpoint(
-            partner_id=str(row.partner_id),
-            url=row.url,
-            secret=SecretStr(crypto.decrypt(row.secret_enc)),
-            language=row.language,
-            previous_secret=fanout._previous_secret(row),
-        )
-        partner_id = row.partner_id
-        attempts = session.scalar(
-            select(func.max(WebhookAttempt.attempt)).where(
-                WebhookAttempt.message_id == message_id, WebhookAttempt.endpoint_id == endpoint_id
+    if attempt is None:
+        with session_scope() as session:
+            attempt = (
+                session.scalar(
+                    select(func.max(WebhookAttempt.attempt)).where(
+                        WebhookAttempt.message_id == message_id,
+                        WebhookAttempt.endpoint_id == endpoint_id,
+                    )
+                )
+                or 0
             )
+    first_at = first_at if first_at is not None else time.time()
+    tally, nxt = fanout.run_webhook(
+        message_id,
+        endpoint_id,
+        attempt,
+        first_at,
+        get_settings().channels,
+        channels.delivery_for,
+        redelivery=True,
+    )
+    if nxt is not None:
+        celery_app.send_task(
+            REDELIVER_TASK,
+            args=[message_id, endpoint_id, nxt.attempt, first_at],
+            queue="webhook",
+            countdown=nxt.countdown,
         )
-    if not fanout._url_allowed(endpoint.url):
-        return "unsafe_url"
-    delivery = channels.delivery_for(message_id)
-    if delivery is None:
-        return "message_gone"
-    started = time.monotonic()
-    chan = runtime.channel("webhook", get_settings().channels)
-    outcome = runtime.run(chan.send(endpoint, delivery))
-    with session_scope() as session:
-        session.add(
-            WebhookAttempt(
-                message_id=message_id,
-                case_id=delivery.case_id,
-                partner_id=partner_id,
-                endpoint_id=endpoint_id,
-                attempt=(attempts or 0) + 1,
-                outcome=str(outcome.kind),
-                reason=outcome.reason[:64],
-                status=outcome.status,
-                duration_ms=int((time.monotonic() - started) * 1000),
-            )
-        )
-    return str(outcome.kind)
+    if tally.sent:
+        return "ok"
+    return tally.reasons.most_common(1)[0][0] if tally.reasons else "retry"

@@ -15,14 +15,14 @@ from datetime import datetime, timedelta
 from sqlalchemy import select, text
 from sqlalchemy.orm import Session
 
-from alerts.audit import service as audit
 from alerts.cases.lifecycle import CaseState
 from alerts.cases.models import Case
-from alerts.config import Settings
-from alerts.db import utcnow
 from alerts.feeds import photos
 from alerts.feeds.models import CaseErasure
 from geo.waves.models import CaseGeo, Sighting
+from ops.platform.audit import service as audit
+from ops.platform.config import Settings
+from ops.platform.db import utcnow
 
 log = logging.getLogger(__name__)
 CLOSED = (CaseState.RESOLVED.value, CaseState.CANCELLED.value, CaseState.EXPIRED.value)

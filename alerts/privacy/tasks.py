@@ -2,10 +2,10 @@
 
 from __future__ import annotations
 
-from alerts.celery_app import celery_app
-from alerts.config import get_settings
-from alerts.db import session_scope
 from alerts.privacy import service
+from ops.platform.celery_app import celery_app
+from ops.platform.config import get_settings
+from ops.platform.db import session_scope
 
 
 @celery_app.task(name="reunite.privacy.erase_due", acks_late=True, max_retries=0)

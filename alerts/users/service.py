@@ -11,10 +11,10 @@ from argon2.exceptions import InvalidHashError, VerificationError
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
-from alerts.audit import service as audit
-from alerts.db import utcnow
 from alerts.users.models import Agency, ApiToken, User
 from alerts.users.roles import Rank, Role
+from ops.platform.audit import service as audit
+from ops.platform.db import utcnow
 
 # argon2id with the library's RFC 9106 low-memory profile: strong, and fast enough for a login.
 _hasher = PasswordHasher()

@@ -7,7 +7,7 @@ from datetime import datetime
 from sqlalchemy import BigInteger, ForeignKey, Index, Integer, LargeBinary, String, UniqueConstraint
 from sqlalchemy.orm import Mapped, mapped_column
 
-from alerts.db import Base, utcnow
+from ops.platform.db import Base, utcnow
 
 
 class Device(Base):
@@ -25,7 +25,7 @@ class Device(Base):
     partner_id: Mapped[int] = mapped_column(ForeignKey("partners.id", ondelete="CASCADE"))
     external_id: Mapped[str] = mapped_column(String(128))
     platform: Mapped[str] = mapped_column(String(8))
-    # Push token or phone number, Fernet-encrypted (alerts.crypto); never logged.
+    # Push token or phone number, Fernet-encrypted (ops.platform.crypto); never logged.
     address_enc: Mapped[bytes] = mapped_column(LargeBinary)
     locale: Mapped[str] = mapped_column(String(16), default="zh-CN")
     opted_in: Mapped[bool] = mapped_column(default=True)

@@ -10,12 +10,15 @@ from enum import StrEnum
 from sqlalchemy import delete, select, update
 from sqlalchemy.orm import Session
 
-from alerts import crypto
-from alerts.config import get_settings
-from alerts.db import utcnow
-from alerts.redis_client import get_redis
 from geo.devices.models import Device
 from geo.index import CHUNK_BITS, LocationIndex
+from ops.platform import crypto
+from ops.platform.config import get_settings
+from ops.platform.db import utcnow
+from ops.platform.redis_client import get_redis
+
+# Ids per SQL IN list: well inside every driver's parameter limit.
+ID_CHUNK = 5000
 
 
 class Platform(StrEnum):
@@ -38,16 +41,38 @@ class DeviceAddress:
         return f"DeviceAddress(id={self.id}, platform={self.platform.value})"
 
 
+def routes(session: Session, device_ids: Sequence[int]) -> list[tuple[int, str, int]]:
+    """(id, platform, partner id) of the active, opted-in devices among the ids."""
+    out: list[tuple[int, str, int]] = []
+    ids = list(device_ids)
+    for start in range(0, len(ids), ID_CHUNK):
+        rows = session.execute(
+            select(Device.id, Device.platform, Device.partner_id).where(
+                Device.id.in_(ids[start : start + ID_CHUNK]),
+                Device.active.is_(True),
+                Device.opted_in.is_(True),
+            )
+        )
+        out.extend((row.id, row.platform, row.partner_id) for row in rows)
+    return out
+
+
+def partners_of(session: Session, device_ids: Sequence[int]) -> dict[int, int]:
+    """Device id -> partner id for any of the ids, active or not."""
+    rows = session.execute(select(Device.id, Device.partner_id).where(Device.id.in_(device_ids)))
+    return {row.id: row.partner_id for row in rows}
+
+
 def addresses(session: Session, device_ids: Sequence[int]) -> list[DeviceAddress]:
     """Decrypted addresses of the active, opted-in devices among the ids."""
     out: list[DeviceAddress] = []
     ids = list(device_ids)
-    for start in range(0, len(ids), 5000):
+    for start in range(0, len(ids), ID_CHUNK):
         rows = session.execute(
             select(
                 Device.id, Device.partner_id, Device.platform, Device.address_enc, Device.locale
             ).where(
-                Device.id.in_(ids[start : start + 5000]),
+                Device.id.in_(ids[start : start + ID_CHUNK]),
                 Device.active.is_(True),
                 Device.opted_in.is_(True),
             )

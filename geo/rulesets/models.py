@@ -8,7 +8,7 @@ from typing import Any
 from sqlalchemy import JSON, Float, String, Text
 from sqlalchemy.orm import Mapped, mapped_column
 
-from alerts.db import Base, utcnow
+from ops.platform.db import Base, utcnow
 
 
 class RuleSetVersion(Base):

@@ -8,7 +8,6 @@ import numpy as np
 from sqlalchemy import func, select
 from sqlalchemy.orm import Session
 
-from alerts.audit import service as audit
 from geo import rules, targeting
 from geo.index import LocationIndex
 from geo.rulesets.models import RuleSetVersion
@@ -20,6 +19,7 @@ from geo.rulesets.schemas import (
     StepIn,
     WavePreview,
 )
+from ops.platform.audit import service as audit
 
 
 def _rule_set(steps: list[dict], max_radius_km: float) -> rules.RuleSet:

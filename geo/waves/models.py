@@ -8,7 +8,7 @@ from typing import Any
 from sqlalchemy import JSON, Float, ForeignKey, String, Text, UniqueConstraint
 from sqlalchemy.orm import Mapped, mapped_column
 
-from alerts.db import Base, utcnow
+from ops.platform.db import Base, utcnow
 
 
 class CaseGeo(Base):

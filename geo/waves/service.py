@@ -1,38 +1,31 @@
 """The wave engine: plan a case's expanding waves, start them when due, target shard by shard.
 
-approve -> plan waves (epoch 0) -> each due wave gets an outbox row -> start_wave task creates
-the message and one target_shard task per shard -> each shard claims its not-yet-alerted
-devices once (geo.waves.claims) and hands them to the channel fan-out.
-A sighting cancels the pending waves and plans a new epoch from the new place; resolving or
-cancelling stops everything at once because every step re-checks that the case is active.
+It knows places, times, areas and devices, never cases or channels: callers pass the case's
+last-seen place (any object with `id`, `last_seen_at`, `last_seen_lat`, `last_seen_lon`) and
+get values back (`WaveStart`, claimed device ids). `alerts.dispatch.flows` decides when a
+case's waves run and hands what they claim to the channels.
 """
 
 from __future__ import annotations
 
+from collections.abc import Callable, Collection
 from dataclasses import dataclass
 from datetime import datetime
-from typing import Any
+from typing import Protocol
 
 import numpy as np
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
-from alerts.audit import service as audit
-from alerts.cases.lifecycle import CaseState
-from alerts.cases.models import Case
-from alerts.db import utcnow
-from alerts.dispatch import service as dispatch
-from alerts.redis_client import get_redis
+from channels import base
 from geo import areas, rules, targeting
 from geo.devices import service as devices
 from geo.index import RECORD
 from geo.rulesets import service as rulesets
 from geo.waves import claims
-from geo.waves.models import CaseGeo, Sighting, Wave
+from geo.waves.models import CaseGeo, Wave
+from ops.platform.redis_client import get_redis
 
-START_WAVE = "reunite.geo.start_wave"
-TARGET_SHARD = "reunite.geo.target_shard"
-NOTIFY_ALERTED = "reunite.geo.notify_alerted"
 # All alert waves of a case share one bitmap: a device is alerted once per case.
 ALERT_LEDGER = "alert"
 PENDING = ("scheduled", "queued", "targeting")
@@ -40,8 +33,13 @@ PENDING = ("scheduled", "queued", "targeting")
 SNAPSHOT_MIN = 20_000
 
 
-class WaveConflict(Exception):
-    """The case is not in a state that allows this (HTTP 409)."""
+class PlacedCase(Protocol):
+    """What planning needs of a case: its id and last-seen place and time."""
+
+    id: str
+    last_seen_at: datetime
+    last_seen_lat: float
+    last_seen_lon: float
 
 
 def ledger(case_id: str) -> targeting.AlertLedger:
@@ -57,15 +55,15 @@ def area_of(wave: Wave) -> areas.Area:
     return areas.Area.circle(wave.center_lat, wave.center_lon, wave.radius_km)
 
 
-def area_json(wave: Wave) -> dict[str, Any]:
-    """The wave's area as channels and feeds carry it (CAP forms at 6 decimals)."""
+def published_area(wave: Wave) -> base.Area:
+    """The wave's area as messages carry it to channels, feeds and partners."""
     area = area_of(wave)
-    return {
-        "cap_circle": area.cap_circle() if wave.radius_km is not None else None,
-        "cap_polygon": area.cap_polygon(),
-        "radius_km": wave.radius_km,
-        "center": [wave.center_lat, wave.center_lon],
-    }
+    return base.Area(
+        polygon=base.Area.parse_polygon(area.cap_polygon()),
+        circle=area.cap_circle() if wave.radius_km is not None else None,
+        radius_km=wave.radius_km,
+        center=(wave.center_lat, wave.center_lon),
+    )
 
 
 def case_override(state: CaseGeo | None) -> rules.CaseOverride | None:
@@ -78,7 +76,8 @@ def case_override(state: CaseGeo | None) -> rules.CaseOverride | None:
     return rules.CaseOverride(start_radius_km=state.start_radius_km, cap_km=state.cap_km, area=area)
 
 
-def _geo_state(session: Session, case_id: str) -> CaseGeo:
+def geo_state(session: Session, case_id: str) -> CaseGeo:
+    """The case's wave epoch and override, created on first use."""
     state = session.get(CaseGeo, case_id)
     if state is None:
         state = CaseGeo(case_id=case_id, epoch=0)
@@ -87,9 +86,9 @@ def _geo_state(session: Session, case_id: str) -> CaseGeo:
     return state
 
 
-def plan(session: Session, case: Case, now: datetime) -> list[Wave]:
+def plan(session: Session, case: PlacedCase, now: datetime) -> list[Wave]:
     """Plan the case's waves for its current epoch from its last-seen place and time."""
-    state = _geo_state(session, case.id)
+    state = geo_state(session, case.id)
     version, rule_set, regions = rulesets.current(session)
     state.rule_version = version
     schedule = rules.waves(
@@ -120,27 +119,28 @@ def plan(session: Session, case: Case, now: datetime) -> list[Wave]:
     return rows
 
 
-def queue_due(session: Session, now: datetime, case_id: str | None = None) -> int:
-    """Give every due wave of an active case an outbox row (beat calls this on each tick)."""
+def due_waves(session: Session, now: datetime, case_ids: Collection[str]) -> list[Wave]:
+    """Mark every scheduled wave of these cases whose time has come as queued, and return them.
+
+    Rows another transaction is queueing are skipped (SKIP LOCKED), so two beats never queue a
+    wave twice.
+    """
+    if not case_ids:
+        return []
     query = (
         select(Wave)
-        .join(Case, Case.id == Wave.case_id)
         .where(
             Wave.status == "scheduled",
             Wave.starts_at <= now,
-            Case.state == CaseState.ACTIVE.value,
+            Wave.case_id.in_(list(case_ids)),
         )
         .order_by(Wave.starts_at)
-        .with_for_update(of=Wave, skip_locked=True)
+        .with_for_update(skip_locked=True)
     )
-    if case_id is not None:
-        query = query.where(Wave.case_id == case_id)
-    count = 0
-    for wave in session.scalars(query):
+    due = list(session.scalars(query))
+    for wave in due:
         wave.status = "queued"
-        dispatch.enqueue(session, START_WAVE, [wave.id])
-        count += 1
-    return count
+    return due
 
 
 def cancel_pending(session: Session, case_id: str) -> int:
@@ -152,47 +152,6 @@ def cancel_pending(session: Session, case_id: str) -> int:
         wave.status = "cancelled"
         count += 1
     return count
-
-
-@dispatch.on("approved")
-def on_approved(session: Session, case_id: str, _outbox_id: int) -> None:
-    """Plan the waves of a newly active case and queue the first one."""
-    case = session.get(Case, case_id)
-    if case is None or case.state != CaseState.ACTIVE.value:
-        return
-    now = utcnow()
-    plan(session, case, now)
-    queue_due(session, now, case_id)
-
-
-def _on_closed(kind: str):
-    def handler(session: Session, case_id: str, _outbox_id: int) -> None:
-        cancel_pending(session, case_id)
-        if kind != "expired":
-            _queue_notice(session, case_id, kind, wave=None)
-
-    return handler
-
-
-for _kind in ("resolved", "cancelled", "expired"):
-    dispatch.on(_kind)(_on_closed(_kind))
-
-
-@dispatch.on("updated")
-def on_updated(session: Session, case_id: str, _outbox_id: int) -> None:
-    """An active case's details changed: tell the devices and partners already alerted."""
-    case = session.get(Case, case_id)
-    if case is not None and case.state == CaseState.ACTIVE.value:
-        _queue_notice(session, case_id, "update", wave=None)
-
-
-def _queue_notice(session: Session, case_id: str, kind: str, wave: Wave | None) -> None:
-    """Create a message for devices already alerted (and partners), queued via the outbox."""
-    from channels import service as channels
-
-    area = area_json(wave) if wave is not None else None
-    message = channels.create_message(session, case_id, kind, wave.index if wave else 0, area)
-    dispatch.enqueue(session, NOTIFY_ALERTED, [case_id, message.id])
 
 
 @dataclass(frozen=True)
@@ -224,27 +183,26 @@ def estimate_devices(shards: list[targeting.ShardPlan]) -> int:
     return sum(shard_sizes(shards))
 
 
-def begin_wave(session: Session, wave_id: int) -> WaveStart | None:
-    """Create the wave's message and list its shards; None if the wave must not run."""
-    from channels import service as channels
-
+def lock_for_start(session: Session, wave_id: int) -> Wave | None:
+    """The wave, locked for starting; None when it is gone, started or cancelled."""
     wave = session.scalars(select(Wave).where(Wave.id == wave_id).with_for_update()).one_or_none()
     if wave is None or wave.status in ("started", "cancelled"):
         return None
-    case = session.get(Case, wave.case_id)
-    if case is None or case.state != CaseState.ACTIVE.value:
-        wave.status = "cancelled"
-        return None
-    if wave.message_id is None:
-        message = channels.create_message(session, case.id, "alert", wave.index, area_json(wave))
-        wave.message_id = message.id
-        audit.record(
-            session,
-            actor="system",
-            action="wave.started",
-            subject=f"case:{case.id}",
-            detail={"wave": wave.index, "epoch": wave.epoch, "radius_km": wave.radius_km},
-        )
+    return wave
+
+
+def begin_targeting(
+    session: Session,
+    wave: Wave,
+    languages: list[str],
+    use_topics: Callable[[int], bool],
+    now: datetime,
+) -> WaveStart:
+    """List the wave's shards (fullest first) and decide, once, whether FCM goes by topic.
+
+    The wave must already carry its message id. `use_topics(devices)` is the channels' rule.
+    """
+    assert wave.message_id is not None
     covering = targeting.plan(area_of(wave))
     sizes = shard_sizes(covering)
     # Empty shards hold no device to target, so they get no task; the fullest go first so the
@@ -255,11 +213,11 @@ def begin_wave(session: Session, wave_id: int) -> WaveStart | None:
     # Decided once per wave and kept, so a redelivered start or shard task decides the same.
     decided = client.hget(stats_key(wave.id), "fcm_topics")
     if decided is None:
-        decided = b"1" if channels.use_fcm_topics(sum(sizes)) else b"0"
+        decided = b"1" if use_topics(sum(sizes)) else b"0"
         client.hsetnx(stats_key(wave.id), "fcm_topics", decided)
         decided = client.hget(stats_key(wave.id), "fcm_topics")
     wave.status = "targeting"
-    wave.started_at = wave.started_at or utcnow()
+    wave.started_at = wave.started_at or now
     wave.shards = len(shards)
     return WaveStart(
         wave_id=wave.id,
@@ -267,7 +225,7 @@ def begin_wave(session: Session, wave_id: int) -> WaveStart | None:
         shards=shards,
         topic_cells=[s.cell for s in covering],
         fcm_topics=decided == b"1",
-        languages=list(case.alert_languages),
+        languages=list(languages),
     )
 
 
@@ -287,17 +245,16 @@ def uses_fcm_topics(wave_id: int) -> bool:
     return get_redis().hget(stats_key(wave_id), "fcm_topics") == b"1"
 
 
-def target_shard(session: Session, wave_id: int, cell: int, interior: bool) -> np.ndarray:
-    """Claim the shard's devices for this wave (once) and return them for fan-out."""
-    wave = session.get(Wave, wave_id)
-    if wave is None or wave.status == "cancelled" or wave.message_id is None:
-        return np.empty(0, dtype=np.int64)
-    case = session.get(Case, wave.case_id)
-    if case is None or case.state != CaseState.ACTIVE.value:
+def target_shard(wave: Wave, cell: int, interior: bool) -> np.ndarray:
+    """Claim the shard's devices for this wave (once) and return them for fan-out.
+
+    The caller has checked that the wave's case is still active.
+    """
+    if wave.status == "cancelled" or wave.message_id is None:
         return np.empty(0, dtype=np.int64)
     client = get_redis()
-    case_ledger = ledger(case.id)
-    record = f"claimed:{{{case.id}}}:{wave.id}:{cell:x}"
+    case_ledger = ledger(wave.case_id)
+    record = f"claimed:{{{wave.case_id}}}:{wave.id}:{cell:x}"
     candidates = np.empty(0, dtype=np.int64)
     if not client.exists(record):
         candidates = targeting.devices_in_shard(
@@ -313,90 +270,14 @@ def target_shard(session: Session, wave_id: int, cell: int, interior: bool) -> n
     return claimed
 
 
-def add_sighting(
-    session: Session,
-    case_id: str,
-    *,
-    at: datetime,
-    lat: float,
-    lon: float,
-    address: str | None,
-    note: str | None,
-    user_id: int,
-) -> Sighting:
-    """Move the case's centre: cancel pending waves and plan a new epoch from the sighting."""
-    case = session.scalars(select(Case).where(Case.id == case_id).with_for_update(of=Case)).one()
-    if case.state != CaseState.ACTIVE.value:
-        raise WaveConflict(f"case is {case.state}; sightings are added to active cases")
-    now = utcnow()
-    sighting = Sighting(
-        case_id=case.id,
-        at=at,
-        lat=lat,
-        lon=lon,
-        address=address,
-        note=note,
-        created_by_id=user_id,
-    )
-    session.add(sighting)
-    case.last_seen_at, case.last_seen_lat, case.last_seen_lon = at, lat, lon
-    if case.details is not None and address:
-        case.details.last_seen_address = address
-    case.updated_at = now
-    case.version += 1
+def replan(session: Session, case: PlacedCase, now: datetime) -> list[Wave]:
+    """Cancel the case's pending waves and plan a new epoch from its (new) last-seen place.
+
+    Devices already alerted stay excluded, so re-planning only adds reach.
+    """
     cancel_pending(session, case.id)
-    state = _geo_state(session, case.id)
-    state.epoch += 1
-    plan(session, case, now)
-    queue_due(session, now, case.id)
-    _queue_notice(session, case.id, "update", wave=None)
-    audit.record(
-        session,
-        actor=f"user:{user_id}",
-        action="case.sighting_added",
-        subject=f"case:{case.id}",
-        detail={"epoch": state.epoch},
-    )
-    return sighting
-
-
-def set_override(
-    session: Session,
-    case_id: str,
-    *,
-    start_radius_km: float | None,
-    cap_km: float | None,
-    vertices: list[tuple[float, float]] | None,
-    reason: str,
-    user_id: int,
-) -> CaseGeo:
-    """A supervisor's per-case override; an active case's pending waves are re-planned."""
-    case = session.scalars(select(Case).where(Case.id == case_id).with_for_update(of=Case)).one()
-    state = _geo_state(session, case.id)
-    state.start_radius_km, state.cap_km = start_radius_km, cap_km
-    state.area_vertices = [list(v) for v in vertices] if vertices else None
-    case_override(state)  # validates; raises rules.RuleError / areas.AreaError
-    state.override_by, state.override_reason = user_id, reason
-    audit.record(
-        session,
-        actor=f"user:{user_id}",
-        action="case.geo_override_set",
-        subject=f"case:{case.id}",
-        reason=reason,
-        detail={
-            "start_radius_km": start_radius_km,
-            "cap_km": cap_km,
-            "manual_area": bool(vertices),
-        },
-    )
-    if case.state == CaseState.ACTIVE.value:
-        # Devices already alerted stay excluded, so re-planning from now only adds reach.
-        cancel_pending(session, case.id)
-        state.epoch += 1
-        now = utcnow()
-        plan(session, case, now)
-        queue_due(session, now, case.id)
-    return state
+    geo_state(session, case.id).epoch += 1
+    return plan(session, case, now)
 
 
 def waves_of(session: Session, case_id: str) -> list[Wave]:

@@ -15,10 +15,10 @@ import httpx
 import pytest
 from pyproj import Geod
 
-from channels.sinks import apns as apns_sink
-from channels.sinks import keys
-from channels.sinks import webhook as webhook_sink
-from channels.sinks._runtime import temp_tls
+from ops.peers import apns as apns_sink
+from ops.peers import keys
+from ops.peers import webhook as webhook_sink
+from ops.peers._runtime import temp_tls
 from tests.e2e.support import cli, create_police, login, new_submitted_case, ready
 from tests.workers import free_port, reunite_env, reunite_process, wait_for
 

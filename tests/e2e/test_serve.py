@@ -9,7 +9,7 @@ import httpx
 import psutil
 import pytest
 
-from alerts.embedded import EmbeddedRedis
+from ops.platform.embedded import EmbeddedRedis
 from tests.e2e.support import create_police, login, new_submitted_case, ready
 from tests.workers import free_port, reunite_env, reunite_process, wait_for
 

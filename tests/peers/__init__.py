@@ -1,11 +1,11 @@
-"""Local protocol peers for tests; the servers live in channels.sinks so `reunite demo` can
+"""Local protocol peers for tests; the servers live in ops.peers so `reunite demo` can
 ship them, and this package re-exports them with sample data for tests.
 
-Run them standalone with `python -m tests.peers` (same as `python -m channels.sinks`).
+Run them standalone with `python -m tests.peers` (same as `python -m ops.peers`).
 """
 
-from channels.sinks import apns, fcm, keys, sms_gateway, smsc, webhook
-from channels.sinks._runtime import Endpoint, temp_tls
+from ops.peers import apns, fcm, keys, sms_gateway, smsc, webhook
+from ops.peers._runtime import Endpoint, temp_tls
 from tests.peers.samples import sample_content, sample_delivery
 
 __all__ = [

@@ -1,5 +1,5 @@
-"""`python -m tests.peers`: run every sink standalone (see channels.sinks.__main__)."""
+"""`python -m tests.peers`: run every sink standalone (see ops.peers.__main__)."""
 
-from channels.sinks.__main__ import main
+from ops.peers.__main__ import main
 
 raise SystemExit(main())

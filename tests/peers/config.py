@@ -7,10 +7,10 @@ import time
 from pydantic import SecretStr
 
 from channels.apns import ApnsSettings
-from channels.base import HttpTransportSettings
 from channels.fcm import FcmSettings
-from channels.sinks import keys
-from channels.sinks._runtime import Endpoint
+from ops.peers import keys
+from ops.peers._runtime import Endpoint
+from ops.platform.channel_settings import HttpTransportSettings
 
 TOPIC = "cn.reunite.app"
 

@@ -12,7 +12,8 @@ from channels.base import Area, Delivery
 from channels.messages import AlertContent, MessageKind, Sex
 
 BEIJING_SQUARE = Area(
-    description="Chaoyang, Beijing, 100 km",
+    radius_km=100.0,
+    center=(39.9, 116.4),
     polygon=((40.9, 116.4), (39.9, 117.6), (38.9, 116.4), (39.9, 115.2), (40.9, 116.4)),
     cells=("8431aa7ffffffff", "8431abfffffffff"),
 )

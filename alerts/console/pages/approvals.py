@@ -13,7 +13,7 @@ from alerts.cases.lifecycle import CaseState
 from alerts.cases.models import Case
 from alerts.console import forms, views
 from alerts.console.web import Console, ConsoleRoute, CsrfChecked, Supervisor
-from alerts.dispatch import relay
+from ops.platform.outbox import relay
 
 router = APIRouter(route_class=ConsoleRoute)
 

@@ -8,13 +8,13 @@ import segno
 from fastapi import APIRouter, Form, Request
 from starlette.responses import RedirectResponse, Response
 
-from alerts.audit import service as audit
 from alerts.console import i18n, security
 from alerts.console.web import AnyConsole, ConsoleRoute, CsrfChecked, Redirect, client_address
-from alerts.redis_client import get_redis
 from alerts.users import service as users
 from alerts.users.models import User
 from alerts.users.roles import Role
+from ops.platform.audit import service as audit
+from ops.platform.redis_client import get_redis
 
 router = APIRouter(route_class=ConsoleRoute)
 
@@ -181,7 +181,7 @@ def enrol_confirm(ctx: AnyConsole, code: Annotated[str, Form(max_length=12)]) ->
             done=False,
             error=ctx.t("totp.wrong"),
         )
-    from alerts.db import utcnow
+    from ops.platform.db import utcnow
 
     row.confirmed_at = utcnow()
     audit.record(

@@ -17,9 +17,9 @@ from alerts.cases.schemas import CaseCreate, CaseUpdate, Photo
 from alerts.console import forms, photos, views
 from alerts.console.models import ConsolePhoto
 from alerts.console.web import Console, ConsoleRoute, CsrfChecked, Police
-from alerts.dispatch import relay
-from geo.waves import service as waves
-from geo.waves.schemas import SightingCreate
+from alerts.dispatch import flows
+from alerts.dispatch.schemas import SightingCreate
+from ops.platform.outbox import relay
 
 router = APIRouter(route_class=ConsoleRoute)
 REF = re.compile(r"^[A-Za-z0-9_\-]{8,64}$")
@@ -70,7 +70,7 @@ def _form_page(ctx: Console, status: int, **context) -> Response:
         "case_form.html",
         status=status,
         photo_max_bytes=ctx.settings.photo_max_bytes,
-        now_local=datetime.now(UTC).astimezone(views.ZoneInfo(ctx.settings.console_timezone)),
+        now_local=datetime.now(UTC).astimezone(views.ZoneInfo(ctx.settings.timezone)),
         **context,
     )
 
@@ -91,7 +91,7 @@ async def create_case(request: Request, ctx: Police) -> Response:
     if _photo_too_large(form, ctx):
         errors = {"photo": ("v.photo_size", {"mb": ctx.settings.photo_max_bytes // 2**20})}
         return _form_page(ctx, 413, values={}, errors=errors, case=None)
-    payload, errors = forms.case_payload(form, ctx.settings.console_timezone)
+    payload, errors = forms.case_payload(form, ctx.settings.timezone)
     values = {k: v for k, v in form.items() if isinstance(v, str) and k != "csrf_token"}
     values["languages"] = payload["alert_languages"]
     data = None
@@ -128,7 +128,7 @@ def _values_of(case, ctx: Console) -> dict:
     read = cases.to_read(case)
     child = read.child.model_dump() if read.child else {}
     ls = read.last_seen
-    tz = views.ZoneInfo(ctx.settings.console_timezone)
+    tz = views.ZoneInfo(ctx.settings.timezone)
     values = {
         "child_name": child.get("name", ""),
         "sex": child.get("sex", ""),
@@ -207,7 +207,7 @@ async def edit_case(case_id: str, request: Request, ctx: Police) -> Response:
     if _photo_too_large(form, ctx):
         errors = {"photo": ("v.photo_size", {"mb": ctx.settings.photo_max_bytes // 2**20})}
         return _case_page(ctx, case, 413, errors=errors)
-    payload, errors = forms.case_payload(form, ctx.settings.console_timezone)
+    payload, errors = forms.case_payload(form, ctx.settings.timezone)
     current = cases.to_read(case).model_dump()
     if current.get("child"):
         # Fields the form does not show (e.g. languages spoken) keep their values.
@@ -250,7 +250,7 @@ async def add_sighting(
     errors: forms.FieldErrors = {}
     at_raw = forms.text(form, "at")
     payload = {
-        "at": forms.local_time(at_raw, ctx.settings.console_timezone) if at_raw else None,
+        "at": forms.local_time(at_raw, ctx.settings.timezone) if at_raw else None,
         "lat": forms._number(form, "lat", errors),
         "lon": forms._number(form, "lon", errors),
         "address": forms.text(form, "address") or None,
@@ -264,7 +264,7 @@ async def add_sighting(
         sighting = {k: v for k, v in form.items() if isinstance(v, str)}
         return _case_page(ctx, case, 422, sighting_errors=errors, sighting=sighting)
     try:
-        waves.add_sighting(
+        flows.add_sighting(
             ctx.db,
             case_id,
             at=body.at,
@@ -274,7 +274,7 @@ async def add_sighting(
             note=body.note,
             user_id=ctx.user.id,
         )
-    except waves.WaveConflict as exc:
+    except flows.WaveConflict as exc:
         raise HTTPException(409, str(exc)) from None
     ctx.db.commit()
     background.add_task(relay.relay_now)

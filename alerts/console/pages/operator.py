@@ -12,12 +12,12 @@ from starlette.responses import RedirectResponse, Response
 from alerts.console import forms, views
 from alerts.console.web import Console, ConsoleRoute, CsrfChecked, Staff
 from alerts.partners.models import Partner
-from alerts.redis_client import get_redis
 from channels import dlq, pacing
 from channels.models import PartnerEndpoint, WebhookAttempt
 from geo import rules
 from geo.rulesets import service as rulesets
 from geo.rulesets.schemas import RuleSetCreate, StepIn
+from ops.platform.redis_client import get_redis
 
 router = APIRouter(route_class=ConsoleRoute)
 MAX_ROWS = 24
@@ -216,7 +216,7 @@ def _host(url: str) -> str:
 def replay_letter(letter_id: int, ctx: Staff) -> Response:
     """Re-enqueue one dead letter's targets with a fresh retry horizon."""
     assert ctx.user is not None
-    from alerts.audit import service as audit
+    from ops.platform.audit import service as audit
 
     audit.record(
         ctx.db, actor=f"user:{ctx.user.id}", action="dlq.replayed", subject=f"dlq:{letter_id}"

@@ -8,7 +8,7 @@ Create Date: 2026-11-23 06:17:13.907143
 import sqlalchemy as sa
 from alembic import op
 
-import alerts.db
+import ops.platform.db
 
 revision = "0001"
 down_revision = None
@@ -24,7 +24,7 @@ def upgrade() -> None:
         sa.Column("name", sa.String(length=200), nullable=False),
         sa.Column("parent_id", sa.Integer(), nullable=True),
         sa.Column("self_approval_min_rank", sa.String(length=20), nullable=True),
-        sa.Column("created_at", alerts.db.UTCDateTime(timezone=True), nullable=False),
+        sa.Column("created_at", ops.platform.db.UTCDateTime(timezone=True), nullable=False),
         sa.ForeignKeyConstraint(
             ["parent_id"], ["agencies.id"], name=op.f("fk_agencies_parent_id_agencies")
         ),
@@ -34,7 +34,7 @@ def upgrade() -> None:
     op.create_table(
         "audit_log",
         sa.Column("seq", sa.Integer(), autoincrement=False, nullable=False),
-        sa.Column("at", alerts.db.UTCDateTime(timezone=True), nullable=False),
+        sa.Column("at", ops.platform.db.UTCDateTime(timezone=True), nullable=False),
         sa.Column("actor", sa.String(length=100), nullable=False),
         sa.Column("action", sa.String(length=64), nullable=False),
         sa.Column("subject", sa.String(length=100), nullable=False),
@@ -55,8 +55,8 @@ def upgrade() -> None:
         sa.Column("outbox_id", sa.Integer(), nullable=False),
         sa.Column("case_id", sa.String(length=36), nullable=False),
         sa.Column("kind", sa.String(length=40), nullable=False),
-        sa.Column("started_at", alerts.db.UTCDateTime(timezone=True), nullable=False),
-        sa.Column("finished_at", alerts.db.UTCDateTime(timezone=True), nullable=True),
+        sa.Column("started_at", ops.platform.db.UTCDateTime(timezone=True), nullable=False),
+        sa.Column("finished_at", ops.platform.db.UTCDateTime(timezone=True), nullable=True),
         sa.PrimaryKeyConstraint("outbox_id", name=op.f("pk_dispatch_runs")),
     )
     with op.batch_alter_table("dispatch_runs", schema=None) as batch_op:
@@ -67,8 +67,8 @@ def upgrade() -> None:
         sa.Column("id", sa.Integer(), nullable=False),
         sa.Column("task", sa.String(length=100), nullable=False),
         sa.Column("args", sa.JSON(), nullable=False),
-        sa.Column("created_at", alerts.db.UTCDateTime(timezone=True), nullable=False),
-        sa.Column("published_at", alerts.db.UTCDateTime(timezone=True), nullable=True),
+        sa.Column("created_at", ops.platform.db.UTCDateTime(timezone=True), nullable=False),
+        sa.Column("published_at", ops.platform.db.UTCDateTime(timezone=True), nullable=True),
         sa.Column("attempts", sa.Integer(), nullable=False),
         sa.Column("last_error", sa.Text(), nullable=True),
         sa.PrimaryKeyConstraint("id", name=op.f("pk_outbox")),
@@ -86,7 +86,7 @@ def upgrade() -> None:
         sa.Column("rank", sa.String(length=20), nullable=False),
         sa.Column("agency_id", sa.Integer(), nullable=False),
         sa.Column("active", sa.Boolean(), nullable=False),
-        sa.Column("created_at", alerts.db.UTCDateTime(timezone=True), nullable=False),
+        sa.Column("created_at", ops.platform.db.UTCDateTime(timezone=True), nullable=False),
         sa.ForeignKeyConstraint(
             ["agency_id"], ["agencies.id"], name=op.f("fk_users_agency_id_agencies")
         ),
@@ -97,8 +97,8 @@ def upgrade() -> None:
         "api_tokens",
         sa.Column("token_hash", sa.String(length=64), nullable=False),
         sa.Column("user_id", sa.Integer(), nullable=False),
-        sa.Column("created_at", alerts.db.UTCDateTime(timezone=True), nullable=False),
-        sa.Column("expires_at", alerts.db.UTCDateTime(timezone=True), nullable=False),
+        sa.Column("created_at", ops.platform.db.UTCDateTime(timezone=True), nullable=False),
+        sa.Column("expires_at", ops.platform.db.UTCDateTime(timezone=True), nullable=False),
         sa.ForeignKeyConstraint(
             ["user_id"], ["users.id"], name=op.f("fk_api_tokens_user_id_users"), ondelete="CASCADE"
         ),
@@ -115,12 +115,12 @@ def upgrade() -> None:
         sa.Column("created_by_id", sa.Integer(), nullable=False),
         sa.Column("submitted_by_id", sa.Integer(), nullable=True),
         sa.Column("approved_by_id", sa.Integer(), nullable=True),
-        sa.Column("created_at", alerts.db.UTCDateTime(timezone=True), nullable=False),
-        sa.Column("updated_at", alerts.db.UTCDateTime(timezone=True), nullable=False),
-        sa.Column("submitted_at", alerts.db.UTCDateTime(timezone=True), nullable=True),
-        sa.Column("approved_at", alerts.db.UTCDateTime(timezone=True), nullable=True),
-        sa.Column("closed_at", alerts.db.UTCDateTime(timezone=True), nullable=True),
-        sa.Column("last_seen_at", alerts.db.UTCDateTime(timezone=True), nullable=False),
+        sa.Column("created_at", ops.platform.db.UTCDateTime(timezone=True), nullable=False),
+        sa.Column("updated_at", ops.platform.db.UTCDateTime(timezone=True), nullable=False),
+        sa.Column("submitted_at", ops.platform.db.UTCDateTime(timezone=True), nullable=True),
+        sa.Column("approved_at", ops.platform.db.UTCDateTime(timezone=True), nullable=True),
+        sa.Column("closed_at", ops.platform.db.UTCDateTime(timezone=True), nullable=True),
+        sa.Column("last_seen_at", ops.platform.db.UTCDateTime(timezone=True), nullable=False),
         sa.Column("last_seen_lat", sa.Float(), nullable=False),
         sa.Column("last_seen_lon", sa.Float(), nullable=False),
         sa.Column("alert_languages", sa.JSON(), nullable=False),

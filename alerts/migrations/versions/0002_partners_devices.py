@@ -8,7 +8,7 @@ Create Date: 2026-11-23 06:30:31.524749
 import sqlalchemy as sa
 from alembic import op
 
-import alerts.db
+import ops.platform.db
 
 revision = "0002"
 down_revision = "0001"
@@ -24,7 +24,7 @@ def upgrade() -> None:
         sa.Column("name", sa.String(length=200), nullable=False),
         sa.Column("kind", sa.String(length=20), nullable=False),
         sa.Column("active", sa.Boolean(), nullable=False),
-        sa.Column("created_at", alerts.db.UTCDateTime(timezone=True), nullable=False),
+        sa.Column("created_at", ops.platform.db.UTCDateTime(timezone=True), nullable=False),
         sa.PrimaryKeyConstraint("id", name=op.f("pk_partners")),
         sa.UniqueConstraint("name", name=op.f("uq_partners_name")),
     )
@@ -44,8 +44,8 @@ def upgrade() -> None:
         sa.Column("opted_in", sa.Boolean(), nullable=False),
         sa.Column("active", sa.Boolean(), nullable=False),
         sa.Column("deactivated_reason", sa.String(length=40), nullable=True),
-        sa.Column("created_at", alerts.db.UTCDateTime(timezone=True), nullable=False),
-        sa.Column("last_contact_at", alerts.db.UTCDateTime(timezone=True), nullable=False),
+        sa.Column("created_at", ops.platform.db.UTCDateTime(timezone=True), nullable=False),
+        sa.Column("last_contact_at", ops.platform.db.UTCDateTime(timezone=True), nullable=False),
         sa.ForeignKeyConstraint(
             ["partner_id"],
             ["partners.id"],
@@ -64,9 +64,9 @@ def upgrade() -> None:
         sa.Column("partner_id", sa.Integer(), nullable=False),
         sa.Column("secret_hash", sa.String(length=64), nullable=False),
         sa.Column("scopes", sa.JSON(), nullable=False),
-        sa.Column("created_at", alerts.db.UTCDateTime(timezone=True), nullable=False),
-        sa.Column("expires_at", alerts.db.UTCDateTime(timezone=True), nullable=True),
-        sa.Column("revoked_at", alerts.db.UTCDateTime(timezone=True), nullable=True),
+        sa.Column("created_at", ops.platform.db.UTCDateTime(timezone=True), nullable=False),
+        sa.Column("expires_at", ops.platform.db.UTCDateTime(timezone=True), nullable=True),
+        sa.Column("revoked_at", ops.platform.db.UTCDateTime(timezone=True), nullable=True),
         sa.ForeignKeyConstraint(
             ["partner_id"],
             ["partners.id"],

@@ -8,7 +8,7 @@ Create Date: 2026-11-23 06:32:49.403344
 import sqlalchemy as sa
 from alembic import op
 
-import alerts.db
+import ops.platform.db
 
 revision = "0003"
 down_revision = "0002"
@@ -26,7 +26,7 @@ def upgrade() -> None:
         sa.Column("regions", sa.JSON(), nullable=False),
         sa.Column("note", sa.Text(), nullable=False),
         sa.Column("created_by", sa.String(length=100), nullable=False),
-        sa.Column("created_at", alerts.db.UTCDateTime(timezone=True), nullable=False),
+        sa.Column("created_at", ops.platform.db.UTCDateTime(timezone=True), nullable=False),
         sa.PrimaryKeyConstraint("version", name=op.f("pk_rule_set_versions")),
     )
     op.create_table(
@@ -51,13 +51,13 @@ def upgrade() -> None:
         "sightings",
         sa.Column("id", sa.Integer(), nullable=False),
         sa.Column("case_id", sa.String(length=36), nullable=False),
-        sa.Column("at", alerts.db.UTCDateTime(timezone=True), nullable=False),
+        sa.Column("at", ops.platform.db.UTCDateTime(timezone=True), nullable=False),
         sa.Column("lat", sa.Float(), nullable=False),
         sa.Column("lon", sa.Float(), nullable=False),
         sa.Column("address", sa.Text(), nullable=True),
         sa.Column("note", sa.Text(), nullable=True),
         sa.Column("created_by_id", sa.Integer(), nullable=False),
-        sa.Column("created_at", alerts.db.UTCDateTime(timezone=True), nullable=False),
+        sa.Column("created_at", ops.platform.db.UTCDateTime(timezone=True), nullable=False),
         sa.ForeignKeyConstraint(
             ["case_id"], ["cases.id"], name=op.f("fk_sightings_case_id_cases"), ondelete="CASCADE"
         ),
@@ -75,14 +75,14 @@ def upgrade() -> None:
         sa.Column("case_id", sa.String(length=36), nullable=False),
         sa.Column("epoch", sa.Integer(), nullable=False),
         sa.Column("index", sa.Integer(), nullable=False),
-        sa.Column("starts_at", alerts.db.UTCDateTime(timezone=True), nullable=False),
+        sa.Column("starts_at", ops.platform.db.UTCDateTime(timezone=True), nullable=False),
         sa.Column("radius_km", sa.Float(), nullable=True),
         sa.Column("center_lat", sa.Float(), nullable=False),
         sa.Column("center_lon", sa.Float(), nullable=False),
         sa.Column("area", sa.JSON(), nullable=False),
         sa.Column("rule_version", sa.Integer(), nullable=True),
         sa.Column("status", sa.String(length=12), nullable=False),
-        sa.Column("started_at", alerts.db.UTCDateTime(timezone=True), nullable=True),
+        sa.Column("started_at", ops.platform.db.UTCDateTime(timezone=True), nullable=True),
         sa.Column("message_id", sa.String(length=100), nullable=True),
         sa.Column("shards", sa.Integer(), nullable=False),
         sa.ForeignKeyConstraint(

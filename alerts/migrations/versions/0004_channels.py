@@ -7,14 +7,14 @@ Revises: 0003
 import sqlalchemy as sa
 from alembic import op
 
-import alerts.db
+import ops.platform.db
 
 revision = "0004"
 down_revision = "0003"
 branch_labels = None
 depends_on = None
 
-UTC = alerts.db.UTCDateTime(timezone=True)
+UTC = ops.platform.db.UTCDateTime(timezone=True)
 
 
 def upgrade() -> None:

@@ -7,14 +7,14 @@ Revises: 0006
 import sqlalchemy as sa
 from alembic import op
 
-import alerts.db
+import ops.platform.db
 
 revision = "0007"
 down_revision = "0006"
 branch_labels = None
 depends_on = None
 
-UTC = alerts.db.UTCDateTime(timezone=True)
+UTC = ops.platform.db.UTCDateTime(timezone=True)
 
 
 def upgrade() -> None:

@@ -5,10 +5,10 @@ from __future__ import annotations
 from sqlalchemy import select, text
 from typer.testing import CliRunner
 
-from alerts.audit import service as audit
-from alerts.audit.models import AuditEntry
 from alerts.cli import app
-from alerts.db import session_scope
+from ops.platform.audit import service as audit
+from ops.platform.audit.models import AuditEntry
+from ops.platform.db import session_scope
 
 
 def write_entries(n: int) -> None:

@@ -7,9 +7,9 @@ from fastapi.testclient import TestClient
 from sqlalchemy import select
 
 from alerts.app import create_app
-from alerts.db import session_scope
-from alerts.dispatch.models import OutboxMessage
 from alerts.users.roles import Rank, Role
+from ops.platform.db import session_scope
+from ops.platform.outbox.models import OutboxMessage
 from tests.factories import case_payload, make_agency, make_user, token
 
 
@@ -73,7 +73,7 @@ def test_requests_without_a_valid_token_are_refused(api):
 def test_wrong_password_is_401_and_audited(api):
     res = api.post("/api/v1/auth/token", data={"username": "officer1", "password": "nope-nope"})
     assert res.status_code == 401
-    from alerts.audit.models import AuditEntry
+    from ops.platform.audit.models import AuditEntry
 
     with session_scope() as s:
         actions = s.scalars(select(AuditEntry.action)).all()
@@ -121,7 +121,7 @@ def test_agency_setting_allows_audited_self_approval_for_senior_ranks(api):
     case_id = api.post("/api/v1/cases", json=case_payload(), headers=sup).json()["id"]
     api.post(f"/api/v1/cases/{case_id}/submit", headers=sup)
     assert api.post(f"/api/v1/cases/{case_id}/approve", headers=sup).json()["state"] == "active"
-    from alerts.audit.models import AuditEntry
+    from ops.platform.audit.models import AuditEntry
 
     with session_scope() as s:
         entries = s.scalars(select(AuditEntry).order_by(AuditEntry.seq)).all()

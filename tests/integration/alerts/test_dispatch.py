@@ -8,13 +8,14 @@ from celery import Celery
 from sqlalchemy import select
 
 from alerts.cases import service as cases
-from alerts.config import get_settings
-from alerts.db import session_scope
-from alerts.dispatch import relay
-from alerts.dispatch import service as dispatch
-from alerts.dispatch.models import DispatchRun, OutboxMessage
+from alerts.dispatch.models import DispatchRun
 from alerts.users.models import User
 from alerts.users.roles import Rank, Role
+from ops.platform.config import get_settings
+from ops.platform.db import session_scope
+from ops.platform.outbox import relay
+from ops.platform.outbox import service as outbox
+from ops.platform.outbox.models import OutboxMessage
 from tests.factories import case_payload, make_agency, make_user
 from tests.workers import free_port, reunite_env, reunite_process, wait_for
 
@@ -42,7 +43,7 @@ def test_broker_outage_leaves_outbox_row_pending_then_relays(database):
     approved_case()
     dead = Celery(broker=f"redis://127.0.0.1:{free_port()}/0")
     dead.conf.broker_connection_timeout = 1
-    result = dispatch.relay_pending(functools.partial(dead.send_task, retry=False))
+    result = outbox.relay_pending(functools.partial(dead.send_task, retry=False))
     assert result.published == 0 and result.error and "broker unavailable" in result.error
     [row] = outbox_rows()
     assert row.published_at is None and row.attempts == 1 and row.last_error

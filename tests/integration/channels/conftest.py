@@ -1,4 +1,4 @@
-"""Fixtures: each channel against its real local peer (channels.sinks), with a fake clock."""
+"""Fixtures: each channel against its real local peer (ops.peers), with a fake clock."""
 
 from __future__ import annotations
 
@@ -8,10 +8,10 @@ import pytest
 
 from channels.apns import ApnsChannel
 from channels.fcm import FcmChannel
-from channels.sinks import apns as apns_sink
-from channels.sinks import fcm as fcm_sink
-from channels.sinks import keys
-from channels.sinks._runtime import Endpoint, TlsFiles, temp_tls
+from ops.peers import apns as apns_sink
+from ops.peers import fcm as fcm_sink
+from ops.peers import keys
+from ops.peers._runtime import Endpoint, TlsFiles, temp_tls
 from tests.peers.config import TOPIC, FakeClock, apns_settings, fcm_settings
 
 

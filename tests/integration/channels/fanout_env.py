@@ -15,14 +15,15 @@ from typing import Any
 
 from sqlalchemy import insert
 
-from alerts import crypto
-from alerts.config import get_settings
-from alerts.db import session_scope
 from alerts.users.models import User
 from alerts.users.roles import Role
 from channels import service
+from channels.base import Area
 from channels.messages import MessageKind
 from geo.devices.models import Device
+from ops.platform import crypto
+from ops.platform.config import get_settings
+from ops.platform.db import session_scope
 from tests.factories import case_payload, make_agency, make_user
 
 QUEUES = "apns,fcm,sms,webhook"
@@ -165,7 +166,7 @@ def new_message(case_id: str, kind: MessageKind = MessageKind.ALERT, wave: int =
         "center": [23.1291, 113.2644],
     }
     with session_scope() as s:
-        return service.create_message(s, case_id, kind, wave, area).id
+        return service.create_message(s, case_id, kind, wave, Area.from_json(area)).id
 
 
 def wait_until(check, timeout: float = 30.0, interval: float = 0.05, what: str = "condition"):

@@ -9,11 +9,12 @@ from dataclasses import replace
 import pytest
 
 from channels.apns import ApnsChannel, apns_id
-from channels.base import HttpTransportSettings, OutcomeKind, Recipient
+from channels.base import OutcomeKind, Recipient
 from channels.messages import MessageKind
-from channels.sinks import apns as apns_sink
-from channels.sinks import keys
-from channels.sinks._runtime import Endpoint, free_port
+from ops.peers import apns as apns_sink
+from ops.peers import keys
+from ops.peers._runtime import Endpoint, free_port
+from ops.platform.channel_settings import HttpTransportSettings
 from tests.peers.config import TOPIC, apns_settings
 from tests.peers.samples import sample_content, sample_delivery
 

@@ -9,15 +9,15 @@ from fastapi.testclient import TestClient
 from pydantic import SecretStr
 from sqlalchemy import select
 
-from alerts.db import session_scope
 from channels import service
 from channels.models import DeadLetter
-from channels.sinks import apns as apns_sink
-from channels.sinks import fcm as fcm_sink
-from channels.sinks import keys, smsc
-from channels.sinks import webhook as webhook_sink
-from channels.sinks._runtime import temp_tls
 from geo.devices.models import Device
+from ops.peers import apns as apns_sink
+from ops.peers import fcm as fcm_sink
+from ops.peers import keys, smsc
+from ops.peers import webhook as webhook_sink
+from ops.peers._runtime import temp_tls
+from ops.platform.db import session_scope
 from tests.factories import token
 from tests.integration.channels import fanout_env as fx
 from tests.peers.config import TOPIC

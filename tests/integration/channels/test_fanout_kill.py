@@ -9,9 +9,9 @@ from collections import Counter
 import pytest
 
 from channels import ledger, service
-from channels.sinks import apns as apns_sink
-from channels.sinks import keys
-from channels.sinks._runtime import temp_tls
+from ops.peers import apns as apns_sink
+from ops.peers import keys
+from ops.peers._runtime import temp_tls
 from tests.integration.channels import fanout_env as fx
 from tests.peers.config import TOPIC
 

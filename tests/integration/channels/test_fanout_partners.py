@@ -9,13 +9,13 @@ import pytest
 from sqlalchemy import select
 from typer.testing import CliRunner
 
-from alerts.db import session_scope
 from channels import pacing, service
 from channels.cli import dlq_app
 from channels.models import DeadLetter
-from channels.sinks import keys
-from channels.sinks import webhook as webhook_sink
-from channels.sinks._runtime import serve_asgi
+from ops.peers import keys
+from ops.peers import webhook as webhook_sink
+from ops.peers._runtime import serve_asgi
+from ops.platform.db import session_scope
 from tests.integration.channels import fanout_env as fx
 
 pytestmark = pytest.mark.slow

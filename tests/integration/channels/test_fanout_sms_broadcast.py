@@ -7,7 +7,7 @@ import contextlib
 import pytest
 
 from channels import service
-from channels.sinks import sms_gateway
+from ops.peers import sms_gateway
 from tests.integration.channels import fanout_env as fx
 
 pytestmark = pytest.mark.slow

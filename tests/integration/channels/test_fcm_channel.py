@@ -6,7 +6,7 @@ import pytest
 
 from channels.base import OutcomeKind, Recipient
 from channels.fcm import FcmChannel, topic_for_cell
-from channels.sinks import keys
+from ops.peers import keys
 from tests.peers.config import fcm_settings
 from tests.peers.samples import sample_delivery
 

@@ -12,10 +12,11 @@ import pytest
 from pydantic import SecretStr
 
 from channels.apns import ApnsChannel, ApnsSettings
-from channels.base import HttpTransportSettings, PartnerEndpoint, Recipient
-from channels.sinks import keys
+from channels.base import PartnerEndpoint, Recipient
 from channels.sms_smpp import SmppChannel, SmppSettings
 from channels.webhook import WebhookChannel
+from ops.peers import keys
+from ops.platform.channel_settings import HttpTransportSettings
 from tests.peers.samples import sample_delivery
 
 pytestmark = pytest.mark.anyio

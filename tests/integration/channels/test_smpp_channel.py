@@ -10,9 +10,9 @@ from pydantic import SecretStr
 from channels import sms
 from channels.base import OutcomeKind, Recipient
 from channels.messages import MessageKind
-from channels.sinks import smsc as smsc_sink
-from channels.sinks._runtime import free_port
 from channels.sms_smpp import SmppChannel, SmppSettings
+from ops.peers import smsc as smsc_sink
+from ops.peers._runtime import free_port
 from tests.peers.samples import sample_content, sample_delivery
 
 pytestmark = pytest.mark.anyio

@@ -8,9 +8,10 @@ import pytest
 from pydantic import SecretStr
 
 from channels import sms
-from channels.base import HttpTransportSettings, OutcomeKind, Recipient
-from channels.sinks import sms_gateway
+from channels.base import OutcomeKind, Recipient
 from channels.sms_http import SmsHttpChannel, SmsHttpSettings
+from ops.peers import sms_gateway
+from ops.platform.channel_settings import HttpTransportSettings
 from tests.peers.samples import BEIJING_SQUARE, sample_delivery
 
 pytestmark = pytest.mark.anyio

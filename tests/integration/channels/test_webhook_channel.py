@@ -7,11 +7,12 @@ from collections.abc import Iterator
 import pytest
 from pydantic import SecretStr
 
-from channels.base import HttpTransportSettings, OutcomeKind, PartnerEndpoint
+from channels.base import OutcomeKind, PartnerEndpoint
 from channels.messages import MessageKind
-from channels.sinks import keys
-from channels.sinks import webhook as webhook_sink
 from channels.webhook import WebhookChannel, WebhookSettings, event_id
+from ops.peers import keys
+from ops.peers import webhook as webhook_sink
+from ops.platform.channel_settings import HttpTransportSettings
 from tests.peers.samples import sample_content, sample_delivery
 
 pytestmark = pytest.mark.anyio

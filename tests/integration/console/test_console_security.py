@@ -12,10 +12,10 @@ import pytest
 from PIL import Image
 from sqlalchemy import select
 
-from alerts import config
-from alerts.audit.models import AuditEntry
 from alerts.console.models import ConsolePhoto, ConsoleSession, TotpSecret
-from alerts.db import session_scope, utcnow
+from ops.platform import config
+from ops.platform.audit.models import AuditEntry
+from ops.platform.db import session_scope, utcnow
 from tests.factories import PASSWORD
 from tests.integration.console.conftest import csrf_of, login, login_with_totp
 
@@ -305,7 +305,7 @@ def test_form_errors_name_the_fields_without_echoing_to_logs(console):
 
 
 def test_correcting_an_active_case_in_the_console_queues_an_update(console):
-    from alerts.dispatch.models import OutboxMessage
+    from ops.platform.outbox.models import OutboxMessage
 
     login_with_totp(console, "sup1")
     case_id = post_case(console).headers["location"].rsplit("/", 1)[-1]

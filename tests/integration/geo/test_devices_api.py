@@ -9,12 +9,12 @@ import pytest
 from fastapi.testclient import TestClient
 from sqlalchemy import select
 
-from alerts import crypto
 from alerts.app import create_app
-from alerts.db import session_scope
 from geo import areas, targeting
 from geo.devices import service as devices
 from geo.devices.models import Device
+from ops.platform import crypto
+from ops.platform.db import session_scope
 from tests.factories import make_partner, partner_headers
 
 GUANGZHOU = (23.1291, 113.2644)
@@ -170,7 +170,7 @@ def test_opt_out_and_delete_remove_the_device_from_targeting(api, key):
 
 
 def test_silent_devices_are_purged_from_registry_and_index(api, key):
-    from geo.waves import tasks
+    from geo.devices import tasks
 
     register(api, key, "quiet", *GUANGZHOU)
     with session_scope() as s:

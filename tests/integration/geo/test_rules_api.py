@@ -12,12 +12,12 @@ from sqlalchemy import select
 from typer.testing import CliRunner
 
 from alerts.app import create_app
-from alerts.audit.models import AuditEntry
 from alerts.cli import app as cli
-from alerts.db import session_scope
 from alerts.users.roles import Role
 from geo import cells
 from geo.devices import service as devices
+from ops.platform.audit.models import AuditEntry
+from ops.platform.db import session_scope
 from tests.factories import make_agency, make_user, token
 
 GEOD = Geod(ellps="WGS84")

@@ -11,10 +11,8 @@ from sqlalchemy import select
 
 from alerts.cases import service as cases
 from alerts.cases.schemas import CaseCreate
-from alerts.config import get_settings
-from alerts.db import session_scope
+from alerts.dispatch import flows
 from alerts.dispatch import service as dispatch
-from alerts.dispatch.models import OutboxMessage
 from alerts.users.models import User
 from alerts.users.roles import Rank, Role
 from geo import cells
@@ -22,6 +20,9 @@ from geo.devices import service as devices
 from geo.devices.service import Platform
 from geo.waves import service as waves
 from geo.waves.models import Wave
+from ops.platform.config import get_settings
+from ops.platform.db import session_scope
+from ops.platform.outbox.models import OutboxMessage
 from tests.factories import case_payload, make_agency, make_partner, make_user
 
 GEOD = Geod(ellps="WGS84")
@@ -80,13 +81,13 @@ def approved_case(world, minutes_ago: int = 30) -> str:
 def run_wave(wave_id: int) -> set[int]:
     """Start a wave and target every shard, as the start_wave/target_shard tasks do."""
     with session_scope() as s:
-        start = waves.begin_wave(s, wave_id)
+        start = flows.begin_wave(s, wave_id)
     if start is None:
         return set()
     found: set[int] = set()
     for shard in start.shards:
         with session_scope() as s:
-            found |= set(waves.target_shard(s, wave_id, shard.cell, shard.interior).tolist())
+            found |= set(flows.target_shard(s, wave_id, shard.cell, shard.interior).tolist())
     with session_scope() as s:
         waves.finish_wave(s, wave_id)
     return found
@@ -106,7 +107,7 @@ def test_approval_plans_the_default_schedule_and_queues_wave_zero(world):
     assert gaps == [timedelta(hours=1), timedelta(hours=1)]
     with session_scope() as s:
         tasks = [r.task for r in s.scalars(select(OutboxMessage))]
-    assert tasks.count(waves.START_WAVE) == 1
+    assert tasks.count(flows.START_WAVE) == 1
 
 
 @pytest.mark.parametrize("snapshot_min", [waves.SNAPSHOT_MIN, 0])
@@ -129,14 +130,14 @@ def test_redelivered_shard_task_gets_the_same_devices_back(world):
     case_id = approved_case(world)
     w0 = case_waves(case_id)[0]
     with session_scope() as s:
-        start = waves.begin_wave(s, w0.id)
+        start = flows.begin_wave(s, w0.id)
     assert start is not None
     first, again = set(), set()
     for shard in start.shards:
         with session_scope() as s:
-            first |= set(waves.target_shard(s, w0.id, shard.cell, shard.interior).tolist())
+            first |= set(flows.target_shard(s, w0.id, shard.cell, shard.interior).tolist())
         with session_scope() as s:
-            again |= set(waves.target_shard(s, w0.id, shard.cell, shard.interior).tolist())
+            again |= set(flows.target_shard(s, w0.id, shard.cell, shard.interior).tolist())
     assert first == again == {ids["a"], ids["b"]}
 
 
@@ -144,7 +145,7 @@ def test_due_waves_are_queued_by_the_tick_and_future_ones_wait(world):
     case_id = approved_case(world, minutes_ago=30)
     later = datetime.now(UTC) + timedelta(minutes=45)
     with session_scope() as s:
-        assert waves.queue_due(s, later) == 1  # wave 1 (200 km) is due 1 h after the loss
+        assert flows.queue_due(s, later) == 1  # wave 1 (200 km) is due 1 h after the loss
     assert [w.status for w in case_waves(case_id)][:3] == ["queued", "queued", "scheduled"]
 
 
@@ -157,7 +158,7 @@ def test_sighting_restarts_the_schedule_from_the_new_place_excluding_alerted(wor
     w0 = case_waves(case_id)[0]
     assert run_wave(w0.id) == {ids["home"]}
     with session_scope() as s:
-        waves.add_sighting(
+        flows.add_sighting(
             s,
             case_id,
             at=datetime.now(UTC) - timedelta(minutes=5),
@@ -188,14 +189,14 @@ def test_resolving_a_case_stops_its_waves_at_once(world):
     with session_scope() as s:
         outbox_id = s.scalar(select(OutboxMessage.id).order_by(OutboxMessage.id.desc()))
         dispatch.run_dispatch(s, outbox_id, case_id, "resolved")
-        assert waves.queue_due(s, datetime.now(UTC) + timedelta(days=1)) == 0
+        assert flows.queue_due(s, datetime.now(UTC) + timedelta(days=1)) == 0
     assert {w.status for w in case_waves(case_id)} == {"cancelled"}
 
 
 def test_supervisor_cap_replans_remaining_waves(world):
     case_id = approved_case(world)
     with session_scope() as s:
-        waves.set_override(
+        flows.set_override(
             s,
             case_id,
             start_radius_km=None,
@@ -217,7 +218,7 @@ def test_wave_above_the_fcm_threshold_goes_by_geo_cell_topic(world, monkeypatch)
     case_id = approved_case(world)
     w0 = case_waves(case_id)[0]
     with session_scope() as s:
-        start = waves.begin_wave(s, w0.id)
+        start = flows.begin_wave(s, w0.id)
     assert start is not None and start.fcm_topics
     assert waves.uses_fcm_topics(w0.id)
     assert waves.estimate_devices(start.shards) >= 5
@@ -228,7 +229,7 @@ def test_wave_below_the_fcm_threshold_sends_per_token(world):
     case_id = approved_case(world)
     w0 = case_waves(case_id)[0]
     with session_scope() as s:
-        start = waves.begin_wave(s, w0.id)
+        start = flows.begin_wave(s, w0.id)
     assert start is not None and not start.fcm_topics
     # Only the one shard holding a device gets a targeting task; topics would cover them all.
     assert len(start.shards) == 1 and len(start.topic_cells) > 100
@@ -240,6 +241,6 @@ def test_edited_active_case_sends_an_update_to_alerted_devices(world):
         row = dispatch.enqueue_dispatch(s, case_id, "updated")
         dispatch.run_dispatch(s, row.id, case_id, "updated")
         notices = [
-            r.args for r in s.scalars(select(OutboxMessage)) if r.task == waves.NOTIFY_ALERTED
+            r.args for r in s.scalars(select(OutboxMessage)) if r.task == flows.NOTIFY_ALERTED
         ]
     assert [(args[0], args[1].split(":")[1]) for args in notices] == [(case_id, "update")]

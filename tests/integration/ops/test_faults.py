@@ -16,16 +16,16 @@ import pytest
 from fastapi.testclient import TestClient
 from sqlalchemy import func, select
 
-from alerts.audit.models import AuditEntry
 from alerts.cases.models import Case
-from alerts.db import get_engine, session_scope
-from alerts.dispatch.models import OutboxMessage
-from alerts.embedded import EmbeddedRedis
 from alerts.users.roles import Rank, Role
 from channels import service
-from channels.sinks import apns as apns_sink
-from channels.sinks import keys
-from channels.sinks._runtime import temp_tls
+from ops.peers import apns as apns_sink
+from ops.peers import keys
+from ops.peers._runtime import temp_tls
+from ops.platform.audit.models import AuditEntry
+from ops.platform.db import get_engine, session_scope
+from ops.platform.embedded import EmbeddedRedis
+from ops.platform.outbox.models import OutboxMessage
 from tests.conftest import clear_caches
 from tests.factories import case_payload, make_agency, make_user, token
 from tests.integration.channels import fanout_env as fx
@@ -113,8 +113,8 @@ def test_redis_restart_mid_fan_out_resumes_and_loses_nothing(
 
 def use_broker(monkeypatch) -> None:
     """Point this process's Celery app at the configured Redis (it read the URL at import)."""
-    from alerts.celery_app import celery_app
-    from alerts.config import get_settings
+    from ops.platform.celery_app import celery_app
+    from ops.platform.config import get_settings
 
     monkeypatch.setattr(celery_app.conf, "broker_url", get_settings().broker_url)
     monkeypatch.setattr(celery_app, "_pool", None)

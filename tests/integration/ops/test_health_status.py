@@ -8,11 +8,11 @@ import sys
 import pytest
 from fastapi.testclient import TestClient
 
-from alerts.db import session_scope
-from alerts.redis_client import get_redis
 from channels import pacing, service
 from channels.models import DeadLetter
 from ops import celery_hooks
+from ops.platform.db import session_scope
+from ops.platform.redis_client import get_redis
 from tests.integration.channels import fanout_env as fx
 
 pytestmark = pytest.mark.slow
@@ -43,7 +43,7 @@ def test_readyz_turns_ready_when_a_worker_beats_and_status_reports_it(
     breaker = pacing.Breaker(get_redis(), f"webhook:{endpoint_id}", threshold=1, open_s=60)
     breaker.record(False)
     # Work waiting on a queue this worker does not consume: the status shows it.
-    from alerts.celery_app import celery_app
+    from ops.platform.celery_app import celery_app
 
     celery_app.send_task("reunite.geo.tick", queue="geo")
 

@@ -18,8 +18,8 @@ from hypothesis import HealthCheck, Phase, given, settings
 from schemathesis.checks import not_a_server_error
 from schemathesis.specs.openapi.checks import response_schema_conformance
 
-from alerts.db import session_scope
 from alerts.users.roles import Rank, Role
+from ops.platform.db import session_scope
 from tests.factories import make_agency, make_user, token
 
 pytestmark = pytest.mark.slow

@@ -12,12 +12,12 @@ from prometheus_client.parser import text_string_to_metric_families
 from pydantic import SecretStr
 
 from alerts.cases.models import Case
-from alerts.db import session_scope, utcnow
 from channels import service
-from channels.sinks import apns as apns_sink
-from channels.sinks import keys
-from channels.sinks import webhook as webhook_sink
-from channels.sinks._runtime import temp_tls
+from ops.peers import apns as apns_sink
+from ops.peers import keys
+from ops.peers import webhook as webhook_sink
+from ops.peers._runtime import temp_tls
+from ops.platform.db import session_scope, utcnow
 from tests.factories import CHILD_NAME
 from tests.integration.channels import fanout_env as fx
 from tests.peers.config import TOPIC

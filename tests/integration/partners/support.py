@@ -9,15 +9,16 @@ from sqlalchemy import select
 
 from alerts.cases import service as cases
 from alerts.cases.schemas import CaseCreate
-from alerts.config import get_settings
-from alerts.db import session_scope
+from alerts.dispatch import flows
 from alerts.dispatch import service as dispatch
-from alerts.dispatch.models import OutboxMessage
 from alerts.feeds.models import CaseDrill
 from alerts.users.models import User
 from channels import service as channels
 from channels.models import Message
 from geo.waves import service as waves
+from ops.platform.config import get_settings
+from ops.platform.db import session_scope
+from ops.platform.outbox.models import OutboxMessage
 from tests.factories import case_payload
 
 CENTER = (23.1291, 113.2644)
@@ -49,7 +50,7 @@ def start_first_wave(case_id: str) -> str:
     """Start wave 0 as the start_wave task does; returns its message id (partners fanned out)."""
     with session_scope() as s:
         wave = waves.waves_of(s, case_id)[0]
-        start = waves.begin_wave(s, wave.id)
+        start = flows.begin_wave(s, wave.id)
         assert start is not None
     channels.fan_out_partners(start.message_id)
     with session_scope() as s:
@@ -60,7 +61,7 @@ def start_first_wave(case_id: str) -> str:
 def add_sighting(world: dict, case_id: str, lat: float, lon: float) -> str:
     """A sighting: returns the update message id (partners fanned out)."""
     with session_scope() as s:
-        waves.add_sighting(
+        flows.add_sighting(
             s,
             case_id,
             at=datetime.now(UTC) - timedelta(minutes=1),

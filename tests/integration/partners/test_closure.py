@@ -9,14 +9,15 @@ import numpy as np
 import pytest
 from sqlalchemy import select
 
-from alerts.config import get_settings
-from alerts.db import session_scope
-from alerts.dispatch.models import OutboxMessage
+from alerts.dispatch import flows
+from alerts.dispatch import tasks as wave_tasks
 from geo import cells
 from geo.devices import service as devices
 from geo.devices.service import Platform
 from geo.waves import service as waves
-from geo.waves import tasks as wave_tasks
+from ops.platform.config import get_settings
+from ops.platform.db import session_scope
+from ops.platform.outbox.models import OutboxMessage
 from tests.factories import make_partner
 from tests.integration.partners.support import CENTER, approved_case, close
 
@@ -42,11 +43,11 @@ def alert_one_device(case_id: str) -> None:
     with session_scope() as s:
         wave = waves.waves_of(s, case_id)[0]
     with session_scope() as s:
-        start = waves.begin_wave(s, wave.id)
+        start = flows.begin_wave(s, wave.id)
     assert start is not None
     for shard in start.shards:
         with session_scope() as s:
-            waves.target_shard(s, wave.id, shard.cell, shard.interior)
+            flows.target_shard(s, wave.id, shard.cell, shard.interior)
     assert waves.alerted(case_id).tolist() == [device_id]
 
 
@@ -55,7 +56,7 @@ def notify(case_id: str, message_id: str) -> int:
     with session_scope() as s:
         row = s.scalars(
             select(OutboxMessage)
-            .where(OutboxMessage.task == waves.NOTIFY_ALERTED)
+            .where(OutboxMessage.task == flows.NOTIFY_ALERTED)
             .order_by(OutboxMessage.id.desc())
         ).first()
         outbox_id = row.id

@@ -11,19 +11,19 @@ from pathlib import Path
 import pytest
 from sqlalchemy import String, cast, select
 
-from alerts.audit import service as audit
 from alerts.cases.models import Case
-from alerts.config import get_settings
-from alerts.db import get_engine, session_scope
 from alerts.feeds import photos, sse
 from alerts.feeds import service as feeds
 from alerts.models import metadata
 from alerts.privacy import tasks as privacy_tasks
-from alerts.redis_client import get_redis
 from channels import fanout
 from channels import service as channels
-from channels.sinks import webhook as webhook_sink
 from geo.waves.models import Sighting
+from ops.peers import webhook as webhook_sink
+from ops.platform.audit import service as audit
+from ops.platform.config import get_settings
+from ops.platform.db import get_engine, session_scope
+from ops.platform.redis_client import get_redis
 from tests.factories import CHILD_NAME, token
 from tests.integration.partners.support import (
     GUANGZHOU,

@@ -12,11 +12,11 @@ import pytest
 from lxml import etree
 
 from alerts.cases.models import Case
-from alerts.config import get_settings
-from alerts.db import session_scope
 from alerts.feeds import cap, photos
 from alerts.feeds import service as feeds
 from channels import service as channels
+from ops.platform.config import get_settings
+from ops.platform.db import session_scope
 from tests.factories import case_payload, token
 from tests.integration.partners.support import (
     GUANGZHOU,

@@ -9,11 +9,11 @@ from datetime import UTC, datetime, timedelta
 import pytest
 
 from alerts.cases.models import Case
-from alerts.config import get_settings
-from alerts.db import session_scope
-from alerts.dispatch import relay
 from alerts.privacy import tasks as privacy_tasks
-from channels.sinks import webhook as webhook_sink
+from ops.peers import webhook as webhook_sink
+from ops.platform.config import get_settings
+from ops.platform.db import session_scope
+from ops.platform.outbox import relay
 from tests.factories import CHILD_NAME, case_payload, token
 from tests.integration.channels.fanout_env import channel_settings
 from tests.integration.partners.support import CENTER, GUANGZHOU, bearer, create_partner

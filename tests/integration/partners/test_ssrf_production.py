@@ -7,13 +7,13 @@ import time
 
 import pytest
 
-from alerts import crypto
-from alerts.config import get_settings
-from alerts.db import session_scope
 from alerts.partners import service as partners
 from channels import fanout
 from channels import service as channels
-from channels.sinks import webhook as webhook_sink
+from ops.peers import webhook as webhook_sink
+from ops.platform import crypto
+from ops.platform.config import get_settings
+from ops.platform.db import session_scope
 from tests.factories import token
 from tests.integration.partners.support import (
     approved_case,

@@ -1,7 +1,7 @@
 import pytest
 from pydantic import ValidationError
 
-from alerts.config import Settings
+from ops.platform.config import Settings
 
 
 def test_development_defaults_to_sqlite_and_embedded_redis(tmp_path):

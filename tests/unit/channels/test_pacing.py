@@ -6,7 +6,7 @@ import time
 
 from channels import pacing
 from channels.fanout import backoff
-from channels.settings import ChannelSettings
+from ops.platform.channel_settings import ChannelSettings
 
 
 def test_bucket_grants_burst_then_paces_at_rate(redis_client):

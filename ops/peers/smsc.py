@@ -14,12 +14,21 @@ from collections.abc import Iterator
 from contextlib import contextmanager, suppress
 from dataclasses import dataclass, field
 
+import gsm0338  # noqa: F401  (registers the 'gsm03.38' codec)
 import smpp34
 
-from channels import sms, sms_smpp
-from channels.sinks._runtime import Endpoint, LoopThread, free_port
+from ops.peers._runtime import Endpoint, LoopThread, free_port
 
-ESME_RINVMSGLEN = 0x01
+
+def decode(payload: bytes, data_coding: int) -> str:
+    """Text of a short_message by data_coding: 8 is UCS-2, 0 unpacked GSM 03.38 septets.
+
+    Decoded with the gsm0338 codec, not Reunite's own encoder, so a test compares the channel's
+    bytes against an independent reading of the standard.
+    """
+    if data_coding == 8:
+        return payload.decode("utf-16-be")
+    return payload.decode("gsm03.38", errors="replace")
 
 
 @dataclass(frozen=True)
@@ -77,7 +86,7 @@ class SmscSink:
 
     def handle(self, ev: smpp34.SubmitSmEvent) -> None:
         """Answer one submit_sm and record it."""
-        payload = next((t.value for t in ev.tlvs if t.tag == sms_smpp.TLV_MESSAGE_PAYLOAD), None)
+        payload = next((t.value for t in ev.tlvs if t.tag == smpp34.TLV_MESSAGE_PAYLOAD), None)
         submit = Submit(
             ev.session_id,
             ev.destination_addr,
@@ -91,44 +100,44 @@ class SmscSink:
             self.submits.append(submit)
             self._counter += 1
             n = self._counter
-            status = sms_smpp.ESME_ROK
+            status = smpp34.ESME_ROK
             if n <= self.throttle_first:
-                status = sms_smpp.ESME_RTHROTTLED
+                status = smpp34.ESME_RTHROTTLED
             elif n <= self.throttle_first + self.queue_full_first:
-                status = sms_smpp.ESME_RMSGQFUL
+                status = smpp34.ESME_RMSGQFUL
             elif ev.destination_addr in self.invalid_destinations or (
                 self.invalid_prefix and ev.destination_addr.startswith(self.invalid_prefix)
             ):
-                status = sms_smpp.ESME_RINVDSTADR
+                status = smpp34.ESME_RINVDSTADR
             elif payload is not None and ev.short_message:
                 # SMPP 3.4: short_message and message_payload must not both carry text.
-                status = ESME_RINVMSGLEN
+                status = smpp34.ESME_RINVMSGLEN
             self.answers.append((ev.destination_addr, status))
-            if status == sms_smpp.ESME_ROK:
+            if status == smpp34.ESME_ROK:
                 self._record(submit)
-        if status == sms_smpp.ESME_ROK:
+        if status == smpp34.ESME_ROK:
             ev.accept(f"smsc-{n}")
         else:
             ev.reject(status)
 
     def _record(self, s: Submit) -> None:
         if s.payload_tlv is not None:
-            text = sms.decode(s.payload_tlv, s.data_coding)
+            text = decode(s.payload_tlv, s.data_coding)
             self.messages.append(SmsMessage(s.destination, text, s.data_coding, 1, True))
             return
         if not s.esm_class & 0x40:
-            text = sms.decode(s.short_message, s.data_coding)
+            text = decode(s.short_message, s.data_coding)
             self.messages.append(SmsMessage(s.destination, text, s.data_coding, 1, False))
             return
         concat, data = parse_udh(s.short_message)
         if concat is None:
-            text = sms.decode(data, s.data_coding)
+            text = decode(data, s.data_coding)
             self.messages.append(SmsMessage(s.destination, text, s.data_coding, 1, False))
             return
         ref, total, seq = concat
         key = (s.session_id, s.destination, ref, total)
         parts = self._fragments.setdefault(key, {})
-        parts[seq] = sms.decode(data, s.data_coding)  # a resubmitted part just overwrites
+        parts[seq] = decode(data, s.data_coding)  # a resubmitted part just overwrites
         if len(parts) == total:
             del self._fragments[key]
             text = "".join(parts[i] for i in range(1, total + 1))

@@ -1,14 +1,19 @@
-"""Build the renderer's AlertContent from a case row (the only place that reads child details)."""
+"""Build the renderer's AlertContent from a case row (the only place that reads child details).
+
+`CaseAlerts` is the channels' `AlertSource`: how a worker finds a message's words.
+"""
 
 from __future__ import annotations
 
 import time
 from datetime import date
 
+from sqlalchemy.orm import Session
+
 from alerts.cases.models import Case
-from alerts.config import get_settings
 from alerts.feeds import photos
 from channels.messages import AlertContent, MessageKind, Sex
+from ops.platform.config import get_settings
 
 
 def _age(child: dict, on: date) -> int | None:
@@ -51,3 +56,17 @@ def alert_content(case: Case, kind: MessageKind, wave: int, link_base: str) -> A
         photo_url=photos.url_for_case(case, get_settings(), time.time()),
         wave=wave,
     )
+
+
+class CaseAlerts:
+    """The channels' AlertSource, read from the case behind a message."""
+
+    def content(
+        self, session: Session, case_id: str, kind: MessageKind, wave: int
+    ) -> tuple[AlertContent, list[str]] | None:
+        """The case's alert content for one message, and the case's alert languages."""
+        case = session.get(Case, case_id)
+        if case is None:
+            return None
+        link_base = get_settings().channels.deep_link_base
+        return alert_content(case, kind, wave, link_base), list(case.alert_languages)

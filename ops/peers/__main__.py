@@ -1,4 +1,4 @@
-"""Run every sink standalone: `python -m channels.sinks [--host H] [--base-port P]`.
+"""Run every sink standalone: `python -m ops.peers [--host H] [--base-port P]`.
 
 Demo mode: the APNs and FCM sinks accept any provider token (no key to share), the webhook
 receiver uses the secret given or a fresh one. Endpoints and the CA bundle path are written to
@@ -15,13 +15,13 @@ import sys
 import threading
 from pathlib import Path
 
-from channels.sinks import apns, fcm, keys, sms_gateway, smsc, webhook
-from channels.sinks._runtime import make_self_signed
+from ops.peers import apns, fcm, keys, sms_gateway, smsc, webhook
+from ops.peers._runtime import make_self_signed
 
 
 def main(argv: list[str] | None = None) -> int:
     """Start all sinks and block until interrupted."""
-    parser = argparse.ArgumentParser(prog="python -m channels.sinks")
+    parser = argparse.ArgumentParser(prog="python -m ops.peers")
     parser.add_argument("--host", default="127.0.0.1")
     parser.add_argument("--base-port", type=int, default=0, help="0: pick free ports")
     parser.add_argument("--dir", type=Path, default=Path(".reunite/sinks"))

@@ -14,8 +14,8 @@ from typing import Any
 from sqlalchemy import func, select, text
 from sqlalchemy.orm import Session
 
-from alerts.audit.models import AuditEntry
-from alerts.db import utcnow
+from ops.platform.audit.models import AuditEntry
+from ops.platform.db import utcnow
 
 GENESIS = "0" * 64
 

@@ -6,9 +6,9 @@ import functools
 
 import redis
 
-from alerts.celery_app import celery_app
-from alerts.dispatch import service
-from alerts.redis_client import get_redis
+from ops.platform.celery_app import celery_app
+from ops.platform.outbox import service
+from ops.platform.redis_client import get_redis
 
 # Fail fast: a row that cannot be published now stays in the outbox for the next relay.
 send_now = functools.partial(celery_app.send_task, retry=False)

@@ -17,7 +17,7 @@ from typing import Any
 
 from standardwebhooks import Webhook, WebhookVerificationError
 
-from channels.sinks._runtime import (
+from ops.peers._runtime import (
     Endpoint,
     Receive,
     Scope,

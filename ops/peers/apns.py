@@ -32,7 +32,7 @@ from typing import Any
 import jwt
 from cryptography.hazmat.primitives.asymmetric.ec import EllipticCurvePublicKey
 
-from channels.sinks._runtime import (
+from ops.peers._runtime import (
     Clock,
     Endpoint,
     Receive,

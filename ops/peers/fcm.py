@@ -35,7 +35,7 @@ from urllib.parse import parse_qs
 import jwt
 from cryptography.hazmat.primitives.asymmetric.rsa import RSAPublicKey
 
-from channels.sinks._runtime import (
+from ops.peers._runtime import (
     Clock,
     Endpoint,
     Receive,

@@ -5,12 +5,14 @@ from __future__ import annotations
 from enum import StrEnum
 from functools import lru_cache
 from pathlib import Path
+from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
-from pydantic import AliasChoices, Field, SecretStr, model_validator
+from pydantic import AliasChoices, Field, SecretStr, field_validator, model_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
-from channels.settings import ChannelSettings
+from ops.platform.channel_settings import ChannelSettings
 
+DEFAULT_TIMEZONE = "Asia/Shanghai"
 PLACEHOLDER_SECRETS = {"", "change-me", "changeme", "secret", "dev", "development"}
 
 
@@ -73,7 +75,11 @@ class Settings(BaseSettings):
     photo_max_pixels: int = Field(default=40_000_000, ge=10_000)
     # e.g. https://tiles.example/{z}/{x}/{y}.png; unset: the map draws rings on a graticule.
     map_tile_url: str | None = None
-    console_timezone: str = "Asia/Shanghai"
+    # The one time zone of local times: pushes, SMS, feeds and the console all use it.
+    timezone: str = Field(
+        default=DEFAULT_TIMEZONE,
+        validation_alias=AliasChoices("REUNITE_TIMEZONE", "REUNITE_CONSOLE_TIMEZONE", "timezone"),
+    )
 
     # Operations (ops/): metrics files shared by API and workers, logs, readiness.
     # None: REUNITE_DATA_DIR/metrics. The CLI exports it as PROMETHEUS_MULTIPROC_DIR.
@@ -83,7 +89,7 @@ class Settings(BaseSettings):
     log_level: str = Field(default="INFO", pattern=r"^(DEBUG|INFO|WARNING|ERROR|CRITICAL)$")
     # /readyz answers 503 when no worker beat within the heartbeat TTL.
     ready_requires_workers: bool = True
-    # Celery task events for Flower (`celery -A alerts.celery_app flower`); off saves Redis work.
+    # Celery task events for Flower (`celery -A alerts.bootstrap flower`); off saves Redis work.
     worker_events: bool = False
     # A worker machine without the API serves its processes' counters here (None: off).
     worker_metrics_port: int | None = Field(default=None, ge=1, le=65535)
@@ -103,6 +109,16 @@ class Settings(BaseSettings):
     closing_push_to_devices: bool = True
     # The child's personal data is erased this long after the case closed.
     erasure_retention_days: float = Field(default=7, ge=0, le=3650)
+
+    @field_validator("timezone")
+    @classmethod
+    def _known_timezone(cls, value: str) -> str:
+        try:
+            ZoneInfo(value)
+        except (ZoneInfoNotFoundError, ValueError):
+            hint = "an IANA name, e.g. Asia/Shanghai"
+            raise ValueError(f"unknown time zone {value!r} ({hint})") from None
+        return value
 
     @model_validator(mode="after")
     def _refuse_placeholder_secrets(self) -> Settings:

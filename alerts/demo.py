@@ -2,7 +2,7 @@
 
 Seeds synthetic devices clustered around Guangdong's cities (bulk SQL insert, then the location
 index's bulk ingest, in-process), starts local partner sinks (an APNs HTTP/2 server, an FCM
-server, an SMSC and a webhook receiver, from channels/sinks) so deliveries really happen,
+server, an SMSC and a webhook receiver, from ops/peers) so deliveries really happen,
 creates demo police users and a partner with a webhook endpoint, then runs API, worker and beat
 like `reunite serve` and prints the console URL and the credentials. Re-running reuses the data
 directory: devices are not inserted twice, their locations are refreshed.
@@ -26,9 +26,9 @@ import numpy as np
 import typer
 from sqlalchemy import func, insert, select
 
-from alerts import crypto
-from alerts.config import Mode, get_settings
-from alerts.db import session_scope
+from ops.platform import crypto
+from ops.platform.config import Mode, get_settings
+from ops.platform.db import session_scope
 
 DEMO_PARTNER = "Demo Maps"
 AGENCY = "Guangzhou PSB (demo)"
@@ -223,7 +223,7 @@ def ensure_accounts(webhook_url: str, webhook_secret: str) -> Credentials:
 
 
 def _webhook_secret() -> str:
-    from channels.sinks import keys
+    from ops.peers import keys
 
     return keys.make_webhook_secret()
 
@@ -237,8 +237,8 @@ class Sinks:
     """The local partner peers, running in this process's threads for the demo's lifetime."""
 
     def __init__(self, data_dir: Path, webhook_secret: str) -> None:
-        from channels.sinks import apns, fcm, keys, smsc, webhook
-        from channels.sinks._runtime import make_self_signed
+        from ops.peers import apns, fcm, keys, smsc, webhook
+        from ops.peers._runtime import make_self_signed
 
         self.stack = contextlib.ExitStack()
         self.apns = apns.ApnsSink(topic="cn.reunite.demo", team_id="", key_id="", public_key=None)
@@ -340,8 +340,8 @@ def run(devices: int, port: int | None) -> int:
         return 2
     if settings.database_url or settings.redis_url:
         typer.echo("note: the demo uses DATABASE_URL/REDIS_URL as configured", err=True)
-    started_redis = cli._ensure_embedded_redis()
-    cli._first_start_migrate()
+    started_redis = cli.ensure_embedded_redis()
+    cli.first_start_migrate()
     saved = _credentials_file()
     secret = json.loads(saved.read_text())["webhook_secret"] if saved.exists() else None
     sinks = Sinks(settings.data_dir.resolve(), secret or _webhook_secret())
@@ -364,6 +364,6 @@ def run(devices: int, port: int | None) -> int:
         stop.set()
         sinks.close()
         if started_redis:
-            from alerts.embedded import EmbeddedRedis
+            from ops.platform.embedded import EmbeddedRedis
 
             EmbeddedRedis(settings.data_dir).stop()

@@ -8,7 +8,7 @@ from typing import Any
 from sqlalchemy import JSON, String, Text
 from sqlalchemy.orm import Mapped, mapped_column
 
-from alerts.db import Base
+from ops.platform.db import Base
 
 
 class AuditEntry(Base):

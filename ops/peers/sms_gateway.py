@@ -15,7 +15,7 @@ from contextlib import contextmanager
 from dataclasses import dataclass, field
 from typing import Any
 
-from channels.sinks._runtime import (
+from ops.peers._runtime import (
     Endpoint,
     Receive,
     Scope,

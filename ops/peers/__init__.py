@@ -13,8 +13,8 @@ context manager that serves it from a background thread and yields its `Endpoint
 Serving the HTTP sinks needs hypercorn.
 """
 
-from channels.sinks import apns, fcm, keys, sms_gateway, smsc, webhook
-from channels.sinks._runtime import Endpoint, TlsFiles, make_self_signed, temp_tls
+from ops.peers import apns, fcm, keys, sms_gateway, smsc, webhook
+from ops.peers._runtime import Endpoint, TlsFiles, make_self_signed, temp_tls
 
 __all__ = [
     "Endpoint",

@@ -1,18 +1,23 @@
-"""Sightings, per-case geofence overrides and the wave schedule of a case."""
+"""A case's delivery side over HTTP: sightings, geofence overrides, waves and deliveries."""
 
 from __future__ import annotations
 
 from fastapi import APIRouter, BackgroundTasks, HTTPException, status
 
+from alerts.cases import models as case_models
 from alerts.cases import service as cases
 from alerts.deps import CurrentUser, SessionDep, SupervisorUser
-from alerts.dispatch import relay
+from alerts.dispatch import flows
+from alerts.dispatch.schemas import GeoOverride, SightingCreate, SightingRead, WaveRead
 from alerts.users.roles import CASE_AUTHORS, Role
-from geo import areas, rules
-from geo.waves import service
-from geo.waves.schemas import GeoOverride, SightingCreate, SightingRead, WaveRead
+from channels import service as channels
+from channels.schemas import CaseDeliveries
+from geo.waves import service as waves
+from ops.platform.outbox import relay
 
 router = APIRouter(prefix="/api/v1/cases/{case_id}", tags=["waves"])
+deliveries_router = APIRouter(prefix="/api/v1/cases", tags=["deliveries"])
+STAFF = frozenset({Role.OPERATOR, Role.ADMIN})
 
 
 @router.post("/sightings", response_model=SightingRead, status_code=status.HTTP_201_CREATED)
@@ -28,7 +33,7 @@ def add_sighting(
         raise HTTPException(status.HTTP_403_FORBIDDEN, f"role {user.role} cannot add sightings")
     cases.get(session, case_id, user)
     try:
-        sighting = service.add_sighting(
+        sighting = flows.add_sighting(
             session,
             case_id,
             at=body.at,
@@ -38,7 +43,7 @@ def add_sighting(
             note=body.note,
             user_id=user.id,
         )
-    except service.WaveConflict as exc:
+    except flows.WaveConflict as exc:
         raise HTTPException(status.HTTP_409_CONFLICT, str(exc)) from None
     session.commit()
     background.add_task(relay.relay_now)
@@ -63,7 +68,7 @@ def set_override(
     """A supervisor narrows one case: smaller start radius, a cap, or a manual area."""
     cases.get(session, case_id, user)
     try:
-        service.set_override(
+        flows.set_override(
             session,
             case_id,
             start_radius_km=body.start_radius_km,
@@ -72,7 +77,7 @@ def set_override(
             reason=body.reason,
             user_id=user.id,
         )
-    except (rules.RuleError, areas.AreaError) as exc:
+    except flows.OVERRIDE_ERRORS as exc:
         raise HTTPException(
             422, [{"field": exc.field, "message": str(exc), "type": "value_error"}]
         ) from None
@@ -85,8 +90,8 @@ def set_override(
 def list_waves(case_id: str, session: SessionDep, user: CurrentUser) -> list[WaveRead]:
     """The case's waves across epochs, with devices targeted so far."""
     cases.get(session, case_id, user)
-    rows = service.waves_of(session, case_id)
-    counts = service.wave_stats([w.id for w in rows])
+    rows = waves.waves_of(session, case_id)
+    counts = waves.wave_stats([w.id for w in rows])
     return [
         WaveRead(
             id=w.id,
@@ -103,3 +108,13 @@ def list_waves(case_id: str, session: SessionDep, user: CurrentUser) -> list[Wav
         )
         for w in rows
     ]
+
+
+@deliveries_router.get("/{case_id}/deliveries", response_model=CaseDeliveries)
+def case_deliveries(case_id: str, session: SessionDep, user: CurrentUser) -> CaseDeliveries:
+    """Delivery counts per message, channel and partner, and recent webhook attempts."""
+    if Role(user.role) not in STAFF:
+        cases.get(session, case_id, user)  # police: only cases of their agency (404 otherwise)
+    elif session.get(case_models.Case, case_id) is None:
+        raise cases.CaseNotFound(f"case {case_id} not found")
+    return channels.case_deliveries(session, case_id)

@@ -12,7 +12,7 @@ from cryptography.fernet import Fernet, InvalidToken
 from cryptography.hazmat.primitives import hashes
 from cryptography.hazmat.primitives.kdf.hkdf import HKDF
 
-from alerts.config import get_settings
+from ops.platform.config import get_settings
 
 __all__ = ["InvalidToken", "decrypt", "encrypt", "fernet_for"]
 

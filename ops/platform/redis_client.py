@@ -6,7 +6,7 @@ from functools import lru_cache
 
 import redis
 
-from alerts.config import get_settings
+from ops.platform.config import get_settings
 
 
 @lru_cache

@@ -6,15 +6,16 @@ import redis
 import typer
 from sqlalchemy.exc import SQLAlchemyError
 
-from alerts.config import get_settings
+from alerts.bootstrap import QUEUES
+from alerts.cases import service as cases
+from channels import status as channel_status
 from ops import status
+from ops.platform.config import get_settings
+from ops.platform.db import session_scope
 
 
 def print_status() -> int:
     """Print queues, workers, breakers and dead letters; 1 when Redis or the database is down."""
-    from alerts.celery_app import QUEUES
-    from alerts.db import session_scope
-
     client = redis.Redis.from_url(get_settings().resolved_redis_url, socket_connect_timeout=2)
     code = 0
     try:
@@ -33,9 +34,9 @@ def print_status() -> int:
         typer.echo(f"  {hb.worker:<40} pid {hb.pid:<7} {hb.age_s:5.1f}s ago  {','.join(hb.queues)}")
     try:
         with session_scope() as session:
-            rows = status.breakers(client, session)
-            letters = status.dead_letters_pending(session)
-            cases = status.cases_by_state(session)
+            rows = channel_status.breakers(client, session)
+            letters = channel_status.dead_letters_pending(session)
+            by_state = cases.cases_by_state(session)
     except SQLAlchemyError as exc:
         typer.echo(f"database: down ({type(exc).__name__})", err=True)
         return 1
@@ -47,7 +48,7 @@ def print_status() -> int:
     typer.echo(f"dead letters pending replay: {total} targets")
     for channel, n in sorted(letters.items()):
         typer.echo(f"  {channel:<10} {n:>8}   (reunite dlq list / replay)")
-    typer.echo("cases: " + ", ".join(f"{k} {v}" for k, v in cases.items()))
+    typer.echo("cases: " + ", ".join(f"{k} {v}" for k, v in by_state.items()))
     if not beats:
         typer.echo("no worker is running: start `reunite worker`", err=True)
         code = 1

@@ -11,7 +11,7 @@ from sqlalchemy import DateTime, Engine, MetaData, create_engine, event
 from sqlalchemy.orm import DeclarativeBase, Session, sessionmaker
 from sqlalchemy.types import TypeDecorator
 
-from alerts.config import get_settings
+from ops.platform.config import get_settings
 
 NAMING = {
     "ix": "ix_%(column_0_label)s",
@@ -76,11 +76,11 @@ def get_engine() -> Engine:
 
 @lru_cache
 def get_sessionmaker() -> sessionmaker[Session]:
-    """Session factory bound to the process-wide engine."""
-    # Every table must be known before the first flush, whichever domain this process runs
-    # (a worker that imported only geo tasks would not know the users table otherwise).
-    import alerts.models  # noqa: F401
+    """Session factory bound to the process-wide engine.
 
+    Every table must be known before the first flush, whichever domain a process runs: the
+    composition root (alerts.bootstrap) imports every domain's models.
+    """
     return sessionmaker(get_engine(), expire_on_commit=False)
 
 

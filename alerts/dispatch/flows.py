@@ -1,0 +1,322 @@
+"""How an approved case becomes pushes: the one module that calls both geo.waves and channels.
+
+Read top to bottom; each numbered step is a function below.
+
+1. A case event comes out of the outbox (`alerts.dispatch.service.run_dispatch`), and
+   `alerts.bootstrap.HANDLERS` picks its handlers by event class: `case_approved` plans the
+   waves (`geo.waves.plan`) and queues the first; `case_updated` and the closing handlers
+   queue a notice for everyone already told.
+2. `queue_due` gives every due wave of an active case an outbox row for `START_WAVE` (beat
+   calls it through `tick` too, as later waves come due).
+3. `start_wave` creates the wave's channel message, lists its shards
+   (`geo.waves.begin_targeting`) and queues one `TARGET_SHARD` task per non-empty shard, plus
+   FCM cell topics, the carrier's area broadcast and the partners' webhooks.
+4. `run_shard` claims the shard's devices not alerted before (`geo.waves.target_shard`) and
+   hands them to `channels.fan_out_devices`, which queues the per-provider batches.
+5. `notify_alerted` sends an update or closing notice to every device already alerted, and
+   to the partners.
+6. Live changes: `add_sighting` and `set_override` re-plan the waves from a new place.
+
+Every step re-reads the case and stops if it is no longer active.
+"""
+
+from __future__ import annotations
+
+from datetime import datetime
+
+import h3
+import numpy as np
+from sqlalchemy import select
+from sqlalchemy.orm import Session
+
+from alerts.cases.lifecycle import CaseState
+from alerts.cases.models import Case
+from channels import service as channels
+from channels.messages import MessageId, MessageKind
+from geo import areas, rules
+from geo.waves import service as waves
+from geo.waves.models import CaseGeo, Sighting, Wave
+from ops import metrics
+from ops.platform.audit import service as audit
+from ops.platform.celery_app import celery_app
+from ops.platform.config import get_settings
+from ops.platform.db import session_scope, utcnow
+from ops.platform.outbox import service as outbox
+
+# Task names: queued work must survive a deploy, so these never change.
+START_WAVE = "reunite.geo.start_wave"
+TARGET_SHARD = "reunite.geo.target_shard"
+NOTIFY_ALERTED = "reunite.geo.notify_alerted"
+# Devices per channel hand-over when a notice goes to everyone already alerted.
+NOTICE_CHUNK = 10_000
+
+
+class WaveConflict(Exception):
+    """The case is not in a state that allows this (HTTP 409)."""
+
+
+def _active(case: Case | None) -> bool:
+    return case is not None and case.state == CaseState.ACTIVE.value
+
+
+# 1. Case events -------------------------------------------------------------------------
+
+
+def case_approved(session: Session, case_id: str, _outbox_id: int) -> None:
+    """Plan the waves of a newly active case and queue the first one."""
+    case = session.get(Case, case_id)
+    if not _active(case):
+        return
+    now = utcnow()
+    waves.plan(session, case, now)
+    queue_due(session, now, case_id)
+
+
+def case_updated(session: Session, case_id: str, _outbox_id: int) -> None:
+    """An active case's details changed: tell the devices and partners already alerted."""
+    if _active(session.get(Case, case_id)):
+        _queue_notice(session, case_id, MessageKind.UPDATE)
+
+
+def case_resolved(session: Session, case_id: str, _outbox_id: int) -> None:
+    """The child was found: stop the waves and tell everyone who was alerted."""
+    waves.cancel_pending(session, case_id)
+    _queue_notice(session, case_id, MessageKind.RESOLVED)
+
+
+def case_cancelled(session: Session, case_id: str, _outbox_id: int) -> None:
+    """The alert was withdrawn: stop the waves and tell everyone who was alerted."""
+    waves.cancel_pending(session, case_id)
+    _queue_notice(session, case_id, MessageKind.CANCELLED)
+
+
+def case_expired(session: Session, case_id: str, _outbox_id: int) -> None:
+    """The alert outlived its lifetime: stop the waves (no notice is sent)."""
+    waves.cancel_pending(session, case_id)
+
+
+# 2. Waves come due ----------------------------------------------------------------------
+
+
+def queue_due(session: Session, now: datetime, case_id: str | None = None) -> int:
+    """Give every due wave of an active case an outbox row (beat calls this on each tick)."""
+    query = select(Case.id).where(Case.state == CaseState.ACTIVE.value)
+    if case_id is not None:
+        query = query.where(Case.id == case_id)
+    due = waves.due_waves(session, now, session.scalars(query).all())
+    for wave in due:
+        outbox.enqueue(session, START_WAVE, [wave.id])
+    return len(due)
+
+
+def tick() -> int:
+    """Queue every wave whose time has come; returns how many."""
+    with session_scope() as session:
+        return queue_due(session, utcnow())
+
+
+# 3. A wave starts -----------------------------------------------------------------------
+
+
+def begin_wave(session: Session, wave_id: int) -> waves.WaveStart | None:
+    """Create the wave's message and list its shards; None if the wave must not run."""
+    wave = waves.lock_for_start(session, wave_id)
+    if wave is None:
+        return None
+    case = session.get(Case, wave.case_id)
+    if not _active(case):
+        wave.status = "cancelled"
+        return None
+    if wave.message_id is None:
+        message = channels.create_message(
+            session, case.id, MessageKind.ALERT, wave.index, waves.published_area(wave)
+        )
+        wave.message_id = message.id
+        audit.record(
+            session,
+            actor="system",
+            action="wave.started",
+            subject=f"case:{case.id}",
+            detail={"wave": wave.index, "epoch": wave.epoch, "radius_km": wave.radius_km},
+        )
+    return waves.begin_targeting(
+        session, wave, case.alert_languages, channels.use_fcm_topics, utcnow()
+    )
+
+
+def start_wave(outbox_id: int, wave_id: int) -> int:
+    """Start a due wave: one targeting task per non-empty shard, then topics, area, partners."""
+    with session_scope() as session:
+        start = begin_wave(session, wave_id)
+        if start is None:
+            outbox.complete(session, outbox_id)
+    if start is None:
+        return 0
+    metrics.WAVES_STARTED.inc()
+    # Queued after the commit; a redelivery re-queues them all and the claims make that harmless.
+    for shard in start.shards:
+        celery_app.send_task(
+            TARGET_SHARD,
+            args=[wave_id, shard.cell, shard.interior],
+            task_id=f"shard-{wave_id}-{shard.cell:x}",
+        )
+    if start.fcm_topics:
+        channels.fan_out_topics(start.message_id, [h3.int_to_str(c) for c in start.topic_cells])
+    channels.broadcast_area(start.message_id, start.languages)
+    channels.fan_out_partners(start.message_id)
+    with session_scope() as session:
+        waves.finish_wave(session, wave_id)
+        outbox.complete(session, outbox_id)
+    return len(start.shards)
+
+
+# 4. A shard is targeted -----------------------------------------------------------------
+
+
+def target_shard(session: Session, wave_id: int, cell: int, interior: bool) -> np.ndarray:
+    """Claim the shard's devices for this wave (once) while its case is active."""
+    wave = session.get(Wave, wave_id)
+    if wave is None or not _active(session.get(Case, wave.case_id)):
+        return np.empty(0, dtype=np.int64)
+    return waves.target_shard(wave, cell, interior)
+
+
+def run_shard(wave_id: int, cell: int, interior: bool) -> int:
+    """Claim one shard's not-yet-alerted devices and hand them to the channels."""
+    with session_scope() as session, metrics.TARGETING_SECONDS.time():
+        claimed = target_shard(session, wave_id, cell, interior)
+        message_id = waves.message_of(session, wave_id)
+    metrics.SHARDS_TARGETED.inc()
+    metrics.DEVICES_TARGETED.inc(len(claimed))
+    if len(claimed) and message_id:
+        channels.fan_out_devices(
+            message_id, claimed.tolist(), fcm_via_topics=waves.uses_fcm_topics(wave_id)
+        )
+    return len(claimed)
+
+
+# 5. Notices to everyone already told ----------------------------------------------------
+
+
+def _queue_notice(session: Session, case_id: str, kind: MessageKind) -> None:
+    """Create a message for devices already alerted (and partners), queued via the outbox."""
+    message = channels.create_message(session, case_id, kind, 0, None)
+    outbox.enqueue(session, NOTIFY_ALERTED, [case_id, message.id])
+
+
+def notify_alerted(outbox_id: int, case_id: str, message_id: str) -> int:
+    """Send an update or closing notice to every device alerted for the case, and partners."""
+    ids = waves.alerted(case_id)
+    # Operators choose whether the closing notice is pushed to alerted devices (partners
+    # always get it).
+    if MessageId.parse(message_id).kind.closes and not get_settings().closing_push_to_devices:
+        ids = ids[:0]
+    for start in range(0, len(ids), NOTICE_CHUNK):
+        channels.fan_out_devices(message_id, ids[start : start + NOTICE_CHUNK].tolist())
+    channels.fan_out_partners(message_id)
+    with session_scope() as session:
+        outbox.complete(session, outbox_id)
+    return len(ids)
+
+
+# 6. Live changes: sightings and overrides -----------------------------------------------
+
+
+def add_sighting(
+    session: Session,
+    case_id: str,
+    *,
+    at: datetime,
+    lat: float,
+    lon: float,
+    address: str | None,
+    note: str | None,
+    user_id: int,
+) -> Sighting:
+    """Move the case's centre: cancel pending waves and plan a new epoch from the sighting."""
+    case = session.scalars(select(Case).where(Case.id == case_id).with_for_update(of=Case)).one()
+    if case.state != CaseState.ACTIVE.value:
+        raise WaveConflict(f"case is {case.state}; sightings are added to active cases")
+    now = utcnow()
+    sighting = Sighting(
+        case_id=case.id,
+        at=at,
+        lat=lat,
+        lon=lon,
+        address=address,
+        note=note,
+        created_by_id=user_id,
+    )
+    session.add(sighting)
+    case.last_seen_at, case.last_seen_lat, case.last_seen_lon = at, lat, lon
+    if case.details is not None and address:
+        case.details.last_seen_address = address
+    case.updated_at = now
+    case.version += 1
+    waves.replan(session, case, now)
+    queue_due(session, now, case.id)
+    _queue_notice(session, case.id, MessageKind.UPDATE)
+    audit.record(
+        session,
+        actor=f"user:{user_id}",
+        action="case.sighting_added",
+        subject=f"case:{case.id}",
+        detail={"epoch": waves.geo_state(session, case.id).epoch},
+    )
+    return sighting
+
+
+def set_override(
+    session: Session,
+    case_id: str,
+    *,
+    start_radius_km: float | None,
+    cap_km: float | None,
+    vertices: list[tuple[float, float]] | None,
+    reason: str,
+    user_id: int,
+) -> CaseGeo:
+    """A supervisor's per-case override; an active case's pending waves are re-planned."""
+    case = session.scalars(select(Case).where(Case.id == case_id).with_for_update(of=Case)).one()
+    state = waves.geo_state(session, case.id)
+    state.start_radius_km, state.cap_km = start_radius_km, cap_km
+    state.area_vertices = [list(v) for v in vertices] if vertices else None
+    waves.case_override(state)  # validates; raises rules.RuleError / areas.AreaError
+    state.override_by, state.override_reason = user_id, reason
+    audit.record(
+        session,
+        actor=f"user:{user_id}",
+        action="case.geo_override_set",
+        subject=f"case:{case.id}",
+        reason=reason,
+        detail={
+            "start_radius_km": start_radius_km,
+            "cap_km": cap_km,
+            "manual_area": bool(vertices),
+        },
+    )
+    if _active(case):
+        now = utcnow()
+        waves.replan(session, case, now)
+        queue_due(session, now, case.id)
+    return state
+
+
+OVERRIDE_ERRORS = (rules.RuleError, areas.AreaError)
+"""What `set_override` raises for a bad override (each names its field)."""
+
+
+class DispatchProgress:
+    """The channels' Progress port: approval times and whether a wave is fully targeted."""
+
+    def approved_at(self, case_id: str) -> float | None:
+        """When the case was approved (epoch seconds)."""
+        with session_scope() as session:
+            case = session.get(Case, case_id)
+            return case.approved_at.timestamp() if case and case.approved_at else None
+
+    def targeting_finished(self, message_id: str) -> bool:
+        """Every shard of the message's wave was targeted (notices have no wave: True)."""
+        with session_scope() as session:
+            status = session.scalar(select(Wave.status).where(Wave.message_id == message_id))
+        return status in (None, "started")
