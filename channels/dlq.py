@@ -10,7 +10,7 @@ from sqlalchemy.orm import Session
 from channels import service
 from channels.ledger import Ledger, State, Target
 from channels.models import DeadLetter
-from ops.platform.db import utcnow
+from ops.platform.clock import utcnow
 from ops.platform.redis_client import get_redis
 
 

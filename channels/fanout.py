@@ -31,8 +31,9 @@ from channels.models import PartnerEndpoint as EndpointRow
 from ops import metrics
 from ops.platform import crypto
 from ops.platform.channel_settings import ChannelSettings
+from ops.platform.clock import utcnow
 from ops.platform.config import Mode, get_settings
-from ops.platform.db import session_scope, utcnow
+from ops.platform.db import session_scope
 from ops.platform.redis_client import get_redis
 
 log = logging.getLogger(__name__)

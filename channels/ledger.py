@@ -19,7 +19,7 @@ from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.orm import Session
 
 from channels.models import DeliveryCount
-from ops.platform.db import utcnow
+from ops.platform.clock import utcnow
 
 STATS = ("targeted", "sent", "failed", "retrying", "dead", "dead_lettered")
 KEY_TTL_S = 8 * 24 * 3600

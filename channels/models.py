@@ -8,7 +8,8 @@ from typing import Any
 from sqlalchemy import JSON, Float, ForeignKey, Index, Integer, LargeBinary, String
 from sqlalchemy.orm import Mapped, mapped_column
 
-from ops.platform.db import Base, utcnow
+from ops.platform.clock import utcnow
+from ops.platform.db import Base
 
 
 class Message(Base):

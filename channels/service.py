@@ -26,8 +26,9 @@ from channels.schemas import CaseDeliveries, ChannelCount, MessageDeliveries, We
 from channels.webhook import EVENT_TYPES, WebhookChannel
 from ops.platform import crypto
 from ops.platform.celery_app import celery_app
+from ops.platform.clock import utcnow
 from ops.platform.config import get_settings
-from ops.platform.db import session_scope, utcnow
+from ops.platform.db import session_scope
 from ops.platform.redis_client import get_redis
 
 TASKS = {

@@ -20,8 +20,8 @@ from alerts.users import service as users
 from alerts.users.models import Agency, User
 from alerts.users.roles import CASE_AUTHORS, Approver, Rank, Role, check_approval
 from ops.platform.audit import service as audit
+from ops.platform.clock import utcnow
 from ops.platform.config import Settings
-from ops.platform.db import utcnow
 
 # Transitions that set something in motion downstream get an outbox row.
 DISPATCHED = {

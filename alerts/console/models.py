@@ -7,7 +7,8 @@ from datetime import datetime
 from sqlalchemy import ForeignKey, Integer, LargeBinary, String
 from sqlalchemy.orm import Mapped, mapped_column
 
-from ops.platform.db import Base, utcnow
+from ops.platform.clock import utcnow
+from ops.platform.db import Base
 
 
 class ConsoleSession(Base):

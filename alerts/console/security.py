@@ -28,8 +28,8 @@ from alerts.console.models import ConsoleSession, TotpSecret
 from alerts.users.models import User
 from alerts.users.roles import Role
 from ops.platform import crypto
+from ops.platform.clock import utcnow
 from ops.platform.config import Settings
-from ops.platform.db import utcnow
 
 MFA_REQUIRED = frozenset({Role.SUPERVISOR, Role.OPERATOR, Role.ADMIN})
 TOTP_STEP = 30

@@ -39,8 +39,9 @@ from geo.waves.models import CaseGeo, Sighting, Wave
 from ops import metrics
 from ops.platform.audit import service as audit
 from ops.platform.celery_app import celery_app
+from ops.platform.clock import utcnow
 from ops.platform.config import get_settings
-from ops.platform.db import session_scope, utcnow
+from ops.platform.db import session_scope
 from ops.platform.outbox import service as outbox
 
 # Task names: queued work must survive a deploy, so these never change.

@@ -14,7 +14,7 @@ from sqlalchemy.orm import Session
 
 from alerts.cases import lifecycle
 from alerts.dispatch.models import DispatchRun
-from ops.platform.db import utcnow
+from ops.platform.clock import utcnow
 from ops.platform.outbox import service as outbox
 from ops.platform.outbox.models import OutboxMessage
 

@@ -227,7 +227,7 @@ def document(
 
 
 def _visible(case: Case, settings: Settings, now: datetime | None = None) -> bool:
-    from ops.platform.db import utcnow
+    from ops.platform.clock import utcnow
 
     if case.state == CaseState.ACTIVE.value:
         return True
@@ -238,7 +238,7 @@ def _visible(case: Case, settings: Settings, now: datetime | None = None) -> boo
 
 def current(session: Session, partner: Partner | None, settings: Settings) -> list[CapDoc]:
     """The current document of every alert in the feeds, newest first, for this partner."""
-    from ops.platform.db import utcnow
+    from ops.platform.clock import utcnow
 
     now = utcnow()
     cutoff = now - timedelta(hours=settings.feed_removal_hours)
@@ -275,7 +275,7 @@ def etag(body: bytes) -> str:
 
 def last_modified(docs: list[CapDoc]) -> str:
     """HTTP date of the newest document."""
-    from ops.platform.db import utcnow
+    from ops.platform.clock import utcnow
 
     newest = max((d.sent for d in docs), default=utcnow().replace(microsecond=0))
     return format_datetime(newest.replace(microsecond=0), usegmt=True)

@@ -14,7 +14,7 @@ from sqlalchemy.orm import Session
 from alerts.partners.models import Partner, PartnerKey
 from channels import base, webhook
 from ops.platform.audit import service as audit
-from ops.platform.db import utcnow
+from ops.platform.clock import utcnow
 
 
 class Scope(StrEnum):

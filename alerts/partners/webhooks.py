@@ -22,8 +22,9 @@ from channels.models import DeadLetter, Message, PartnerEndpoint, WebhookAttempt
 from ops.platform import crypto
 from ops.platform.audit import service as audit
 from ops.platform.celery_app import celery_app
+from ops.platform.clock import utcnow
 from ops.platform.config import Mode, Settings, get_settings
-from ops.platform.db import session_scope, utcnow
+from ops.platform.db import session_scope
 
 REDELIVER_TASK = "reunite.partners.redeliver"
 

@@ -21,8 +21,8 @@ from alerts.feeds import photos
 from alerts.feeds.models import CaseErasure
 from geo.waves.models import CaseGeo, Sighting
 from ops.platform.audit import service as audit
+from ops.platform.clock import utcnow
 from ops.platform.config import Settings
-from ops.platform.db import utcnow
 
 log = logging.getLogger(__name__)
 CLOSED = (CaseState.RESOLVED.value, CaseState.CANCELLED.value, CaseState.EXPIRED.value)

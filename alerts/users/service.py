@@ -14,7 +14,7 @@ from sqlalchemy.orm import Session
 from alerts.users.models import Agency, ApiToken, User
 from alerts.users.roles import Rank, Role
 from ops.platform.audit import service as audit
-from ops.platform.db import utcnow
+from ops.platform.clock import utcnow
 
 # argon2id with the library's RFC 9106 low-memory profile: strong, and fast enough for a login.
 _hasher = PasswordHasher()

@@ -13,8 +13,8 @@ from sqlalchemy.orm import Session
 from geo.devices.models import Device
 from geo.index import CHUNK_BITS, LocationIndex
 from ops.platform import crypto
+from ops.platform.clock import utcnow
 from ops.platform.config import get_settings
-from ops.platform.db import utcnow
 from ops.platform.redis_client import get_redis
 
 # Ids per SQL IN list: well inside every driver's parameter limit.

@@ -6,8 +6,9 @@ from datetime import timedelta
 
 from geo.devices import service as devices
 from ops.platform.celery_app import celery_app
+from ops.platform.clock import utcnow
 from ops.platform.config import get_settings
-from ops.platform.db import session_scope, utcnow
+from ops.platform.db import session_scope
 
 
 @celery_app.task(name="reunite.geo.purge", acks_late=True, max_retries=0)

@@ -181,7 +181,7 @@ def enrol_confirm(ctx: AnyConsole, code: Annotated[str, Form(max_length=12)]) ->
             done=False,
             error=ctx.t("totp.wrong"),
         )
-    from ops.platform.db import utcnow
+    from ops.platform.clock import utcnow
 
     row.confirmed_at = utcnow()
     audit.record(

@@ -15,7 +15,7 @@ from sqlalchemy import func, select, text
 from sqlalchemy.orm import Session
 
 from ops.platform.audit.models import AuditEntry
-from ops.platform.db import utcnow
+from ops.platform.clock import utcnow
 
 GENESIS = "0" * 64
 

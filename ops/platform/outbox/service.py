@@ -13,8 +13,9 @@ import redis
 from sqlalchemy import and_, or_, select
 from sqlalchemy.orm import Session
 
+from ops.platform.clock import utcnow
 from ops.platform.config import get_settings
-from ops.platform.db import session_scope, utcnow
+from ops.platform.db import session_scope
 from ops.platform.outbox.models import OutboxMessage
 
 log = logging.getLogger(__name__)

@@ -15,7 +15,8 @@ from sqlalchemy import select
 from alerts.console.models import ConsolePhoto, ConsoleSession, TotpSecret
 from ops.platform import config
 from ops.platform.audit.models import AuditEntry
-from ops.platform.db import session_scope, utcnow
+from ops.platform.clock import utcnow
+from ops.platform.db import session_scope
 from tests.factories import PASSWORD
 from tests.integration.console.conftest import csrf_of, login, login_with_totp
 

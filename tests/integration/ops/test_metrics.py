@@ -17,7 +17,8 @@ from ops.peers import apns as apns_sink
 from ops.peers import keys
 from ops.peers import webhook as webhook_sink
 from ops.peers._runtime import temp_tls
-from ops.platform.db import session_scope, utcnow
+from ops.platform.clock import utcnow
+from ops.platform.db import session_scope
 from tests.factories import CHILD_NAME
 from tests.integration.channels import fanout_env as fx
 from tests.peers.config import TOPIC

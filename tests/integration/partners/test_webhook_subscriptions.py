@@ -2,16 +2,18 @@
 
 from __future__ import annotations
 
+import json
 import time
 
 import pytest
 
 from alerts.partners import webhooks
-from channels import fanout
+from channels import fanout, pacing
 from channels import service as channels
 from ops.peers import webhook as webhook_sink
 from ops.platform.config import get_settings
 from ops.platform.db import session_scope
+from ops.platform.redis_client import get_redis
 from tests.factories import token
 from tests.integration.partners.support import (
     GUANGZHOU,
@@ -95,6 +97,37 @@ def test_old_secret_keeps_verifying_only_during_the_rotation_overlap(
     sink.secret = res.json()["secret"]  # switched: the new secret always verifies
     assert webhooks.redeliver(message_id, endpoint_id) == "ok"
     assert len(sink.events) == 1
+
+
+def test_redelivery_respects_an_open_breaker_and_comes_back_as_a_queued_retry(world, api, receiver):
+    sink, url = receiver
+    key = bearer(create_partner(api, token(api, "admin1"), "MapsApp")["key"]["key"])
+    created = api.post(
+        "/api/v1/partner/webhooks", json={"url": f"{url}/hooks/maps"}, headers=key
+    ).json()
+    endpoint_id, sink.secret = created["endpoint"]["id"], created["secret"]
+    message_id = start_first_wave(approved_case(world))
+    deliver(message_id, endpoint_id)
+    assert len(sink.events) == 1
+    s = get_settings().channels
+    breaker = pacing.Breaker(
+        get_redis(), f"webhook:{endpoint_id}", s.breaker_failures, s.breaker_open_s
+    )
+    for _ in range(s.breaker_failures):
+        breaker.record(False)
+    queue = get_redis()
+    before = queue.llen("webhook")
+
+    assert webhooks.redeliver(message_id, endpoint_id) != "ok"
+
+    assert sink.duplicates == 0, "an open breaker holds the redelivery like any other send"
+    queued = [
+        json.loads(raw) for raw in queue.lrange("webhook", 0, -1)[: queue.llen("webhook") - before]
+    ]
+    retries = [m for m in queued if m["headers"]["task"] == webhooks.REDELIVER_TASK]
+    assert len(retries) == 1 and retries[0]["headers"]["eta"], "the retry waits for the breaker"
+    for m in retries:  # leave the suite's broker as it was
+        queue.lrem("webhook", 1, json.dumps(m))
 
 
 def test_only_partners_whose_area_the_alert_reaches_get_the_webhook(world, api, receiver):
