@@ -180,10 +180,11 @@ def main() -> int:
             embedded.start()
             stack.callback(embedded.stop)
             os.environ["REDIS_URL"] = embedded.url
-        from alerts import migrate
+        from alerts import bootstrap, migrate
         from ops.platform.redis_client import get_redis
 
         migrate.upgrade()
+        bootstrap.wire()  # routes, handlers and ports, as in the API and workers
         get_redis().flushdb()
         case_id, partner = setup(args.devices)
         env = dict(os.environ)

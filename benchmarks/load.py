@@ -225,11 +225,12 @@ def main() -> int:
             embedded.start()
             stack.callback(embedded.stop)
             os.environ["REDIS_URL"] = embedded.url
-        from alerts import migrate
+        from alerts import bootstrap, migrate
         from ops.platform.config import get_settings
         from ops.platform.redis_client import get_redis
 
         migrate.upgrade()
+        bootstrap.wire()  # routes, handlers and ports, as in the API and workers
         get_redis().flushdb()
         env = dict(os.environ)
         env.setdefault("DATABASE_URL", get_settings().sqlalchemy_url)
