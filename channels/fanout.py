@@ -21,7 +21,7 @@ from typing import Any
 
 from pydantic import SecretStr
 
-from channels import ledger, pacing, runtime, webhook
+from channels import closure, ledger, pacing, runtime, webhook
 from channels.base import Outcome, OutcomeKind, PartnerEndpoint, Recipient
 from channels.fcm import topic_for_cell
 from channels.ledger import Ledger, State, Target
@@ -40,6 +40,7 @@ log = logging.getLogger(__name__)
 
 FLUSH_EVERY = 32  # sends recorded per Redis round trip; bounds what a kill can leave unrecorded
 TOKEN_CHUNK = 64
+GATE_EVERY = FLUSH_EVERY  # sends between two reads of the closure gate
 
 
 @dataclass(frozen=True)
@@ -58,6 +59,7 @@ class Tally:
     failed: int = 0
     retrying: int = 0
     dead_lettered: int = 0
+    withdrawn: int = 0
     skipped: int = 0
     reasons: Counter[str] = field(default_factory=Counter)
 
@@ -76,21 +78,36 @@ def _past_horizon(s: ChannelSettings, first_at: float, delay: float) -> bool:
 
 
 class _Tokens:
-    """Takes tokens from a shared bucket in chunks, so pacing costs one Redis call per chunk."""
+    """Takes tokens from a shared bucket in chunks, so pacing costs one Redis call per chunk.
 
-    def __init__(self, bucket: pacing.TokenBucket) -> None:
+    Every GATE_EVERY tokens it also re-reads the gate (`closure.withheld`): once it closes, no
+    token is given again, so after a case closes a batch starts at most GATE_EVERY more sends
+    (besides those already on the wire).
+    """
+
+    def __init__(self, bucket: pacing.TokenBucket, gate: Callable[[], bool] | None = None) -> None:
         self.bucket = bucket
+        self.gate = gate
         self.left = 0
+        self.given = 0
+        self.closed = False
         self.lock = asyncio.Lock()
 
-    async def take(self) -> None:
+    async def take(self) -> bool:
+        """Wait for a token; False when the message was withheld meanwhile."""
         async with self.lock:
+            if not self.closed and self.gate is not None and self.given % GATE_EVERY == 0:
+                self.closed = self.gate()
+            if self.closed:
+                return False
             while self.left == 0:
                 granted, wait = self.bucket.try_take(TOKEN_CHUNK)
                 self.left += granted
                 if self.left == 0:
                     await asyncio.sleep(max(wait, 0.001))
             self.left -= 1
+            self.given += 1
+            return True
 
 
 async def _send_many(
@@ -99,14 +116,19 @@ async def _send_many(
     concurrency: int,
     tokens: _Tokens,
     led: Ledger,
-) -> list[tuple[Target, Outcome]]:
+) -> tuple[list[tuple[Target, Outcome]], int]:
+    """Send to every item within the concurrency; the classified outcomes, and how many
+    targets were withdrawn because the case closed meanwhile (already moved in the ledger)."""
     sem = asyncio.Semaphore(concurrency)
     done: list[Target] = []
     results: list[tuple[Target, Outcome]] = []
+    withheld: list[Target] = []
 
     async def one(target: Target, recipient: Any) -> None:
         async with sem:
-            await tokens.take()
+            if not await tokens.take():
+                withheld.append(target)
+                return
             try:
                 outcome = await send(recipient)
             except Exception as exc:  # a channel bug must not drop the alert: retry it
@@ -122,7 +144,7 @@ async def _send_many(
 
     await asyncio.gather(*(one(t, r) for t, r in items))
     led.move(done, State.SENT, "sent")
-    return results
+    return results, led.move(withheld, State.ENDED, "withdrawn")
 
 
 def _finish(
@@ -229,10 +251,16 @@ def run_device_batch(
     tally.skipped = len(device_ids) - len(pending)
     if not pending:
         return tally, None
+    registry = runtime.ports().devices
+    if closure.withheld(r, message_id):
+        with session_scope() as session:
+            partner = registry.partners_of(session, pending)
+        targets = [Target(i, partner.get(i, 0)) for i in pending]
+        tally.withdrawn += led.move(targets, State.ENDED, "withdrawn")
+        return tally, None
     delivery = build_delivery(message_id)
     if delivery is None:
         return tally, None
-    registry = runtime.ports().devices
     with session_scope() as session:
         addrs = registry.addresses(session, pending)
         found = {a.id for a in addrs}
@@ -253,12 +281,16 @@ def run_device_batch(
     limits = runtime.limits(channel, settings)
     bucket_name = runtime.sms_bind_name(settings) if channel == "sms" else channel
     chan = runtime.channel(channel, settings)
-    tokens = _Tokens(pacing.TokenBucket(r, bucket_name, limits.rate_per_s))
+    tokens = _Tokens(
+        pacing.TokenBucket(r, bucket_name, limits.rate_per_s),
+        gate=lambda: closure.withheld(r, message_id),
+    )
 
     async def send(recipient: Recipient) -> Outcome:
         return await chan.send(recipient, delivery)
 
-    results = runtime.run(_send_many(items, send, limits.concurrency, tokens, led))
+    results, withdrawn = runtime.run(_send_many(items, send, limits.concurrency, tokens, led))
+    tally.withdrawn += withdrawn
     _record_breaker(breaker, results)
 
     def deactivate(targets: list[Target], reason: str) -> None:
@@ -288,15 +320,20 @@ def _run_named_targets(
 ) -> tuple[Tally, Next | None]:
     """Send to targets named by strings (topics, languages): the ledger skips what was sent,
     the bucket paces, and outcomes retry or end like device sends."""
-    led = Ledger(get_redis(), message_id, channel)
+    r = get_redis()
+    led = Ledger(r, message_id, channel)
     tally = Tally()
     pending = [str(t) for t in led.pending(list(targets))]
+    if pending and closure.withheld(r, message_id):
+        tally.withdrawn += led.move([Target(t) for t in pending], State.ENDED, "withdrawn")
+        return tally, None
     delivery = build_delivery(message_id) if pending else None
     planned = plan(runtime.channel(channel, settings), delivery, pending) if delivery else None
     if planned is None:
         return tally, None
     items, send = planned
-    results = runtime.run(_send_many(items, send, concurrency, _Tokens(bucket), led))
+    tokens = _Tokens(bucket, gate=lambda: closure.withheld(r, message_id))
+    results, tally.withdrawn = runtime.run(_send_many(items, send, concurrency, tokens, led))
     return tally, _finish(settings, led, results, attempt, first_at, tally)
 
 
@@ -412,6 +449,10 @@ def run_webhook(
         )
         partner_id, rate, limit = row.partner_id, row.rate_per_s, row.max_concurrency
     target = Target(endpoint_id, partner_id)
+    if closure.withheld(r, message_id):
+        tally.withdrawn += led.move([target], State.ENDED, "withdrawn")
+        tally.reasons["case_closed"] += 1
+        return tally, None
     if not _url_allowed(endpoint.url):
         # SSRF: in production a host that resolves to a private or loopback address at send
         # time (DNS rebinding) is never called.

@@ -2,7 +2,8 @@
 
 State per (message, channel, target) is two bits in a Redis bitfield keyed by the target's
 integer id (device id, endpoint id), or a hash field for string targets (FCM topics):
-0 untouched, 1 sent, 2 retrying, 3 ended (failed, dead token or dead-lettered). `sent` and
+0 untouched, 1 sent, 2 retrying, 3 ended (failed, dead token, dead-lettered, or withdrawn
+because the case closed first). `sent` and
 `ended` are final, so a redelivered batch skips what is done and never counts twice.
 Counters move only on a real state change, in the same Lua call, so they stay exact.
 """
@@ -21,7 +22,7 @@ from sqlalchemy.orm import Session
 from channels.models import DeliveryCount
 from ops.platform.clock import utcnow
 
-STATS = ("targeted", "sent", "failed", "retrying", "dead", "dead_lettered")
+STATS = ("targeted", "sent", "failed", "retrying", "dead", "dead_lettered", "withdrawn")
 KEY_TTL_S = 8 * 24 * 3600
 
 

@@ -67,6 +67,8 @@ class DeliveryCount(Base):
     retrying: Mapped[int] = mapped_column(Integer, default=0)
     dead: Mapped[int] = mapped_column(Integer, default=0)
     dead_lettered: Mapped[int] = mapped_column(Integer, default=0)
+    # Not sent because the case closed before their turn (channels.closure).
+    withdrawn: Mapped[int] = mapped_column(Integer, default=0, server_default="0")
     updated_at: Mapped[datetime] = mapped_column(default=utcnow)
 
 

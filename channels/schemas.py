@@ -16,6 +16,7 @@ class ChannelCount(BaseModel):
     retrying: int = 0
     dead: int = 0
     dead_lettered: int = 0
+    withdrawn: int = 0
 
 
 class MessageDeliveries(BaseModel):

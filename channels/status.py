@@ -21,7 +21,7 @@ from channels.models import DeadLetter, PartnerEndpoint
 from ops import metrics
 
 BREAKER_VALUES = {"closed": 0.0, "half_open": 1.0, "open": 2.0}
-_FINAL = ("sent", "failed", "dead", "dead_lettered")
+_FINAL = ("sent", "failed", "dead", "dead_lettered", "withdrawn")
 _approved_at: dict[str, float] = {}
 
 

@@ -45,6 +45,7 @@ def _after(channel: str, message_id: str, first_at: float, result) -> dict:
         "failed": tally.failed,
         "retrying": tally.retrying,
         "dead_lettered": tally.dead_lettered,
+        "withdrawn": tally.withdrawn,
         "skipped": tally.skipped,
     }
 

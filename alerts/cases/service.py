@@ -2,13 +2,15 @@
 
 from __future__ import annotations
 
+import logging
 import uuid
 from collections.abc import Iterator
 from datetime import timedelta
 from typing import Any
 
+import redis
 from prometheus_client.core import GaugeMetricFamily
-from sqlalchemy import func, select
+from sqlalchemy import event, func, select
 from sqlalchemy.orm import Session
 
 from alerts.cases import lifecycle
@@ -19,17 +21,40 @@ from alerts.dispatch import service as dispatch
 from alerts.users import service as users
 from alerts.users.models import Agency, User
 from alerts.users.roles import CASE_AUTHORS, Approver, Rank, Role, check_approval
+from channels import closure
 from ops.platform.audit import service as audit
 from ops.platform.clock import utcnow
 from ops.platform.config import Settings
+from ops.platform.redis_client import get_redis
 
 # Transitions that set something in motion downstream get an outbox row.
+log = logging.getLogger(__name__)
+
 DISPATCHED = {
     Action.APPROVE: "approved",
     Action.RESOLVE: "resolved",
     Action.CANCEL: "cancelled",
     Action.EXPIRE: "expired",
 }
+CLOSING = frozenset({Action.RESOLVE, Action.CANCEL, Action.EXPIRE})
+# Session.info key: cases closed in the session's transaction, withdrawn once it commits.
+_CLOSED = "reunite.closed_cases"
+
+
+@event.listens_for(Session, "after_commit")
+def _withdraw_closed_cases(session: Session) -> None:
+    """Stop every queued alert of a case the moment its closing transaction commits."""
+    for case_id in session.info.pop(_CLOSED, ()):
+        try:
+            closure.close_case(get_redis(), case_id)
+        except redis.RedisError:
+            # The dispatch of the closure marks it again (alerts.dispatch.flows).
+            log.exception("could not mark case %s closed in Redis", case_id)
+
+
+@event.listens_for(Session, "after_rollback")
+def _forget_closed_cases(session: Session) -> None:
+    session.info.pop(_CLOSED, None)
 
 
 class CaseNotFound(LookupError):
@@ -214,6 +239,8 @@ def _apply(
     )
     if action in DISPATCHED:
         dispatch.enqueue_dispatch(session, case.id, DISPATCHED[action])
+    if action in CLOSING:
+        session.info.setdefault(_CLOSED, set()).add(case.id)
     return event
 
 

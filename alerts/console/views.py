@@ -129,7 +129,9 @@ def delivery_panel(session: Session, case_id: str) -> dict[str, Any]:
         sent = sum(c.sent for c in m.counts)
         failed = sum(c.failed + c.dead + c.dead_lettered for c in m.counts)
         retrying = sum(c.retrying for c in m.counts)
-        per_wave.append(Progress(f"{m.kind}:{m.wave}", t, sent + failed, sent, failed, retrying))
+        withdrawn = sum(c.withdrawn for c in m.counts)
+        done = sent + failed + withdrawn
+        per_wave.append(Progress(f"{m.kind}:{m.wave}", t, done, sent, failed, retrying))
     return {"totals": ledger.totals, "waves": per_wave, "attempts": ledger.webhook_attempts}
 
 

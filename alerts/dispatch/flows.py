@@ -31,6 +31,7 @@ from sqlalchemy.orm import Session
 
 from alerts.cases.lifecycle import CaseState
 from alerts.cases.models import Case
+from channels import closure
 from channels import service as channels
 from channels.messages import MessageId, MessageKind
 from geo import areas, rules
@@ -43,6 +44,7 @@ from ops.platform.clock import utcnow
 from ops.platform.config import get_settings
 from ops.platform.db import session_scope
 from ops.platform.outbox import service as outbox
+from ops.platform.redis_client import get_redis
 
 # Task names: queued work must survive a deploy, so these never change.
 START_WAVE = "reunite.geo.start_wave"
@@ -79,21 +81,28 @@ def case_updated(session: Session, case_id: str, _outbox_id: int) -> None:
         _queue_notice(session, case_id, MessageKind.UPDATE)
 
 
+def _stop(session: Session, case_id: str) -> None:
+    # The closing commit already withdrew queued alerts (alerts.cases.service); marking again
+    # here covers a Redis that was away at that instant.
+    closure.close_case(get_redis(), case_id)
+    waves.cancel_pending(session, case_id)
+
+
 def case_resolved(session: Session, case_id: str, _outbox_id: int) -> None:
     """The child was found: stop the waves and tell everyone who was alerted."""
-    waves.cancel_pending(session, case_id)
+    _stop(session, case_id)
     _queue_notice(session, case_id, MessageKind.RESOLVED)
 
 
 def case_cancelled(session: Session, case_id: str, _outbox_id: int) -> None:
     """The alert was withdrawn: stop the waves and tell everyone who was alerted."""
-    waves.cancel_pending(session, case_id)
+    _stop(session, case_id)
     _queue_notice(session, case_id, MessageKind.CANCELLED)
 
 
 def case_expired(session: Session, case_id: str, _outbox_id: int) -> None:
     """The alert outlived its lifetime: stop the waves (no notice is sent)."""
-    waves.cancel_pending(session, case_id)
+    _stop(session, case_id)
 
 
 # 2. Waves come due ----------------------------------------------------------------------
