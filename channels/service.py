@@ -19,7 +19,7 @@ from sqlalchemy.orm import Session
 
 from channels import ledger, messages, runtime
 from channels.base import Area, Delivery
-from channels.ledger import Ledger, Target
+from channels.ledger import KEY_TTL_S, Ledger, Target
 from channels.messages import MessageId, MessageKind
 from channels.models import Message, PartnerEndpoint, WebhookAttempt
 from channels.schemas import CaseDeliveries, ChannelCount, MessageDeliveries, WebhookAttemptRead
@@ -40,6 +40,17 @@ TASKS = {
     "sms_broadcast": ("reunite.channels.sms_broadcast", "sms"),
 }
 TOPIC_BATCH = 100
+# Priority lanes. kombu's Redis transport serves priority 0 first across every queue a worker
+# consumes, then 3, 6, 9. The first batches of every alert and every batch of a closing notice
+# go in the urgent lane, so a new case or a "found" notice never waits behind another case's
+# bulk; the rest of a wave, and every retry, go in the bulk lane.
+URGENT, BULK = 0, 6
+HEAD_BATCHES = 2  # per message and channel
+
+
+def lane(message_id: str, head: bool = False) -> int:
+    """The priority of a unit of this message's channel work."""
+    return URGENT if head or MessageId.parse(message_id).kind.closes else BULK
 
 
 def create_message(
@@ -71,11 +82,13 @@ def enqueue(
     attempt: int = 0,
     first_at: float | None = None,
     countdown: float | None = None,
+    priority: int | None = None,
 ) -> None:
-    """Hand one unit of channel work to its queue."""
+    """Hand one unit of channel work to its queue (a retry goes in the message's lane)."""
     name, queue = TASKS[channel]
     args = [message_id, targets, attempt, first_at if first_at is not None else time.time()]
-    celery_app.send_task(name, args=args, queue=queue, countdown=countdown)
+    priority = lane(message_id) if priority is None else priority
+    celery_app.send_task(name, args=args, queue=queue, countdown=countdown, priority=priority)
 
 
 def use_fcm_topics(device_count: int) -> bool:
@@ -103,8 +116,15 @@ def fan_out_devices(
         targets.sort(key=lambda t: t.id)
         Ledger(r, message_id, channel).target(targets)
         size = sizes[channel]
-        for start in range(0, len(targets), size):
-            enqueue(channel, message_id, [t.id for t in targets[start : start + size]], 0, now)
+        starts = range(0, len(targets), size)
+        # Which of these batches are among the message's first HEAD_BATCHES on this channel
+        # (shard tasks call this concurrently; the counter orders them).
+        seen = r.incrby(f"ch:head:{message_id}:{channel}", len(starts)) - len(starts)
+        r.expire(f"ch:head:{message_id}:{channel}", KEY_TTL_S)
+        for n, start in enumerate(starts):
+            batch = [t.id for t in targets[start : start + size]]
+            head = seen + n < HEAD_BATCHES
+            enqueue(channel, message_id, batch, 0, now, priority=lane(message_id, head))
     return {channel: len(targets) for channel, targets in by_channel.items()}
 
 
@@ -114,7 +134,7 @@ def fan_out_topics(message_id: str, cells: Sequence[str]) -> int:
     Ledger(get_redis(), message_id, "fcm_topic").target([Target(c) for c in unique])
     now = time.time()
     for start in range(0, len(unique), TOPIC_BATCH):
-        enqueue("fcm_topic", message_id, unique[start : start + TOPIC_BATCH], 0, now)
+        enqueue("fcm_topic", message_id, unique[start : start + TOPIC_BATCH], 0, now, None, URGENT)
     return len(unique)
 
 
@@ -125,7 +145,7 @@ def broadcast_area(message_id: str, languages: Sequence[str]) -> bool:
         return False
     unique = list(dict.fromkeys(languages))
     Ledger(get_redis(), message_id, "sms_broadcast").target([Target(lang) for lang in unique])
-    enqueue("sms_broadcast", message_id, unique, 0, time.time())
+    enqueue("sms_broadcast", message_id, unique, 0, time.time(), None, URGENT)
     return True
 
 
@@ -148,8 +168,8 @@ def fan_out_partners(message_id: str) -> int:
         audience.announce(session, message, event)
     Ledger(get_redis(), message_id, "webhook").target([Target(i, p) for i, p in endpoints])
     now = time.time()
-    for endpoint_id, _partner in endpoints:
-        enqueue("webhook", message_id, [endpoint_id], 0, now)
+    for endpoint_id, _partner in endpoints:  # one event per partner: always urgent
+        enqueue("webhook", message_id, [endpoint_id], 0, now, None, URGENT)
     return len(endpoints)
 
 

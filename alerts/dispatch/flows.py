@@ -164,11 +164,14 @@ def start_wave(outbox_id: int, wave_id: int) -> int:
         return 0
     metrics.WAVES_STARTED.inc()
     # Queued after the commit; a redelivery re-queues them all and the claims make that harmless.
-    for shard in start.shards:
+    # The fullest shard comes first, in the urgent lane: the wave's first pushes never wait
+    # behind another case's bulk. The others follow in the bulk lane.
+    for n, shard in enumerate(start.shards):
         celery_app.send_task(
             TARGET_SHARD,
             args=[wave_id, shard.cell, shard.interior],
             task_id=f"shard-{wave_id}-{shard.cell:x}",
+            priority=channels.URGENT if n == 0 else channels.BULK,
         )
     if start.fcm_topics:
         channels.fan_out_topics(start.message_id, [h3.int_to_str(c) for c in start.topic_cells])
