@@ -37,6 +37,18 @@ class MessageKind(StrEnum):
         return self in (MessageKind.RESOLVED, MessageKind.CANCELLED)
 
 
+class AlertEvent(StrEnum):
+    """The one event vocabulary partners see: webhooks, the live stream and the JSON feed use
+    these names, and CAP's msgType follows them (Alert for published, Update for updated,
+    AllClear then Cancel for resolved, cancelled and expired)."""
+
+    PUBLISHED = "alert.published"
+    UPDATED = "alert.updated"
+    RESOLVED = "alert.resolved"
+    CANCELLED = "alert.cancelled"
+    EXPIRED = "alert.expired"
+
+
 @dataclass(frozen=True, slots=True)
 class MessageId:
     """A case message's id, `case:kind:wave:n`: the idempotency key kept across retries."""
@@ -53,6 +65,16 @@ class MessageId:
     def prefix(case_id: str, kind: MessageKind, wave: int) -> str:
         """What every message of this case, kind and wave starts with."""
         return f"{case_id}:{kind}:{wave}:"
+
+    @property
+    def event(self) -> AlertEvent:
+        """The case's first alert is published; every later alert wave or update updates it."""
+        if self.kind is MessageKind.ALERT and self.wave == 0 and self.n == 1:
+            return AlertEvent.PUBLISHED
+        return {
+            MessageKind.RESOLVED: AlertEvent.RESOLVED,
+            MessageKind.CANCELLED: AlertEvent.CANCELLED,
+        }.get(self.kind, AlertEvent.UPDATED)
 
     @staticmethod
     def case_of(text: str) -> str:

@@ -23,7 +23,7 @@ from channels.ledger import KEY_TTL_S, Ledger, Target
 from channels.messages import MessageId, MessageKind
 from channels.models import Message, PartnerEndpoint, WebhookAttempt
 from channels.schemas import CaseDeliveries, ChannelCount, MessageDeliveries, WebhookAttemptRead
-from channels.webhook import EVENT_TYPES, WebhookChannel
+from channels.webhook import WebhookChannel
 from ops.platform import crypto
 from ops.platform.celery_app import celery_app
 from ops.platform.clock import utcnow
@@ -155,7 +155,7 @@ def fan_out_partners(message_id: str) -> int:
         message = session.get(Message, message_id)
         if message is None:
             return 0
-        event = EVENT_TYPES[MessageKind(message.kind)]
+        event = str(MessageId.parse(message.id).event)
         # Only partners whose area of interest intersects the alert get it, and the message
         # goes on the partners' live stream once.
         audience = runtime.ports().audience

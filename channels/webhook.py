@@ -28,15 +28,8 @@ from channels.base import (
     classify_http,
     parse_retry_after,
 )
-from channels.messages import MessageKind
+from channels.messages import MessageId
 from ops.platform.channel_settings import WebhookSettings
-
-EVENT_TYPES = {
-    MessageKind.ALERT: "alert.published",
-    MessageKind.UPDATE: "alert.updated",
-    MessageKind.RESOLVED: "alert.resolved",
-    MessageKind.CANCELLED: "alert.cancelled",
-}
 
 
 def event_id(message_id: str, partner_id: str) -> str:
@@ -53,7 +46,7 @@ def build_event(delivery: Delivery, endpoint: PartnerEndpoint) -> dict[str, Any]
     )
     area = delivery.area
     return {
-        "type": EVENT_TYPES[delivery.kind],
+        "type": str(MessageId.parse(delivery.message_id).event),
         "timestamp": delivery.sent_at.astimezone(UTC).isoformat(),
         "data": {
             "message_id": delivery.message_id,

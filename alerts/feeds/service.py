@@ -344,6 +344,7 @@ def json_feed(docs: list[CapDoc], settings: Settings, page: int, has_next: bool)
                 "_reunite": {
                     "cap_identifier": doc.identifier,
                     "cap_url": cap_url(settings, doc.identifier),
+                    "event": str(MessageId.parse(doc.message_id).event),
                     "msg_type": str(d.msg_type),
                     "status": str(d.status),
                     "variant": doc.variant,

@@ -8,10 +8,11 @@ from typing import Annotated
 from pydantic import BaseModel, ConfigDict, Field, HttpUrl, StringConstraints, field_validator
 
 from alerts.partners.service import Format, PartnerKind, Scope
+from channels.messages import AlertEvent
 
 Name = Annotated[str, StringConstraints(strip_whitespace=True, min_length=1, max_length=200)]
 LatLon = Annotated[list[float], Field(min_length=2, max_length=2)]
-EVENTS = ("alert.published", "alert.updated", "alert.resolved", "alert.cancelled")
+EVENTS = tuple(str(e) for e in AlertEvent)
 
 
 class Strict(BaseModel):

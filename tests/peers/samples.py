@@ -9,7 +9,7 @@ from typing import Any
 
 from channels import messages
 from channels.base import Area, Delivery
-from channels.messages import AlertContent, MessageKind, Sex
+from channels.messages import AlertContent, MessageId, MessageKind, Sex
 
 BEIJING_SQUARE = Area(
     radius_km=100.0,
@@ -34,7 +34,7 @@ def sample_content(**overrides: Any) -> AlertContent:
         tip_line="110",
         deep_link="https://reunite.example.cn/c/case-2024-0001",
         photo_url="https://media.reunite.example.cn/p/abc.jpg?sig=xyz&exp=1714550000",
-        wave=1,
+        wave=0,
     )
     return replace(base, **overrides)
 
@@ -51,7 +51,7 @@ def sample_delivery(
     content = content or sample_content()
     now = time.time() if now is None else now
     return Delivery(
-        message_id=message_id or f"{content.case_id}:{content.wave}:{content.kind}",
+        message_id=message_id or str(MessageId(content.case_id, content.kind, content.wave, 1)),
         case_id=content.case_id,
         kind=content.kind,
         wave=content.wave,

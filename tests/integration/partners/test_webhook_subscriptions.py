@@ -7,9 +7,13 @@ import time
 
 import pytest
 
+from alerts.cases.models import Case
+from alerts.dispatch import flows
+from alerts.feeds import service as feeds
 from alerts.partners import webhooks
 from channels import fanout, pacing
 from channels import service as channels
+from geo.waves import service as waves
 from ops.peers import webhook as webhook_sink
 from ops.platform.config import get_settings
 from ops.platform.db import session_scope
@@ -18,8 +22,10 @@ from tests.factories import token
 from tests.integration.partners.support import (
     GUANGZHOU,
     URUMQI,
+    add_sighting,
     approved_case,
     bearer,
+    close,
     create_partner,
     start_first_wave,
 )
@@ -171,3 +177,34 @@ def test_unknown_event_type_is_refused(world, api):
         headers=key,
     )
     assert res.status_code == 422
+
+
+def test_webhook_events_and_cap_message_types_tell_the_same_story(world, api, receiver):
+    """Published once; a sighting's update and its restarted wave are updates; then resolved."""
+    sink, url = receiver
+    key = bearer(create_partner(api, token(api, "admin1"), "MapsApp")["key"]["key"])
+    created = api.post(
+        "/api/v1/partner/webhooks", json={"url": f"{url}/hooks/maps"}, headers=key
+    ).json()
+    endpoint_id, sink.secret = created["endpoint"]["id"], created["secret"]
+    case_id = approved_case(world)
+    messages = [start_first_wave(case_id), add_sighting(world, case_id, 23.3, 113.1)]
+    with session_scope() as s:
+        restarted = next(w for w in waves.waves_of(s, case_id) if w.epoch == 1 and w.index == 0)
+        messages.append(flows.begin_wave(s, restarted.id).message_id)
+    for message_id in messages:  # each before the case closes (closure withdraws the rest)
+        deliver(message_id, endpoint_id)
+        time.sleep(0.3)  # the endpoint's pacing (10/s, burst 2.5) would defer a quick third
+    messages.append(close(world, case_id))
+    deliver(messages[-1], endpoint_id)
+
+    assert [e.event["type"] for e in sink.events] == [
+        "alert.published",
+        "alert.updated",
+        "alert.updated",
+        "alert.resolved",
+    ]
+    with session_scope() as s:
+        docs = feeds.case_documents(s, s.get(Case, case_id), get_settings())
+    msg_type = {d.message_id: str(d.document.msg_type) for d in docs if d.variant != "cancel"}
+    assert [msg_type[m] for m in messages] == ["Alert", "Update", "Update", "Update"]
