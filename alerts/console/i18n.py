@@ -219,6 +219,7 @@ MESSAGES: dict[str, dict[str, str]] = {
         "err.role": "您的角色（{role}）无权执行此操作。",
         "err.csrf": "请求缺少有效的安全令牌（CSRF），已拒绝。请刷新页面后重试。",
         "v.required": "必填",
+        "v.sighting_too_early": "不能早于本案上一次目击或最后出现的时间",
         "v.number": "请输入数字",
         "v.min": "不能小于 {ge}{gt}",
         "v.max": "不能大于 {le}{lt}",
@@ -447,6 +448,7 @@ MESSAGES: dict[str, dict[str, str]] = {
         "err.csrf": "The request lacks a valid security token (CSRF) and was refused. "
         "Reload the page and try again.",
         "v.required": "is required",
+        "v.sighting_too_early": "must not be earlier than the last sighting or last-seen time",
         "v.number": "must be a number",
         "v.min": "must be at least {ge}{gt}",
         "v.max": "must be at most {le}{lt}",

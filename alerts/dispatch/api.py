@@ -45,6 +45,10 @@ def add_sighting(
         )
     except flows.WaveConflict as exc:
         raise HTTPException(status.HTTP_409_CONFLICT, str(exc)) from None
+    except flows.SightingRefused as exc:
+        raise HTTPException(
+            422, [{"field": exc.field, "message": str(exc), "type": "value_error"}]
+        ) from None
     session.commit()
     background.add_task(relay.relay_now)
     return SightingRead(

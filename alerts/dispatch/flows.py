@@ -58,6 +58,14 @@ class WaveConflict(Exception):
     """The case is not in a state that allows this (HTTP 409)."""
 
 
+class SightingRefused(ValueError):
+    """A sighting that cannot move the case (HTTP 422); names the field."""
+
+    def __init__(self, field: str, message: str) -> None:
+        super().__init__(message)
+        self.field = field
+
+
 def _active(case: Case | None) -> bool:
     return case is not None and case.state == CaseState.ACTIVE.value
 
@@ -250,6 +258,11 @@ def add_sighting(
     case = session.scalars(select(Case).where(Case.id == case_id).with_for_update(of=Case)).one()
     if case.state != CaseState.ACTIVE.value:
         raise WaveConflict(f"case is {case.state}; sightings are added to active cases")
+    if at < case.last_seen_at:
+        # An older sighting would move the centre back and restart the waves from the past.
+        raise SightingRefused(
+            "at", "must not be earlier than the last sighting or last-seen time of the case"
+        )
     now = utcnow()
     sighting = Sighting(
         case_id=case.id,

@@ -276,6 +276,11 @@ async def add_sighting(
         )
     except flows.WaveConflict as exc:
         raise HTTPException(409, str(exc)) from None
+    except flows.SightingRefused as exc:
+        ctx.db.rollback()
+        sighting = {k: v for k, v in form.items() if isinstance(v, str)}
+        errors = {exc.field: ctx.t("v.sighting_too_early")}
+        return _case_page(ctx, case, 422, sighting_errors=errors, sighting=sighting)
     ctx.db.commit()
     background.add_task(relay.relay_now)
     return _see_other(f"/console/cases/{case_id}")

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from datetime import UTC, datetime, timedelta
+
 import pytest
 from fastapi.testclient import TestClient
 from sqlalchemy import select
@@ -235,3 +237,32 @@ def test_readyz_reports_database_redis_broker_and_is_not_ready_without_workers(a
     checks = res.json()["checks"]
     assert (checks["database"], checks["redis"], checks["broker"]) == ("ok", "ok", "ok")
     assert checks["workers"].startswith("down: no worker seen")
+
+
+def test_sighting_before_the_last_seen_time_is_422_naming_at_and_moves_nothing(api):
+    case_id = submitted_case(api)
+    assert (
+        api.post(f"/api/v1/cases/{case_id}/approve", headers=token(api, "sup1")).status_code == 200
+    )
+    officer = token(api, "officer1")
+    with session_scope() as s:
+        rows_before = len(s.scalars(select(OutboxMessage)).all())
+    five_hours_earlier = (datetime.now(UTC) - timedelta(hours=5, minutes=30)).isoformat()
+    res = api.post(
+        f"/api/v1/cases/{case_id}/sightings",
+        json={"at": five_hours_earlier, "lat": 39.9, "lon": 116.4},
+        headers=officer,
+    )
+    assert res.status_code == 422, res.text
+    assert [e["field"] for e in res.json()["detail"]] == ["at"]
+    case = api.get(f"/api/v1/cases/{case_id}", headers=officer).json()
+    assert case["last_seen"]["lat"] != 39.9
+    with session_scope() as s:
+        assert len(s.scalars(select(OutboxMessage)).all()) == rows_before, "nothing was queued"
+    later = (datetime.now(UTC) - timedelta(minutes=5)).isoformat()
+    res = api.post(
+        f"/api/v1/cases/{case_id}/sightings",
+        json={"at": later, "lat": 23.2, "lon": 113.3},
+        headers=officer,
+    )
+    assert res.status_code == 201, res.text
