@@ -300,6 +300,9 @@ def partners_create(
     webhook_secret: Annotated[
         str | None, typer.Option(help="Standard Webhooks secret (whsec_...)")
     ] = None,
+    drills: Annotated[
+        bool, typer.Option("--drills", help="Also receive drills and system tests (marked)")
+    ] = False,
 ) -> None:
     """Create a partner and print its API key (shown once, stored hashed)."""
     from alerts.partners import service as partners
@@ -315,6 +318,7 @@ def partners_create(
         except (partners.PartnerError, ValueError) as exc:
             typer.echo(f"error: {exc}", err=True)
             raise typer.Exit(2) from None
+        partner.drills = drills
         key = partners.issue_key(session, partner, scopes, actor="cli")
         if webhook_url:
             if not webhook_secret:

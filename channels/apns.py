@@ -98,6 +98,7 @@ def build_payload(message: RenderedMessage, collapse: str) -> bytes | None:
         data: dict[str, Any] = {
             "case_id": message.case_id,
             "kind": str(message.kind),
+            "status": str(message.status),
             "wave": message.wave,
             "link": message.deep_link,
         }

@@ -18,7 +18,7 @@ from typing import Any, ClassVar, Protocol, TypeVar, runtime_checkable
 
 from pydantic import SecretStr
 
-from channels.messages import AlertContent, MessageKind, RenderedMessage
+from channels.messages import AlertContent, AlertStatus, MessageKind, RenderedMessage
 
 Clock = Callable[[], float]
 """Seconds since the epoch; time.time in production, a fake in tests."""
@@ -170,6 +170,7 @@ class Delivery:
     expires_at: datetime  # aware; providers drop the message after this
     area: Area | None = None
     sent_at: datetime = field(default_factory=lambda: datetime.now(UTC))
+    status: AlertStatus = AlertStatus.ACTUAL  # a drill or test is marked in every text too
 
     def message_for(self, language: str | None) -> RenderedMessage:
         """The rendering for a language, falling back to the default one."""
@@ -199,8 +200,11 @@ class Devices(Protocol):
     Only active, opted-in devices are returned: anything else cannot be sent to.
     """
 
-    def routes(self, session: Any, device_ids: Sequence[int]) -> Iterable[tuple[int, str, int]]:
-        """(device id, platform, partner id) of the sendable devices among the ids."""
+    def routes(
+        self, session: Any, device_ids: Sequence[int], *, test_only: bool = False
+    ) -> Iterable[tuple[int, str, int]]:
+        """(device id, platform, partner id) of the sendable devices among the ids; only the
+        partners' test devices when test_only (a drill or system test)."""
         ...
 
     def addresses(self, session: Any, device_ids: Sequence[int]) -> Sequence[DeviceRecord]:

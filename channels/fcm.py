@@ -182,6 +182,7 @@ class FcmChannel:
             "data": {
                 "case_id": delivery.case_id,
                 "kind": str(delivery.kind),
+                "status": str(delivery.status),
                 "wave": str(delivery.wave),
                 "link": message.deep_link,
                 "message_id": delivery.message_id,

@@ -88,6 +88,27 @@ class MessageId:
         return cls(case_id, MessageKind(kind), int(wave), int(n))
 
 
+class AlertStatus(StrEnum):
+    """Whether an alert is real. A drill (exercise) or a system test carries a mark in every
+    text on every channel, and an explicit status in every machine-readable payload."""
+
+    ACTUAL = "actual"
+    EXERCISE = "exercise"
+    TEST = "test"
+
+
+# Put before every title, body and SMS of a drill or test, in each language.
+_MARKS = {
+    "zh-CN": {AlertStatus.EXERCISE: "【演练】", AlertStatus.TEST: "【测试】"},
+    "en": {AlertStatus.EXERCISE: "EXERCISE: ", AlertStatus.TEST: "TEST: "},
+}
+
+
+def mark(status: AlertStatus, language: str) -> str:
+    """The drill or test mark in a language ("" for a real alert)."""
+    return _MARKS[language].get(status, "")
+
+
 class Sex(StrEnum):
     MALE = "male"
     FEMALE = "female"
@@ -109,6 +130,7 @@ class AlertContent:
     deep_link: str
     photo_url: str | None = None  # already signed and expiring
     wave: int = 0
+    status: AlertStatus = AlertStatus.ACTUAL
 
     def __post_init__(self) -> None:
         if self.last_seen_at.tzinfo is None:
@@ -126,6 +148,7 @@ class RenderedMessage:
     deep_link: str
     photo_url: str | None
     wave: int
+    status: AlertStatus = AlertStatus.ACTUAL
 
 
 def truncate_bytes(text: str, max_bytes: int, ellipsis: str = ELLIPSIS) -> str:
@@ -328,7 +351,7 @@ def render(
         templates = _TEMPLATES[language]
     except KeyError:
         raise ValueError(f"unsupported language {language!r}") from None
-    title_t, body_t, sms_t = templates(content, tz)
+    title_t, body_t, sms_t = _marked(content.status, language, *templates(content, tz))
     fields = {
         "name": content.child_name.strip(),
         "clothing": content.clothing.strip(),
@@ -371,7 +394,20 @@ def render(
         # A closing notice carries no description, and so no photo either.
         photo_url=None if ended else content.photo_url,
         wave=content.wave,
+        status=content.status,
     )
+
+
+def _marked(status: AlertStatus, language: str, *templates: Callable) -> tuple[Callable, ...]:
+    """The templates with the drill or test mark in front (fitting never cuts the mark)."""
+    prefix = mark(status, language)
+    if not prefix:
+        return templates
+
+    def marked(template: Callable) -> Callable:
+        return lambda fields: prefix + template(fields)
+
+    return tuple(marked(t) for t in templates)
 
 
 def render_all(

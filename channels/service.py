@@ -98,14 +98,22 @@ def use_fcm_topics(device_count: int) -> bool:
 
 
 def fan_out_devices(
-    message_id: str, device_ids: Sequence[int], *, fcm_via_topics: bool = False
+    message_id: str,
+    device_ids: Sequence[int],
+    *,
+    fcm_via_topics: bool = False,
+    test_only: bool = False,
 ) -> dict[str, int]:
-    """Split claimed devices into per-platform batches and enqueue them; counts per channel."""
+    """Split claimed devices into per-platform batches and enqueue them; counts per channel.
+
+    A drill or system test (test_only) goes to the partners' test devices only.
+    """
     s = get_settings().channels
     by_channel: dict[str, list[Target]] = defaultdict(list)
     ids = [int(i) for i in device_ids]
     with session_scope() as session:
-        for device_id, platform, partner_id in runtime.ports().devices.routes(session, ids):
+        routes = runtime.ports().devices.routes(session, ids, test_only=test_only)
+        for device_id, platform, partner_id in routes:
             by_channel[platform].append(Target(device_id, partner_id))
     if fcm_via_topics:
         by_channel.pop("fcm", None)
@@ -225,6 +233,7 @@ def _build_delivery(message_id: str) -> Delivery | None:
             messages=rendered,
             expires_at=message.expires_at,
             area=Area.from_json(message.area),
+            status=alert.status,
         )
 
 

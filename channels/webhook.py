@@ -52,6 +52,8 @@ def build_event(delivery: Delivery, endpoint: PartnerEndpoint) -> dict[str, Any]
             "message_id": delivery.message_id,
             "case_id": delivery.case_id,
             "kind": str(delivery.kind),
+            # "exercise" or "test" for a drill or system test: never act on it as real.
+            "status": str(delivery.status),
             "wave": delivery.wave,
             "expires_at": delivery.expires_at.astimezone(UTC).isoformat(),
             "area": None

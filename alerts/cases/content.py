@@ -8,11 +8,12 @@ from __future__ import annotations
 import time
 from datetime import date
 
-from sqlalchemy.orm import Session
+from sqlalchemy.orm import Session, object_session
 
 from alerts.cases.models import Case
 from alerts.feeds import photos
-from channels.messages import AlertContent, MessageKind, Sex
+from alerts.feeds.models import CaseDrill
+from channels.messages import AlertContent, AlertStatus, MessageKind, Sex
 from ops.platform.config import get_settings
 
 
@@ -55,7 +56,14 @@ def alert_content(case: Case, kind: MessageKind, wave: int, link_base: str) -> A
         # Partner issue: a signed URL that expires, and stops working when the case closes.
         photo_url=photos.url_for_case(case, get_settings(), time.time()),
         wave=wave,
+        status=case_status(object_session(case), case.id),
     )
+
+
+def case_status(session: Session | None, case_id: str) -> AlertStatus:
+    """Actual, or the drill / system-test status a supervisor gave the case before approval."""
+    drill = session.get(CaseDrill, case_id) if session is not None else None
+    return AlertStatus(drill.status) if drill is not None else AlertStatus.ACTUAL
 
 
 class CaseAlerts:

@@ -220,6 +220,10 @@ MESSAGES: dict[str, dict[str, str]] = {
         "err.csrf": "请求缺少有效的安全令牌（CSRF），已拒绝。请刷新页面后重试。",
         "v.required": "必填",
         "v.sighting_too_early": "不能早于本案上一次目击或最后出现的时间",
+        "case.drill_exercise": "【演练】本案为演练：只发送到合作方的测试设备"
+        "和选择接收演练的合作方，每条消息都带有演练标记。",
+        "case.drill_test": "【测试】本案为系统测试：只发送到合作方的测试设备"
+        "和选择接收测试的合作方，每条消息都带有测试标记。",
         "v.number": "请输入数字",
         "v.min": "不能小于 {ge}{gt}",
         "v.max": "不能大于 {le}{lt}",
@@ -449,6 +453,10 @@ MESSAGES: dict[str, dict[str, str]] = {
         "Reload the page and try again.",
         "v.required": "is required",
         "v.sighting_too_early": "must not be earlier than the last sighting or last-seen time",
+        "case.drill_exercise": "EXERCISE: this case is a drill. It reaches only partners' test "
+        "devices and partners that opted in to drills, and every message is marked.",
+        "case.drill_test": "TEST: this case is a system test. It reaches only partners' test "
+        "devices and partners that opted in to tests, and every message is marked.",
         "v.number": "must be a number",
         "v.min": "must be at least {ge}{gt}",
         "v.max": "must be at most {le}{lt}",

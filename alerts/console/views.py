@@ -20,6 +20,7 @@ from alerts.users.models import User
 from channels import messages, sms
 from channels import service as channels
 from channels.base import Area
+from channels.messages import AlertStatus
 from geo.devices import service as devices
 from geo.rulesets import service as rulesets
 from geo.rulesets.schemas import PreviewRead
@@ -219,3 +220,9 @@ def preview_map(
         title=title,
         point_label=point_label,
     )
+
+
+def drill_of(session: Session, case_id: str) -> str | None:
+    """ "exercise" or "test" for a drill or system test (the console shows a banner), else None."""
+    status = content.case_status(session, case_id)
+    return None if status is AlertStatus.ACTUAL else str(status)

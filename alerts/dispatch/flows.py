@@ -22,6 +22,7 @@ Every step re-reads the case and stops if it is no longer active.
 
 from __future__ import annotations
 
+from dataclasses import replace
 from datetime import datetime
 
 import h3
@@ -29,11 +30,12 @@ import numpy as np
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
+from alerts.cases import content
 from alerts.cases.lifecycle import CaseState
 from alerts.cases.models import Case
 from channels import closure
 from channels import service as channels
-from channels.messages import MessageId, MessageKind
+from channels.messages import AlertStatus, MessageId, MessageKind
 from geo import areas, rules
 from geo.waves import service as waves
 from geo.waves.models import CaseGeo, Sighting, Wave
@@ -68,6 +70,11 @@ class SightingRefused(ValueError):
 
 def _active(case: Case | None) -> bool:
     return case is not None and case.state == CaseState.ACTIVE.value
+
+
+def _drill(session: Session, case_id: str) -> bool:
+    """A drill or system test: it reaches the partners' test devices only."""
+    return content.case_status(session, case_id) is not AlertStatus.ACTUAL
 
 
 # 1. Case events -------------------------------------------------------------------------
@@ -157,9 +164,10 @@ def begin_wave(session: Session, wave_id: int) -> waves.WaveStart | None:
             subject=f"case:{case.id}",
             detail={"wave": wave.index, "epoch": wave.epoch, "radius_km": wave.radius_km},
         )
-    return waves.begin_targeting(
+    start = waves.begin_targeting(
         session, wave, case.alert_languages, channels.use_fcm_topics, utcnow()
     )
+    return replace(start, drill=_drill(session, case.id))
 
 
 def start_wave(outbox_id: int, wave_id: int) -> int:
@@ -181,9 +189,12 @@ def start_wave(outbox_id: int, wave_id: int) -> int:
             task_id=f"shard-{wave_id}-{shard.cell:x}",
             priority=channels.URGENT if n == 0 else channels.BULK,
         )
-    if start.fcm_topics:
-        channels.fan_out_topics(start.message_id, [h3.int_to_str(c) for c in start.topic_cells])
-    channels.broadcast_area(start.message_id, start.languages)
+    if not start.drill:
+        # Cell topics and the carrier's area broadcast reach everyone there: never a drill.
+        if start.fcm_topics:
+            topics = [h3.int_to_str(c) for c in start.topic_cells]
+            channels.fan_out_topics(start.message_id, topics)
+        channels.broadcast_area(start.message_id, start.languages)
     channels.fan_out_partners(start.message_id)
     with session_scope() as session:
         waves.finish_wave(session, wave_id)
@@ -207,11 +218,15 @@ def run_shard(wave_id: int, cell: int, interior: bool) -> int:
     with session_scope() as session, metrics.TARGETING_SECONDS.time():
         claimed = target_shard(session, wave_id, cell, interior)
         message_id = waves.message_of(session, wave_id)
+        drill = bool(len(claimed)) and _drill(session, MessageId.case_of(message_id or ""))
     metrics.SHARDS_TARGETED.inc()
     metrics.DEVICES_TARGETED.inc(len(claimed))
     if len(claimed) and message_id:
         channels.fan_out_devices(
-            message_id, claimed.tolist(), fcm_via_topics=waves.uses_fcm_topics(wave_id)
+            message_id,
+            claimed.tolist(),
+            fcm_via_topics=waves.uses_fcm_topics(wave_id) and not drill,
+            test_only=drill,
         )
     return len(claimed)
 
@@ -232,8 +247,11 @@ def notify_alerted(outbox_id: int, case_id: str, message_id: str) -> int:
     # always get it).
     if MessageId.parse(message_id).kind.closes and not get_settings().closing_push_to_devices:
         ids = ids[:0]
+    with session_scope() as session:
+        drill = _drill(session, case_id)
     for start in range(0, len(ids), NOTICE_CHUNK):
-        channels.fan_out_devices(message_id, ids[start : start + NOTICE_CHUNK].tolist())
+        chunk = ids[start : start + NOTICE_CHUNK].tolist()
+        channels.fan_out_devices(message_id, chunk, test_only=drill)
     channels.fan_out_partners(message_id)
     with session_scope() as session:
         outbox.complete(session, outbox_id)

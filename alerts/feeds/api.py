@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import time
+from enum import StrEnum
 from typing import Annotated
 
 import anyio
@@ -99,7 +100,14 @@ def stream(
     """Server-Sent Events of this partner's alert events; resume with Last-Event-ID."""
     row = _partner(session, key, partners.Format.STREAM)
     # A detached copy: the stream outlives the request's session.
-    partner = Partner(id=row.id, name=row.name, kind=row.kind, active=row.active, area=row.area)
+    partner = Partner(
+        id=row.id,
+        name=row.name,
+        kind=row.kind,
+        active=row.active,
+        area=row.area,
+        drills=row.drills,
+    )
     source = sse.events(get_redis(), partner, last_event_id)
 
     async def frames():
@@ -138,18 +146,39 @@ def photo(
     return FileResponse(path, media_type=photos.TYPES.get(path.suffix.lstrip("."), "image/jpeg"))
 
 
+class DrillKind(StrEnum):
+    EXERCISE = "exercise"
+    TEST = "test"
+
+
 @router.put("/cases/{case_id}/drill", status_code=status.HTTP_204_NO_CONTENT)
-def mark_drill(case_id: str, session: SessionDep, user: SupervisorUser) -> Response:
-    """Mark a case as a drill: its CAP documents say Exercise instead of Actual."""
+def mark_drill(
+    case_id: str,
+    session: SessionDep,
+    user: SupervisorUser,
+    kind: Annotated[DrillKind, Query(description="exercise (a drill) or test (a system test)")] = (
+        DrillKind.EXERCISE
+    ),
+) -> Response:
+    """Mark a case as a drill or system test before approval: every text on every channel is
+    marked, CAP says Exercise or Test, and it reaches only the partners' test devices and the
+    partners that opted in to drills."""
     from alerts.cases import service as cases
     from ops.platform.audit import service as audit
 
     case = cases.get(session, case_id, user)
     if case.state not in (CaseState.DRAFT.value, CaseState.SUBMITTED.value):
         raise HTTPException(status.HTTP_409_CONFLICT, "only a case not yet approved can be a drill")
-    if session.get(CaseDrill, case.id) is None:
-        session.add(CaseDrill(case_id=case.id, marked_by_id=user.id))
-        audit.record(
-            session, actor=f"user:{user.id}", action="case.drill_marked", subject=f"case:{case.id}"
-        )
+    drill = session.get(CaseDrill, case.id)
+    if drill is None:
+        session.add(CaseDrill(case_id=case.id, marked_by_id=user.id, status=kind.value))
+    else:
+        drill.status, drill.marked_by_id = kind.value, user.id
+    audit.record(
+        session,
+        actor=f"user:{user.id}",
+        action="case.drill_marked",
+        subject=f"case:{case.id}",
+        detail={"status": kind.value},
+    )
     return Response(status_code=status.HTTP_204_NO_CONTENT)

@@ -12,7 +12,8 @@ from ops.platform.db import Base
 
 
 class CaseDrill(Base):
-    """A case marked as a drill: its CAP documents carry status Exercise, never Actual."""
+    """A case marked as a drill or system test: every text is marked, CAP says Exercise or Test,
+    and it reaches only test devices and partners that opted in to drills."""
 
     __tablename__ = "case_drills"
 
@@ -21,6 +22,8 @@ class CaseDrill(Base):
     )
     marked_by_id: Mapped[int] = mapped_column(ForeignKey("users.id"))
     marked_at: Mapped[datetime] = mapped_column(default=utcnow)
+    # "exercise" (a drill; CAP Exercise) or "test" (a system test; CAP Test).
+    status: Mapped[str] = mapped_column(String(10), default="exercise", server_default="exercise")
 
 
 class CaseErasure(Base):

@@ -24,12 +24,11 @@ from alerts.cases import content
 from alerts.cases.lifecycle import CaseState
 from alerts.cases.models import Case
 from alerts.feeds import cap, photos
-from alerts.feeds.models import CaseDrill
 from alerts.partners import service as partners
 from alerts.partners.models import Partner
 from channels import messages, runtime
 from channels.base import Area
-from channels.messages import MessageId, MessageKind
+from channels.messages import AlertStatus, MessageId, MessageKind
 from channels.models import Message
 from ops.platform.config import Settings, get_settings
 
@@ -122,13 +121,31 @@ def case_messages(session: Session, case_id: str) -> list[Message]:
     )
 
 
+CAP_STATUS = {
+    AlertStatus.ACTUAL: cap.Status.ACTUAL,
+    AlertStatus.EXERCISE: cap.Status.EXERCISE,
+    AlertStatus.TEST: cap.Status.TEST,
+}
+DRILL_NOTES = {
+    cap.Status.EXERCISE: "Drill: this is not a real missing child.",
+    cap.Status.TEST: "System test: this is not a real missing child.",
+}
+
+
+def _for_drills(session: Session, case_id: str, partner: Partner | None) -> bool:
+    """A drill or test reaches only partners that opted in to drills."""
+    if partner is None or partner.drills:
+        return True
+    return content.case_status(session, case_id) is AlertStatus.ACTUAL
+
+
 def case_documents(
     session: Session, case: Case, settings: Settings, now: float | None = None
 ) -> list[CapDoc]:
     """Every CAP document of a case, oldest first, each referencing the earlier unexpired ones."""
     now = time.time() if now is None else now
-    status = cap.Status.EXERCISE if session.get(CaseDrill, case.id) else cap.Status.ACTUAL
-    note = "Drill: this is not a real missing child." if status is cap.Status.EXERCISE else None
+    status = CAP_STATUS[content.case_status(session, case.id)]
+    note = DRILL_NOTES.get(status)
     langs = runtime.languages(case.alert_languages)
     resources = _photo_resources(settings, case, now)
     docs: list[CapDoc] = []
@@ -216,7 +233,7 @@ def document(
     """One CAP document by identifier, if the partner may see it."""
     message_id = identifier.removeprefix("reunite:").removesuffix(":cancel")
     case = session.get(Case, MessageId.case_of(message_id))
-    if case is None or not _visible(case, settings):
+    if case is None or not _visible(case, settings) or not _for_drills(session, case.id, partner):
         return None
     for doc in case_documents(session, case, settings):
         if doc.identifier == identifier:
@@ -253,6 +270,8 @@ def current(session: Session, partner: Partner | None, settings: Settings) -> li
     ).unique()
     out = []
     for case in cases:
+        if not _for_drills(session, case.id, partner):
+            continue
         docs = case_documents(session, case, settings)
         if not docs:
             continue
@@ -382,11 +401,13 @@ def partner_filter(session: Session, message: Message):
     """A predicate partner_id -> bool: does this message reach that partner by webhook?"""
     area = message_area(session, message)
     rows = {p.id: p for p in session.scalars(select(Partner))}
+    drill = content.case_status(session, message.case_id) is not AlertStatus.ACTUAL
 
     def wanted(partner_id: int) -> bool:
         partner = rows.get(partner_id)
         return (
             partner is not None
+            and (partner.drills or not drill)
             and partners.takes_format(partner, partners.Format.WEBHOOK)
             and partners.receives(partner, area)
         )
@@ -405,15 +426,19 @@ def announce(session: Session, message: Message, event: str, settings: Settings)
         return False
     variants = ["allclear", "cancel"] if message.kind in CLOSING else ["alert"]
     ids = [identifier_of(message.id, v) for v in variants]
+    status = content.case_status(session, message.case_id)
     data = {
         "type": event,
+        "status": str(status),
         "message_id": message.id,
         "case_id": message.case_id,
         "kind": message.kind,
         "wave": message.wave,
         "cap": [{"identifier": i, "url": cap_url(settings, i)} for i in ids],
     }
-    sse.publish(client, settings, event=event, data=data, area=message_area(session, message))
+    sse.publish(
+        client, settings, event=event, data=data, area=message_area(session, message), status=status
+    )
     return True
 
 

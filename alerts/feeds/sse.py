@@ -25,13 +25,24 @@ EVENT_ID = re.compile(r"^\d{1,20}-\d{1,20}$")
 
 
 def publish(
-    client: redis.Redis, settings: Settings, *, event: str, data: dict, area: dict | None
+    client: redis.Redis,
+    settings: Settings,
+    *,
+    event: str,
+    data: dict,
+    area: dict | None,
+    status: str = "actual",
 ) -> str:
     """Append one event; entries older than the retention are trimmed in the same call."""
     min_ms = int((time.time() - settings.stream_retention_hours * 3600) * 1000)
     entry = client.xadd(
         STREAM,
-        {"event": event, "data": json.dumps(data, separators=(",", ":")), "area": json.dumps(area)},
+        {
+            "event": event,
+            "data": json.dumps(data, separators=(",", ":")),
+            "area": json.dumps(area),
+            "status": status,
+        },
         minid=f"{min_ms}-0",
         approximate=True,
     )
@@ -72,7 +83,8 @@ def events(
             for entry_id, fields in entries:
                 cursor = entry_id.decode()
                 area = json.loads(fields[b"area"])
-                if not partners.receives(partner, area):
+                drill = fields.get(b"status", b"actual") != b"actual"
+                if (drill and not partner.drills) or not partners.receives(partner, area):
                     continue
                 yield format_event(cursor, fields[b"event"].decode(), fields[b"data"].decode())
         if time.monotonic() - last_beat > HEARTBEAT_S:

@@ -65,6 +65,7 @@ def create_partner(body: PartnerCreate, session: SessionDep, user: AdminUser) ->
             languages=body.languages,
             formats=[f.value for f in body.formats],
             rate_limit_per_minute=body.rate_limit_per_minute,
+            drills=body.drills,
         )
     except partners.PartnerError as exc:
         raise _error(exc, 409 if str(exc).startswith("name") else 422) from None
@@ -102,6 +103,7 @@ def set_profile(
             languages=body.languages,
             formats=[f.value for f in body.formats],
             rate_limit_per_minute=body.rate_limit_per_minute,
+            drills=body.drills,
         )
     except partners.PartnerError as exc:
         raise _error(exc) from None

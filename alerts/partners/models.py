@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from datetime import datetime
 
-from sqlalchemy import JSON, ForeignKey, String
+from sqlalchemy import JSON, ForeignKey, String, false
 from sqlalchemy.orm import Mapped, mapped_column
 
 from ops.platform.clock import utcnow
@@ -25,6 +25,8 @@ class Partner(Base):
     languages: Mapped[list[str]] = mapped_column(JSON, default=list)
     formats: Mapped[list[str]] = mapped_column(JSON, default=list)
     rate_limit_per_minute: Mapped[int] = mapped_column(default=600)
+    # The partner asked to receive drills and system tests (always marked as such).
+    drills: Mapped[bool] = mapped_column(default=False, server_default=false())
 
 
 class PartnerKey(Base):

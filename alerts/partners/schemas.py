@@ -40,6 +40,8 @@ class PartnerProfile(Strict):
     )
     formats: list[Format] = Field(default_factory=list)
     rate_limit_per_minute: int = Field(default=600, ge=1, le=100_000)
+    # Receive drills and system tests too (always marked, status "exercise" or "test").
+    drills: bool = False
 
     @field_validator("area")
     @classmethod
@@ -66,6 +68,7 @@ class PartnerRead(BaseModel):
     languages: list[str]
     formats: list[str]
     rate_limit_per_minute: int
+    drills: bool
 
 
 class PartnerActive(Strict):

@@ -173,6 +173,7 @@ def set_profile(
     languages: list[str],
     formats: list[str],
     rate_limit_per_minute: int,
+    drills: bool = False,
 ) -> Partner:
     """Set the partner's area of interest (None: whole country), languages, formats and limit."""
     if area is not None:
@@ -184,6 +185,7 @@ def set_profile(
     partner.languages = list(languages)
     partner.formats = list(formats)
     partner.rate_limit_per_minute = rate_limit_per_minute
+    partner.drills = drills
     audit.record(
         session,
         actor=actor,
@@ -194,6 +196,7 @@ def set_profile(
             "languages": list(languages),
             "formats": list(formats),
             "rate_limit_per_minute": rate_limit_per_minute,
+            "drills": drills,
         },
     )
     return partner

@@ -24,6 +24,7 @@ def _read(device, located: bool) -> DeviceRead:
         platform=device.platform,
         locale=device.locale,
         opted_in=device.opted_in,
+        test_device=device.test_device,
         active=device.active,
         located=located,
         last_contact_at=device.last_contact_at,
@@ -45,6 +46,7 @@ def upsert_device(
         address=body.address,
         locale=body.locale,
         opted_in=body.opted_in,
+        test_device=body.test_device,
     )
     index = devices.location_index()
     located = False

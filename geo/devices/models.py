@@ -4,7 +4,16 @@ from __future__ import annotations
 
 from datetime import datetime
 
-from sqlalchemy import BigInteger, ForeignKey, Index, Integer, LargeBinary, String, UniqueConstraint
+from sqlalchemy import (
+    BigInteger,
+    ForeignKey,
+    Index,
+    Integer,
+    LargeBinary,
+    String,
+    UniqueConstraint,
+    false,
+)
 from sqlalchemy.orm import Mapped, mapped_column
 
 from ops.platform.clock import utcnow
@@ -30,6 +39,8 @@ class Device(Base):
     address_enc: Mapped[bytes] = mapped_column(LargeBinary)
     locale: Mapped[str] = mapped_column(String(16), default="zh-CN")
     opted_in: Mapped[bool] = mapped_column(default=True)
+    # One of the partner's own test handsets: the only devices drills and system tests reach.
+    test_device: Mapped[bool] = mapped_column(default=False, server_default=false())
     # False once a provider said the token or number is dead.
     active: Mapped[bool] = mapped_column(default=True)
     deactivated_reason: Mapped[str | None] = mapped_column(String(40))

@@ -24,6 +24,8 @@ class DeviceUpsert(BaseModel):
     address: Annotated[str, StringConstraints(min_length=8, max_length=4096)]
     locale: Locale = "zh-CN"
     opted_in: bool = True
+    # A handset of the partner's own test fleet: drills and system tests reach only these.
+    test_device: bool = False
     lat: float | None = Field(default=None, ge=-90, le=90, allow_inf_nan=False)
     lon: float | None = Field(default=None, ge=-180, le=180, allow_inf_nan=False)
     at: AwareDatetime | None = None
@@ -49,6 +51,7 @@ class DeviceRead(BaseModel):
     platform: Platform
     locale: str
     opted_in: bool
+    test_device: bool
     active: bool
     located: bool
     last_contact_at: datetime

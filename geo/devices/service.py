@@ -41,18 +41,22 @@ class DeviceAddress:
         return f"DeviceAddress(id={self.id}, platform={self.platform.value})"
 
 
-def routes(session: Session, device_ids: Sequence[int]) -> list[tuple[int, str, int]]:
-    """(id, platform, partner id) of the active, opted-in devices among the ids."""
+def routes(
+    session: Session, device_ids: Sequence[int], *, test_only: bool = False
+) -> list[tuple[int, str, int]]:
+    """(id, platform, partner id) of the active, opted-in devices among the ids (only the test
+    devices among them for a drill)."""
     out: list[tuple[int, str, int]] = []
     ids = list(device_ids)
     for start in range(0, len(ids), ID_CHUNK):
-        rows = session.execute(
-            select(Device.id, Device.platform, Device.partner_id).where(
-                Device.id.in_(ids[start : start + ID_CHUNK]),
-                Device.active.is_(True),
-                Device.opted_in.is_(True),
-            )
+        query = select(Device.id, Device.platform, Device.partner_id).where(
+            Device.id.in_(ids[start : start + ID_CHUNK]),
+            Device.active.is_(True),
+            Device.opted_in.is_(True),
         )
+        if test_only:
+            query = query.where(Device.test_device.is_(True))
+        rows = session.execute(query)
         out.extend((row.id, row.platform, row.partner_id) for row in rows)
     return out
 
@@ -140,6 +144,7 @@ def upsert(
     address: str,
     locale: str,
     opted_in: bool,
+    test_device: bool = False,
 ) -> Device:
     """Create or update one device's registration (not its location)."""
     device = session.scalar(
@@ -152,6 +157,7 @@ def upsert(
     device.address_enc = crypto.encrypt(address)
     device.locale = locale
     device.opted_in = opted_in
+    device.test_device = test_device
     # A re-registration with a fresh token brings a deactivated device back.
     device.active = True
     device.deactivated_reason = None

@@ -166,6 +166,8 @@ class WaveStart:
     topic_cells: list[int]
     fcm_topics: bool
     languages: list[str]
+    # Set by the dispatch flow: a drill reaches test devices only, never topics or broadcasts.
+    drill: bool = False
 
 
 def shard_sizes(shards: list[targeting.ShardPlan]) -> list[int]:

@@ -62,6 +62,7 @@ def _review(ctx: Console, case_id: str, status: int = 200, **extra) -> Response:
         preview=preview,
         map_svg=svg,
         own=case.submitted_by_id == ctx.user.id,
+        drill=views.drill_of(ctx.db, case.id),
         views=views,
         **extra,
     )

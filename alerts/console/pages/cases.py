@@ -177,6 +177,7 @@ def _case_page(ctx: Console, case, status: int = 200, **extra) -> Response:
         active=active,
         views=views,
         photo_max_bytes=ctx.settings.photo_max_bytes,
+        drill=views.drill_of(ctx.db, case.id),
         **extra,
     )
 

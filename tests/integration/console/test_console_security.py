@@ -325,3 +325,26 @@ def test_correcting_an_active_case_in_the_console_queues_an_update(console):
     with session_scope() as s:
         kinds = [r.args[1] for r in s.scalars(select(OutboxMessage).order_by(OutboxMessage.id))]
     assert kinds == ["approved", "updated"]
+
+
+def test_drill_case_pages_show_the_drill_banner_and_marked_previews(console):
+    from alerts.cases import service as cases
+    from alerts.cases.schemas import CaseCreate
+    from alerts.feeds.models import CaseDrill
+    from alerts.users.models import User
+    from ops.platform.config import get_settings
+    from ops.platform.db import session_scope
+    from tests.factories import case_payload
+
+    with session_scope() as s:
+        officer = s.scalars(select(User).where(User.username == "officer1")).one()
+        sup = s.scalars(select(User).where(User.username == "sup1")).one()
+        case = cases.create(s, CaseCreate.model_validate(case_payload()), officer, get_settings())
+        s.add(CaseDrill(case_id=case.id, marked_by_id=sup.id))
+        cases.submit(s, case.id, officer)
+        case_id = case.id
+    login_with_totp(console, "sup1")
+    review = console.get(f"/console/cases/{case_id}/review")
+    assert review.status_code == 200, review.text
+    assert 'id="drill-banner"' in review.text
+    assert "【演练】儿童失踪预警" in review.text and "EXERCISE: Missing child alert" in review.text

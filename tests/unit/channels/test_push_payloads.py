@@ -66,6 +66,7 @@ def test_webhook_event_has_no_device_list_and_closes_the_polygon():
         "message_id",
         "case_id",
         "kind",
+        "status",
         "wave",
         "expires_at",
         "area",
