@@ -142,6 +142,13 @@ class Ledger:
         args = [self.mode, KEY_TTL_S, *self._pairs(targets)]
         return int(self._target(keys=[self.targeted_key, self.counts_key], args=args))
 
+    def targets(self) -> set[str]:
+        """Every string target (topic, broadcast language) ever counted for this message."""
+        assert self.mode == "h", "device targets are a bitmap; ask the wave engine"
+        return {
+            k.decode() if isinstance(k, bytes) else k for k in self.client.hkeys(self.targeted_key)
+        }
+
     def states(self, ids: Sequence[int | str]) -> list[State]:
         """The state of each id."""
         if not ids:

@@ -146,6 +146,32 @@ def fan_out_topics(message_id: str, cells: Sequence[str]) -> int:
     return len(unique)
 
 
+def told_by_area(session: Session, case_id: str) -> tuple[list[str], bool]:
+    """How the case's alerts reached people we cannot list: the FCM cell topics they went to,
+    and whether the carrier broadcast them to an area. Its closing notice must go there too."""
+    r = get_redis()
+    alerts = session.scalars(
+        select(Message.id).where(Message.case_id == case_id, Message.kind == MessageKind.ALERT)
+    ).all()
+    topics: set[str] = set()
+    broadcast = False
+    for message_id in alerts:
+        topics |= Ledger(r, message_id, "fcm_topic").targets()
+        broadcast = broadcast or bool(Ledger(r, message_id, "sms_broadcast").targets())
+    return sorted(topics), broadcast
+
+
+def latest_area(session: Session, case_id: str) -> Area | None:
+    """The area of the case's newest alert (where a closing notice is broadcast)."""
+    area = session.scalar(
+        select(Message.area)
+        .where(Message.case_id == case_id, Message.kind == MessageKind.ALERT)
+        .order_by(Message.created_at.desc())
+        .limit(1)
+    )
+    return Area.from_json(area)
+
+
 def broadcast_area(message_id: str, languages: Sequence[str]) -> bool:
     """Ask the SMS carrier to broadcast to the whole area, if the operator turned it on."""
     s = get_settings().channels

@@ -235,20 +235,33 @@ def run_shard(wave_id: int, cell: int, interior: bool) -> int:
 
 
 def _queue_notice(session: Session, case_id: str, kind: MessageKind) -> None:
-    """Create a message for devices already alerted (and partners), queued via the outbox."""
-    message = channels.create_message(session, case_id, kind, 0, None)
+    """Create a message for devices already alerted (and partners), queued via the outbox.
+
+    A closing notice carries the newest alert's area, so a carrier's area broadcast can reach
+    the same people the alert did.
+    """
+    area = channels.latest_area(session, case_id) if kind.closes else None
+    message = channels.create_message(session, case_id, kind, 0, area)
     outbox.enqueue(session, NOTIFY_ALERTED, [case_id, message.id])
 
 
 def notify_alerted(outbox_id: int, case_id: str, message_id: str) -> int:
     """Send an update or closing notice to every device alerted for the case, and partners."""
     ids = waves.alerted(case_id)
+    closes = MessageId.parse(message_id).kind.closes
     # Operators choose whether the closing notice is pushed to alerted devices (partners
     # always get it).
-    if MessageId.parse(message_id).kind.closes and not get_settings().closing_push_to_devices:
+    if closes and not get_settings().closing_push_to_devices:
         ids = ids[:0]
     with session_scope() as session:
         drill = _drill(session, case_id)
+        topics, broadcast = channels.told_by_area(session, case_id) if closes else ([], False)
+        languages = list(session.get(Case, case_id).alert_languages) if broadcast else []
+    # Those the alert reached by cell topic or area broadcast hear the closure the same way.
+    if topics:
+        channels.fan_out_topics(message_id, topics)
+    if broadcast:
+        channels.broadcast_area(message_id, languages)
     for start in range(0, len(ids), NOTICE_CHUNK):
         chunk = ids[start : start + NOTICE_CHUNK].tolist()
         channels.fan_out_devices(message_id, chunk, test_only=drill)

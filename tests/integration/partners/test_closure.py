@@ -5,12 +5,15 @@ from __future__ import annotations
 
 from datetime import UTC, datetime
 
+import h3
 import numpy as np
 import pytest
 from sqlalchemy import select
 
 from alerts.dispatch import flows
 from alerts.dispatch import tasks as wave_tasks
+from channels import ledger
+from channels import service as channels
 from geo import cells
 from geo.devices import service as devices
 from geo.devices.service import Platform
@@ -18,6 +21,7 @@ from geo.waves import service as waves
 from ops.platform.config import get_settings
 from ops.platform.db import session_scope
 from ops.platform.outbox.models import OutboxMessage
+from ops.platform.redis_client import get_redis
 from tests.factories import make_partner
 from tests.integration.partners.support import CENTER, approved_case, close
 
@@ -73,3 +77,30 @@ def test_closing_push_to_alerted_devices_follows_the_operator_setting(
     alert_one_device(case_id)
     message_id = close(world, case_id)
     assert notify(case_id, message_id) == devices_notified
+
+
+def test_closure_reaches_the_cell_topics_and_the_area_broadcast_that_carried_the_alert(
+    world, monkeypatch
+):
+    monkeypatch.setenv("REUNITE_CHANNELS__FCM_TOPIC_THRESHOLD", "0")
+    monkeypatch.setenv("REUNITE_CHANNELS__SMS_AREA_BROADCAST", "true")
+    monkeypatch.setenv(
+        "REUNITE_CHANNELS__SMS_HTTP",
+        '{"base_url": "http://127.0.0.1:9", "api_token": "t"}',
+    )
+    get_settings.cache_clear()
+    case_id = approved_case(world)
+    with session_scope() as s:
+        wave = waves.waves_of(s, case_id)[0]
+        start = flows.begin_wave(s, wave.id)
+        languages = start.languages
+    topics = [h3.int_to_str(c) for c in start.topic_cells]
+    channels.fan_out_topics(start.message_id, topics)  # as start_wave does above the threshold
+    assert channels.broadcast_area(start.message_id, languages)
+
+    closing = close(world, case_id)
+    notify(case_id, closing)
+
+    counts = ledger.live_counts(get_redis(), closing)
+    assert counts[("fcm_topic", 0)]["targeted"] == len(set(topics)) > 0
+    assert counts[("sms_broadcast", 0)]["targeted"] == len(set(languages))
