@@ -36,6 +36,7 @@ def print_status() -> int:
         with session_scope() as session:
             rows = channel_status.breakers(client, session)
             letters = channel_status.dead_letters_pending(session)
+            reasons = channel_status.dead_letter_reasons(session)
             by_state = cases.cases_by_state(session)
     except SQLAlchemyError as exc:
         typer.echo(f"database: down ({type(exc).__name__})", err=True)
@@ -48,6 +49,9 @@ def print_status() -> int:
     typer.echo(f"dead letters pending replay: {total} targets")
     for channel, n in sorted(letters.items()):
         typer.echo(f"  {channel:<10} {n:>8}   (reunite dlq list / replay)")
+        for (of, reason), count in sorted(reasons.items()):
+            if of == channel:
+                typer.echo(f"    {reason:<28} {count:>8}")
     typer.echo("cases: " + ", ".join(f"{k} {v}" for k, v in by_state.items()))
     if not beats:
         typer.echo("no worker is running: start `reunite worker`", err=True)

@@ -40,6 +40,7 @@ log = logging.getLogger(__name__)
 
 FLUSH_EVERY = 32  # sends recorded per Redis round trip; bounds what a kill can leave unrecorded
 TOKEN_CHUNK = 64
+NOT_CONFIGURED = "provider_not_configured"  # dead-letter reason: the platform has no provider
 GATE_EVERY = FLUSH_EVERY  # sends between two reads of the closure gate
 
 
@@ -271,6 +272,15 @@ def run_device_batch(
     items = [(Target(a.id, a.partner_id), Recipient(a.address, a.locale)) for a in addrs]
     if not items:
         return tally, None
+    try:
+        chan = runtime.channel(channel, settings)
+    except runtime.NotConfigured:
+        # No provider block for this platform: accounted for as dead letters (replayable once
+        # an operator configures it), never acknowledged and dropped.
+        targets = [t for t, _ in items]
+        dead_letter(led, targets, NOT_CONFIGURED, attempt)
+        tally.dead_lettered += len(targets)
+        return tally, None
     breaker = pacing.Breaker(r, channel, settings.breaker_failures, settings.breaker_open_s)
     permit = breaker.allow()
     if not permit.allowed:
@@ -280,7 +290,6 @@ def run_device_batch(
         return tally, nxt
     limits = runtime.limits(channel, settings)
     bucket_name = runtime.sms_bind_name(settings) if channel == "sms" else channel
-    chan = runtime.channel(channel, settings)
     tokens = _Tokens(
         pacing.TokenBucket(r, bucket_name, limits.rate_per_s),
         gate=lambda: closure.withheld(r, message_id),
@@ -328,7 +337,16 @@ def _run_named_targets(
         tally.withdrawn += led.move([Target(t) for t in pending], State.ENDED, "withdrawn")
         return tally, None
     delivery = build_delivery(message_id) if pending else None
-    planned = plan(runtime.channel(channel, settings), delivery, pending) if delivery else None
+    if delivery is None:
+        return tally, None
+    try:
+        chan = runtime.channel(channel, settings)
+    except runtime.NotConfigured:
+        targets = [Target(t) for t in pending]
+        dead_letter(led, targets, NOT_CONFIGURED, attempt)
+        tally.dead_lettered += len(targets)
+        return tally, None
+    planned = plan(chan, delivery, pending)
     if planned is None:
         return tally, None
     items, send = planned

@@ -71,6 +71,19 @@ def dead_letters_pending(session: Session) -> dict[str, int]:
     return out
 
 
+def dead_letter_reasons(session: Session) -> dict[tuple[str, str], int]:
+    """Dead-lettered targets not yet replayed, per channel and reason."""
+    rows = session.execute(
+        select(DeadLetter.channel, DeadLetter.reason, DeadLetter.targets).where(
+            DeadLetter.replayed_at.is_(None)
+        )
+    )
+    out: dict[tuple[str, str], int] = {}
+    for channel, reason, targets in rows:
+        out[(channel, reason)] = out.get((channel, reason), 0) + len(targets or [])
+    return out
+
+
 def gauges(session: Session, client: redis.Redis) -> Iterator[GaugeMetricFamily]:
     """Dead letters pending replay and breaker states, for /metrics."""
     letters = dead_letters_pending(session)
