@@ -11,21 +11,17 @@ from __future__ import annotations
 
 import logging
 
-import redis
-from sqlalchemy.exc import OperationalError
-
 from channels import fanout, service, status
 from channels.messages import MessageId
-from ops.platform.celery_app import celery_app
+from ops.platform.celery_app import INFRASTRUCTURE_ERRORS, celery_app
 from ops.platform.config import get_settings
 from ops.platform.redis_client import get_redis
 
 log = logging.getLogger(__name__)
 
-INFRA_ERRORS = (OperationalError, redis.exceptions.ConnectionError, redis.exceptions.TimeoutError)
 OPTIONS = {
     "acks_late": True,
-    "autoretry_for": INFRA_ERRORS,
+    "autoretry_for": INFRASTRUCTURE_ERRORS,
     "retry_backoff": True,
     "retry_backoff_max": 60,
     "retry_jitter": True,

@@ -6,18 +6,15 @@ their `reunite.geo.*` names and queue.
 
 from __future__ import annotations
 
-from kombu.exceptions import OperationalError as BrokerError
-from sqlalchemy.exc import OperationalError as DatabaseError
-
 from alerts.cases import service as cases
 from alerts.dispatch import flows, service
-from ops.platform.celery_app import celery_app
+from ops.platform.celery_app import INFRASTRUCTURE_ERRORS, celery_app
 from ops.platform.db import session_scope
 from ops.platform.outbox import relay
 
 WAVE_RETRY = {
     "acks_late": True,
-    "autoretry_for": (BrokerError, DatabaseError, ConnectionError),
+    "autoretry_for": INFRASTRUCTURE_ERRORS,
     "retry_backoff": True,
     "retry_backoff_max": 60,
     "retry_jitter": True,
@@ -28,7 +25,7 @@ WAVE_RETRY = {
 @celery_app.task(
     name=service.DISPATCH_TASK,
     acks_late=True,
-    autoretry_for=(DatabaseError,),
+    autoretry_for=INFRASTRUCTURE_ERRORS,
     retry_backoff=True,
     retry_backoff_max=60,
     retry_jitter=True,

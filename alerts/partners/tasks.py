@@ -3,13 +3,13 @@
 from __future__ import annotations
 
 from alerts.partners import webhooks
-from ops.platform.celery_app import celery_app
+from ops.platform.celery_app import INFRASTRUCTURE_ERRORS, celery_app
 
 
 @celery_app.task(
     name=webhooks.REDELIVER_TASK,
     acks_late=True,
-    autoretry_for=(ConnectionError,),
+    autoretry_for=INFRASTRUCTURE_ERRORS,
     retry_backoff=True,
     retry_jitter=True,
     max_retries=5,

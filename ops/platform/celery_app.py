@@ -6,9 +6,22 @@ Which tasks, queues and periodic jobs exist is the composition root's business
 
 from __future__ import annotations
 
+import kombu.exceptions
+import redis
+import sqlalchemy.exc
 from celery import Celery
 
 from ops.platform.config import get_settings
+
+# What a task retries: the database, Redis or the broker being briefly away, never a bug.
+# (Python's built-in ConnectionError is not among redis-py's or SQLAlchemy's errors.)
+INFRASTRUCTURE_ERRORS = (
+    sqlalchemy.exc.OperationalError,
+    redis.exceptions.ConnectionError,
+    redis.exceptions.TimeoutError,
+    kombu.exceptions.OperationalError,
+)
+
 
 
 def make_celery() -> Celery:
