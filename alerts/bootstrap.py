@@ -92,6 +92,12 @@ def configure_celery(app: Celery) -> None:
                 "schedule": timedelta(hours=1),
                 "options": {"expires": 3600},
             },
+            # channels.reconcile: queue again what a lost or stalled unit left open.
+            "reconcile-deliveries": {
+                "task": "reunite.channels.reconcile",
+                "schedule": timedelta(seconds=settings.channels.reconcile_interval_s),
+                "options": {"expires": settings.channels.reconcile_interval_s * 2},
+            },
             "expire-cases": {
                 "task": "reunite.dispatch.expire_cases",
                 "schedule": timedelta(seconds=60),

@@ -8,6 +8,7 @@ from sqlalchemy.exc import SQLAlchemyError
 
 from alerts.bootstrap import QUEUES
 from alerts.cases import service as cases
+from channels import reconcile
 from channels import status as channel_status
 from ops import status
 from ops.platform.config import get_settings
@@ -45,6 +46,11 @@ def print_status() -> int:
     for row in rows:
         where = f"partner {row.partner_id} endpoint {row.endpoint_id}" if row.endpoint_id else ""
         typer.echo(f"  {row.channel:<10} {row.state:<10} {where}")
+    stuck = reconcile.overdue(client)
+    typer.echo(
+        f"deliveries past their deadline (stuck): {stuck}"
+        + ("  (the reconciler queues them again)" if stuck else "")
+    )
     total = sum(letters.values())
     typer.echo(f"dead letters pending replay: {total} targets")
     for channel, n in sorted(letters.items()):

@@ -24,6 +24,7 @@ from ops.platform.clock import utcnow
 
 STATS = ("targeted", "sent", "failed", "retrying", "dead", "dead_lettered", "withdrawn")
 KEY_TTL_S = 8 * 24 * 3600
+FINAL = ("sent", "failed", "dead", "dead_lettered", "withdrawn")
 
 
 class State(IntEnum):
@@ -141,6 +142,16 @@ class Ledger:
             return 0
         args = [self.mode, KEY_TTL_S, *self._pairs(targets)]
         return int(self._target(keys=[self.targeted_key, self.counts_key], args=args))
+
+    def totals(self) -> dict[str, int]:
+        """This channel's targeted and final (sent, failed, dead, dead-lettered, withdrawn)
+        counts, over every partner."""
+        out = {"targeted": 0, "final": 0}
+        for (channel, _partner), stats in live_counts(self.client, self.message_id).items():
+            if channel == self.channel:
+                out["targeted"] += stats["targeted"]
+                out["final"] += sum(stats[s] for s in FINAL)
+        return out
 
     def targets(self) -> set[str]:
         """Every string target (topic, broadcast language) ever counted for this message."""

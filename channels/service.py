@@ -17,7 +17,7 @@ from datetime import timedelta
 from sqlalchemy import func, select
 from sqlalchemy.orm import Session
 
-from channels import ledger, messages, runtime
+from channels import ledger, messages, reconcile, runtime
 from channels.base import Area, Delivery
 from channels.ledger import KEY_TTL_S, Ledger, Target
 from channels.messages import MessageId, MessageKind
@@ -88,6 +88,9 @@ def enqueue(
     name, queue = TASKS[channel]
     args = [message_id, targets, attempt, first_at if first_at is not None else time.time()]
     priority = lane(message_id) if priority is None else priority
+    # The ledger expects an answer: past this deadline the reconciler queues the rest again.
+    grace = get_settings().channels.owner_grace_s
+    reconcile.expect(get_redis(), message_id, channel, (countdown or 0.0) + grace)
     celery_app.send_task(name, args=args, queue=queue, countdown=countdown, priority=priority)
 
 
@@ -310,3 +313,12 @@ def case_deliveries(session: Session, case_id: str, attempts_limit: int = 200) -
         messages=out,
         webhook_attempts=[WebhookAttemptRead.model_validate(a) for a in attempts],
     )
+
+
+def requeue(channel: str, message_id: str, targets: list) -> None:
+    """Queue open targets again (the reconciler's hand): the retry horizon still counts from
+    the message's creation, so a target cannot be retried forever."""
+    with session_scope() as session:
+        message = session.get(Message, message_id)
+        first_at = message.created_at.timestamp() if message is not None else time.time()
+    enqueue(channel, message_id, targets, 0, first_at)

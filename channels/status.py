@@ -15,13 +15,12 @@ from prometheus_client.core import GaugeMetricFamily
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
-from channels import ledger, runtime
+from channels import ledger, reconcile, runtime
 from channels.messages import MessageId, MessageKind
 from channels.models import DeadLetter, PartnerEndpoint
 from ops import metrics
 
 BREAKER_VALUES = {"closed": 0.0, "half_open": 1.0, "open": 2.0}
-_FINAL = ("sent", "failed", "dead", "dead_lettered", "withdrawn")
 _approved_at: dict[str, float] = {}
 
 
@@ -102,6 +101,11 @@ def gauges(session: Session, client: redis.Redis) -> Iterator[GaugeMetricFamily]
     for row in rows:
         family.add_metric([row.channel, str(row.partner_id)], BREAKER_VALUES.get(row.state, 0))
     yield family
+    yield GaugeMetricFamily(
+        "reunite_deliveries_overdue",
+        "Message channels with targets still open past their deadline (stuck, not in progress)",
+        reconcile.overdue(client),
+    )
 
 
 def _approval_time(case_id: str) -> float | None:
@@ -137,5 +141,5 @@ def observe_batch(client: redis.Redis, message_id: str, sent: int) -> None:
 def _drained(client: redis.Redis, message_id: str) -> bool:
     counts = ledger.live_counts(client, message_id)
     targeted = sum(row["targeted"] for row in counts.values())
-    final = sum(row[s] for row in counts.values() for s in _FINAL)
+    final = sum(row[s] for row in counts.values() for s in ledger.FINAL)
     return targeted > 0 and final >= targeted

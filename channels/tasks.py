@@ -11,8 +11,9 @@ from __future__ import annotations
 
 import logging
 
-from channels import fanout, service, status
+from channels import fanout, reconcile, service, status
 from channels.messages import MessageId
+from ops import metrics
 from ops.platform.celery_app import INFRASTRUCTURE_ERRORS, celery_app
 from ops.platform.config import get_settings
 from ops.platform.redis_client import get_redis
@@ -34,7 +35,9 @@ def _after(channel: str, message_id: str, first_at: float, result) -> dict:
     if nxt is not None:
         service.enqueue(channel, message_id, nxt.targets, nxt.attempt, first_at, nxt.countdown)
     fanout.persist_ledger(message_id, MessageId.case_of(message_id))
-    status.observe_batch(get_redis(), message_id, tally.sent)
+    client = get_redis()
+    reconcile.progress(client, message_id, channel, get_settings().channels.owner_grace_s)
+    status.observe_batch(client, message_id, tally.sent)
     return {
         "sent": tally.sent,
         "dead": tally.dead,
@@ -99,3 +102,17 @@ def webhook(message_id: str, endpoint_ids: list[int], attempt: int, first_at: fl
         message_id, int(endpoint_id), attempt, first_at, s, service.delivery_for
     )
     return _after("webhook", message_id, first_at, result)
+
+
+@celery_app.task(name="reunite.channels.reconcile", acks_late=True, max_retries=0)
+def reconcile_deliveries() -> int:
+    """Queue again the targets of units past their deadline (lost or stalled); beat runs it."""
+    requeued = reconcile.reconcile(
+        get_redis(), service.requeue, get_settings().channels.owner_grace_s
+    )
+    for r in requeued:
+        metrics.RECONCILED.labels(r.channel).inc(r.targets)
+        log.warning(
+            "reconciler re-queued %d %s targets of message %s", r.targets, r.channel, r.message_id
+        )
+    return sum(r.targets for r in requeued)

@@ -88,6 +88,12 @@ DEAD_LETTERS = Counter(
     ["channel"],
     registry=LOCAL,
 )
+RECONCILED = Counter(
+    "reunite_reconciler_requeued",
+    "Targets the reconciler queued again after their unit was lost or stalled",
+    ["channel"],
+    registry=LOCAL,
+)
 APPROVAL_TO_FIRST = Histogram(
     "reunite_approval_to_first_delivery_seconds",
     "From a case's approval to its first delivered alert",

@@ -23,7 +23,6 @@ INFRASTRUCTURE_ERRORS = (
 )
 
 
-
 def make_celery() -> Celery:
     """Celery configured from Settings; workers on any machine share the same broker."""
     settings = get_settings()

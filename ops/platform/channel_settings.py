@@ -176,6 +176,11 @@ class ChannelSettings(BaseModel):
     budget_wait_s: float = Field(default=0.25, gt=0)
     budget_lease_s: float = Field(default=60.0, gt=0)
 
+    # The reconciler (channels.reconcile): a queued unit whose targets are not all final this
+    # long after it was due is taken as lost and queued again; the reconciler runs this often.
+    owner_grace_s: float = Field(default=120.0, gt=0)
+    reconcile_interval_s: float = Field(default=30.0, gt=0)
+
     # Circuit breaker per endpoint: open after N consecutive failures, probe after open_s.
     breaker_failures: int = Field(default=5, ge=1)
     breaker_open_s: float = Field(default=30.0, gt=0)

@@ -1,0 +1,128 @@
+"""The ledger, not the broker, decides what is left to send: the reconciler finishes it.
+
+Before, a batch the broker lost (a Redis crash, a failed retry publish) left its devices at
+"targeted" forever with no dead letter, and a killed worker's batch waited for the broker's
+visibility timeout (10 minutes by default) before anyone sent it.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import time
+from collections import Counter
+
+import pytest
+
+from channels import ledger, reconcile, service
+from channels import tasks as channel_tasks
+from channels.fanout import FLUSH_EVERY
+from ops.peers import apns as apns_sink
+from ops.peers import keys
+from ops.peers._runtime import temp_tls
+from tests.integration.channels import fanout_env as fx
+from tests.peers.config import TOPIC
+
+pytestmark = pytest.mark.slow
+
+GRACE_S = 1.0
+
+
+@contextlib.contextmanager
+def apns_world(monkeypatch, **settings):
+    key = keys.make_apns_key()
+    sink = apns_sink.ApnsSink(
+        topic=TOPIC,
+        team_id=key.team_id,
+        key_id=key.key_id,
+        public_key=key.public_key,
+        slow_seconds=0.01,
+    )
+    with contextlib.ExitStack() as stack:
+        tls = stack.enter_context(temp_tls())
+        endpoint = stack.enter_context(apns_sink.running(sink, tls=tls))
+        doc = fx.channel_settings(
+            apns={
+                "base_url": endpoint.url,
+                "topic": TOPIC,
+                "team_id": key.team_id,
+                "key_id": key.key_id,
+                "auth_key": key.private_pem,
+                "transport": {"ca_bundle": str(endpoint.ca_bundle), "timeout_s": 5.0},
+            },
+            owner_grace_s=GRACE_S,
+            **settings,
+        )
+        yield sink, fx.apply(monkeypatch, doc)
+
+
+def queue_lists(client, queue: str) -> list[bytes]:
+    """The Redis lists holding one Celery queue (one per priority step)."""
+    return [k for k in client.keys(f"{queue}*") if k == queue.encode() or b"\x06\x16" in k]
+
+
+def test_batches_the_broker_lost_are_queued_again_by_the_reconciler(
+    database, tmp_path, redis_client, monkeypatch
+):
+    redis_client.flushdb()
+    with apns_world(monkeypatch, apns_batch=100) as (sink, channels_json):
+        case_id = fx.make_case()
+        partner = fx.make_partner("MapsApp")
+        ids = fx.add_devices(partner, "apns", [f"slow-{i:04d}" for i in range(500)])
+        message_id = fx.new_message(case_id)
+        assert service.fan_out_devices(message_id, list(ids.values())) == {"apns": 500}
+        # The broker loses every queued batch (a crash without persistence, say).
+        assert redis_client.delete(*queue_lists(redis_client, "apns")) >= 1
+        assert reconcile.overdue(redis_client) == 0, "not stuck before its deadline"
+        time.sleep(GRACE_S + 0.2)
+        assert reconcile.overdue(redis_client) == 1, "stuck, and visible as stuck"
+
+        env = fx.worker_env(database, tmp_path, channels_json)
+        with fx.worker(env, tmp_path / "w.log"):
+            assert channel_tasks.reconcile_deliveries.apply().result == 500
+            fx.wait_until(lambda: len(sink.accepted) >= 500, timeout=60, what="all 500 pushes")
+            fx.wait_until(lambda: reconcile.overdue(redis_client) == 0, what="nothing stuck")
+
+    received = Counter(p.token for p in sink.accepted)
+    assert len(received) == 500 and max(received.values()) == 1
+    counts = ledger.live_counts(redis_client, message_id)[("apns", partner)]
+    assert counts["sent"] == counts["targeted"] == 500
+    assert redis_client.zcard(reconcile.OPEN) == 0, "a finished message leaves the open set"
+
+
+def test_killed_worker_is_recovered_by_the_reconciler_not_the_visibility_timeout(
+    database, tmp_path, redis_client, monkeypatch
+):
+    redis_client.flushdb()
+    devices, batch, concurrency = 2000, 100, 10
+    # The broker would hand the killed batch back only after 10 minutes.
+    with apns_world(
+        monkeypatch, apns_batch=batch, apns_concurrency=concurrency, visibility_timeout_s=600
+    ) as (sink, channels_json):
+        case_id = fx.make_case()
+        partner = fx.make_partner("MapsApp")
+        ids = fx.add_devices(partner, "apns", [f"slow-{i:05d}" for i in range(devices)])
+        message_id = fx.new_message(case_id)
+        env = fx.worker_env(database, tmp_path, channels_json)
+        with fx.worker(env, tmp_path / "w1.log", concurrency=1) as first:
+            service.fan_out_devices(message_id, list(ids.values()))
+            fx.wait_until(lambda: len(sink.accepted) >= devices * 3 // 10, what="30% sent")
+            fx.kill_group(first)
+        killed_at = time.monotonic()
+        with fx.worker(env, tmp_path / "w2.log", concurrency=1):
+
+            def delivered() -> bool:
+                channel_tasks.reconcile_deliveries.apply()  # what beat runs every period
+                return len({p.token for p in sink.accepted}) == devices
+
+            fx.wait_until(delivered, timeout=60, interval=0.5, what="every device alerted")
+            recovered_s = time.monotonic() - killed_at
+            time.sleep(1.0)  # a late duplicate would land here
+
+    received = Counter(p.token for p in sink.accepted)
+    duplicated = sum(n - 1 for n in received.values())
+    print(f"reconciler: recovered in {recovered_s:.1f} s, {duplicated} duplicates")
+    assert len(received) == devices
+    # Recovery is bounded by the reconciler's grace and period, not the visibility timeout.
+    assert recovered_s < 30
+    # What the killed process had sent but not yet recorded: under one flush plus its streams.
+    assert duplicated <= FLUSH_EVERY + concurrency
