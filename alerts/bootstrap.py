@@ -98,6 +98,11 @@ def configure_celery(app: Celery) -> None:
                 "schedule": timedelta(seconds=settings.channels.reconcile_interval_s),
                 "options": {"expires": settings.channels.reconcile_interval_s * 2},
             },
+            "reconcile-shards": {
+                "task": "reunite.geo.reconcile_shards",
+                "schedule": timedelta(seconds=settings.channels.reconcile_interval_s),
+                "options": {"expires": settings.channels.reconcile_interval_s * 2},
+            },
             "expire-cases": {
                 "task": "reunite.dispatch.expire_cases",
                 "schedule": timedelta(seconds=60),

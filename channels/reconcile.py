@@ -39,6 +39,11 @@ return 0
 """
 
 
+def claim_overdue(client: redis.Redis, key: str, member: str, now: float, grace_s: float) -> bool:
+    """Take one overdue entry of a deadline set for this process (its deadline moves on)."""
+    return bool(client.register_script(_CLAIM)(keys=[key], args=[member, now, now + grace_s]))
+
+
 def _member(message_id: str, channel: str) -> str:
     return f"{message_id}|{channel}"
 
@@ -96,11 +101,10 @@ def reconcile(
 ) -> list[Requeued]:
     """Queue again the open targets of every overdue entry this process claims."""
     now = time.time() if now is None else now
-    claim = client.register_script(_CLAIM)
     done: list[Requeued] = []
     for raw in client.zrangebyscore(OPEN, "-inf", now, start=0, num=limit):
         member = raw.decode() if isinstance(raw, bytes) else raw
-        if not claim(keys=[OPEN], args=[member, now, now + grace_s]):
+        if not claim_overdue(client, OPEN, member, now, grace_s):
             continue  # another reconciler has it
         message_id, channel = member.rsplit("|", 1)
         led = Ledger(client, message_id, channel)

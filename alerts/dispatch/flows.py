@@ -22,6 +22,7 @@ Every step re-reads the case and stops if it is no longer active.
 
 from __future__ import annotations
 
+import time
 from dataclasses import replace
 from datetime import datetime
 
@@ -33,7 +34,7 @@ from sqlalchemy.orm import Session
 from alerts.cases import content
 from alerts.cases.lifecycle import CaseState
 from alerts.cases.models import Case
-from channels import closure
+from channels import closure, reconcile
 from channels import service as channels
 from channels.messages import AlertStatus, MessageId, MessageKind
 from geo import areas, rules
@@ -54,6 +55,9 @@ TARGET_SHARD = "reunite.geo.target_shard"
 NOTIFY_ALERTED = "reunite.geo.notify_alerted"
 # Devices per channel hand-over when a notice goes to everyone already alerted.
 NOTICE_CHUNK = 10_000
+# Shard tasks queued and not yet finished: member "wave:cell:interior", score: deadline. A lost
+# shard task is sent again by reconcile_shards, so losing one message loses no device.
+SHARDS_OPEN = "geo:shards:open"
 
 
 class WaveConflict(Exception):
@@ -182,13 +186,12 @@ def start_wave(outbox_id: int, wave_id: int) -> int:
     # Queued after the commit; a redelivery re-queues them all and the claims make that harmless.
     # The fullest shard comes first, in the urgent lane: the wave's first pushes never wait
     # behind another case's bulk. The others follow in the bulk lane.
+    deadline = time.time() + get_settings().channels.owner_grace_s
+    if start.shards:
+        owed = {_shard_member(wave_id, s.cell, s.interior): deadline for s in start.shards}
+        get_redis().zadd(SHARDS_OPEN, owed)
     for n, shard in enumerate(start.shards):
-        celery_app.send_task(
-            TARGET_SHARD,
-            args=[wave_id, shard.cell, shard.interior],
-            task_id=f"shard-{wave_id}-{shard.cell:x}",
-            priority=channels.URGENT if n == 0 else channels.BULK,
-        )
+        _send_shard(wave_id, shard.cell, shard.interior, channels.URGENT if n == 0 else None)
     if not start.drill:
         # Cell topics and the carrier's area broadcast reach everyone there: never a drill.
         if start.fcm_topics:
@@ -203,6 +206,19 @@ def start_wave(outbox_id: int, wave_id: int) -> int:
 
 
 # 4. A shard is targeted -----------------------------------------------------------------
+
+
+def _shard_member(wave_id: int, cell: int, interior: bool) -> str:
+    return f"{wave_id}:{cell:x}:{int(interior)}"
+
+
+def _send_shard(wave_id: int, cell: int, interior: bool, priority: int | None) -> None:
+    celery_app.send_task(
+        TARGET_SHARD,
+        args=[wave_id, cell, interior],
+        task_id=f"shard-{wave_id}-{cell:x}",
+        priority=channels.BULK if priority is None else priority,
+    )
 
 
 def target_shard(session: Session, wave_id: int, cell: int, interior: bool) -> np.ndarray:
@@ -228,7 +244,25 @@ def run_shard(wave_id: int, cell: int, interior: bool) -> int:
             fcm_via_topics=waves.uses_fcm_topics(wave_id) and not drill,
             test_only=drill,
         )
+    # Only now is the shard's work handed on (the claim gives a re-run the same devices).
+    get_redis().zrem(SHARDS_OPEN, _shard_member(wave_id, cell, interior))
     return len(claimed)
+
+
+def reconcile_shards(now: float | None = None) -> int:
+    """Send again every shard task past its deadline (lost, or its worker died); how many."""
+    now = time.time() if now is None else now
+    client = get_redis()
+    grace = get_settings().channels.owner_grace_s
+    sent = 0
+    for raw in client.zrangebyscore(SHARDS_OPEN, "-inf", now, start=0, num=500):
+        member = raw.decode() if isinstance(raw, bytes) else raw
+        if not reconcile.claim_overdue(client, SHARDS_OPEN, member, now, grace):
+            continue
+        wave_id, cell, interior = member.split(":")
+        _send_shard(int(wave_id), int(cell, 16), interior == "1", channels.URGENT)
+        sent += 1
+    return sent
 
 
 # 5. Notices to everyone already told ----------------------------------------------------

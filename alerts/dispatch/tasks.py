@@ -71,6 +71,12 @@ def notify_alerted(outbox_id: int, case_id: str, message_id: str) -> int:
     return flows.notify_alerted(outbox_id, case_id, message_id)
 
 
+@celery_app.task(name="reunite.geo.reconcile_shards", acks_late=True, max_retries=0)
+def reconcile_shards() -> int:
+    """Send again shard tasks past their deadline (lost, or their worker died)."""
+    return flows.reconcile_shards()
+
+
 @celery_app.task(name="reunite.geo.tick", acks_late=True, max_retries=0)
 def tick() -> int:
     """Queue every wave whose time has come, then relay the outbox at once."""

@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+import base64
+import json
+import time
 from datetime import UTC, datetime, timedelta
 
 import numpy as np
@@ -13,6 +16,7 @@ from alerts.cases import service as cases
 from alerts.cases.schemas import CaseCreate
 from alerts.dispatch import flows
 from alerts.dispatch import service as dispatch
+from alerts.dispatch import tasks as dispatch_tasks
 from alerts.users.models import User
 from alerts.users.roles import Rank, Role
 from geo import cells
@@ -23,6 +27,7 @@ from geo.waves.models import Wave
 from ops.platform.config import get_settings
 from ops.platform.db import session_scope
 from ops.platform.outbox.models import OutboxMessage
+from ops.platform.redis_client import get_redis
 from tests.factories import case_payload, make_agency, make_partner, make_user
 
 GEOD = Geod(ellps="WGS84")
@@ -244,3 +249,37 @@ def test_edited_active_case_sends_an_update_to_alerted_devices(world):
             r.args for r in s.scalars(select(OutboxMessage)) if r.task == flows.NOTIFY_ALERTED
         ]
     assert [(args[0], args[1].split(":")[1]) for args in notices] == [(case_id, "update")]
+
+
+def test_a_shard_task_the_broker_lost_is_sent_again_and_its_devices_alerted(world, monkeypatch):
+    monkeypatch.setenv("REUNITE_CHANNELS__OWNER_GRACE_S", "1")
+    get_settings.cache_clear()
+    ids = add_devices({"a": place(10), "b": place(20, azimuth=200)})
+    case_id = approved_case(world)
+    w0 = case_waves(case_id)[0]
+    with session_scope() as s:
+        outbox_id = s.scalar(select(OutboxMessage.id).where(OutboxMessage.task == flows.START_WAVE))
+    assert flows.start_wave(outbox_id, w0.id) >= 1
+    client = get_redis()
+
+    def geo_queue() -> list[bytes]:  # the Celery queue "geo", one list per priority step
+        return [k for k in client.keys("geo*") if k == b"geo" or k.startswith(b"geo\x06\x16")]
+
+    # The broker loses every queued shard task.
+    client.delete(*geo_queue())
+    assert flows.reconcile_shards() == 0, "nothing is overdue before its deadline"
+    time.sleep(1.2)
+
+    resent = flows.reconcile_shards()
+
+    queued = [json.loads(m) for k in geo_queue() for m in client.lrange(k, 0, -1)]
+    shard_args = [
+        json.loads(base64.b64decode(m["body"]))[0]
+        for m in queued
+        if m["headers"]["task"] == flows.TARGET_SHARD
+    ]
+    assert resent == len(shard_args) >= 1
+    for args in shard_args:  # what the worker runs for each re-sent task
+        dispatch_tasks.target_shard.apply(args=args)
+    assert set(waves.alerted(case_id).tolist()) == {ids["a"], ids["b"]}
+    assert client.zcard(flows.SHARDS_OPEN) == 0, "finished shards leave the open set"
