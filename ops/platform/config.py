@@ -50,7 +50,6 @@ class Settings(BaseSettings):
     relay_interval_seconds: float = Field(default=2.0, gt=0, le=60)
     # An outbox task published this long ago and not completed is published again.
     outbox_redeliver_seconds: float = Field(default=300.0, ge=1)
-    outbox_max_attempts: int = Field(default=20, ge=1)
     channels: ChannelSettings = ChannelSettings()
 
     # Geofencing: device locations older than this are not targeted; silent devices are purged.

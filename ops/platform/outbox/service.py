@@ -55,10 +55,11 @@ def relay_pending(send: Callable[..., Any], limit: int = 200) -> RelayResult:
             .where(
                 or_(
                     OutboxMessage.published_at.is_(None),
+                    # Never abandoned: a row whose work never completed is published again
+                    # every outbox_redeliver_seconds for as long as it takes.
                     and_(
                         OutboxMessage.completed_at.is_(None),
                         OutboxMessage.published_at < stale,
-                        OutboxMessage.attempts < settings.outbox_max_attempts,
                     ),
                 )
             )

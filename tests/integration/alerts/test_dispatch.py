@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import functools
+from datetime import timedelta
 
 from celery import Celery
 from sqlalchemy import select
@@ -11,6 +12,7 @@ from alerts.cases import service as cases
 from alerts.dispatch.models import DispatchRun
 from alerts.users.models import User
 from alerts.users.roles import Rank, Role
+from ops.platform.clock import utcnow
 from ops.platform.config import get_settings
 from ops.platform.db import session_scope
 from ops.platform.outbox import relay
@@ -73,3 +75,16 @@ def test_dispatch_task_runs_once_in_a_real_worker(database, tmp_path, redis_clie
         assert (run.case_id, run.kind) == (case_id, "approved")
         wait_for(lambda: (tmp_path / "w.log").read_text().count("succeeded") >= 2, timeout=30)
     assert len(runs()) == 1
+
+
+def test_an_outbox_row_is_never_abandoned_however_often_it_was_published(database, redis_client):
+    approved_case()
+    with session_scope() as s:
+        [row] = s.scalars(select(OutboxMessage)).all()
+        # Published 25 times, long ago, and its work never completed.
+        row.attempts, row.published_at = 25, utcnow() - timedelta(hours=1)
+    sent = []
+    result = outbox.relay_pending(lambda task, args, task_id: sent.append(task_id))
+    assert (result.published, sent) == (1, [f"outbox-{row.id}"])
+    [row] = outbox_rows()
+    assert row.attempts == 26 and row.completed_at is None
