@@ -78,6 +78,14 @@ def plan(area: areas.Area) -> list[ShardPlan]:
     return [ShardPlan(int(c), bool(i)) for c, i in zip(cand[keep], interior[keep], strict=True)]
 
 
+def topic_cells(covering: Sequence[ShardPlan], earlier: Sequence[areas.Area]) -> list[int]:
+    """Shard cells a wave may reach by cell topic: wholly inside its area (interior shards) and
+    clear of every earlier wave's area (any shard an earlier plan kept, boundary ones included,
+    may hold devices already alerted). Every other device goes per token, exactly tested."""
+    told = {s.cell for area in earlier for s in plan(area)}
+    return [s.cell for s in covering if s.interior and s.cell not in told]
+
+
 # -- per-device tests -------------------------------------------------------------------
 
 

@@ -241,7 +241,7 @@ def run_shard(wave_id: int, cell: int, interior: bool) -> int:
         channels.fan_out_devices(
             message_id,
             claimed.tolist(),
-            fcm_via_topics=waves.uses_fcm_topics(wave_id) and not drill,
+            fcm_via_topics=waves.topic_covers(wave_id, cell) and not drill,
             test_only=drill,
         )
     # Only now is the shard's work handed on (the claim gives a re-run the same devices).

@@ -29,6 +29,7 @@ from ops.platform.redis_client import get_redis
 # All alert waves of a case share one bitmap: a device is alerted once per case.
 ALERT_LEDGER = "alert"
 PENDING = ("scheduled", "queued", "targeting")
+TOPICS_TTL_S = 8 * 24 * 3600
 # Above this many candidates a shard filters out already-alerted devices before claiming.
 SNAPSHOT_MIN = 20_000
 
@@ -161,8 +162,10 @@ class WaveStart:
     wave_id: int
     message_id: str
     shards: list[targeting.ShardPlan]
-    # Above the operator's threshold FCM goes by geo-cell topic, one message per covering cell
-    # (subscribers to a topic need not be in our registry, so empty shards count here).
+    # Above the operator's threshold FCM goes by geo-cell topic: one message per shard cell that
+    # lies wholly inside this wave's area and outside every earlier wave's (subscribers need not
+    # be in our registry, so empty shards count). Devices elsewhere go per token, so nobody is
+    # alerted twice and the overshoot stays that of per-device targeting.
     topic_cells: list[int]
     fcm_topics: bool
     languages: list[str]
@@ -218,6 +221,10 @@ def begin_targeting(
         decided = b"1" if use_topics(sum(sizes)) else b"0"
         client.hsetnx(stats_key(wave.id), "fcm_topics", decided)
         decided = client.hget(stats_key(wave.id), "fcm_topics")
+    topic_cells = _topic_cells(session, wave, covering) if decided == b"1" else []
+    if topic_cells:
+        client.sadd(topics_key(wave.id), *topic_cells)
+        client.expire(topics_key(wave.id), TOPICS_TTL_S)
     wave.status = "targeting"
     wave.started_at = wave.started_at or now
     wave.shards = len(shards)
@@ -225,10 +232,31 @@ def begin_targeting(
         wave_id=wave.id,
         message_id=wave.message_id,
         shards=shards,
-        topic_cells=[s.cell for s in covering],
+        topic_cells=topic_cells,
         fcm_topics=decided == b"1",
         languages=list(languages),
     )
+
+
+def _topic_cells(session: Session, wave: Wave, covering: list[targeting.ShardPlan]) -> list[int]:
+    """The wave's topic cells, clear of every earlier started wave of the case."""
+    earlier = session.scalars(
+        select(Wave).where(
+            Wave.case_id == wave.case_id,
+            Wave.id != wave.id,
+            Wave.status.in_(("targeting", "started")),
+        )
+    ).all()
+    return targeting.topic_cells(covering, [area_of(w) for w in earlier])
+
+
+def topics_key(wave_id: int) -> str:
+    return f"wave:{wave_id}:topics"
+
+
+def topic_covers(wave_id: int, cell: int) -> bool:
+    """Whether this wave reaches the shard's FCM devices by its cell topic (not per token)."""
+    return bool(get_redis().sismember(topics_key(wave_id), cell))
 
 
 def finish_wave(session: Session, wave_id: int) -> None:

@@ -19,7 +19,7 @@ from alerts.dispatch import service as dispatch
 from alerts.dispatch import tasks as dispatch_tasks
 from alerts.users.models import User
 from alerts.users.roles import Rank, Role
-from geo import cells
+from geo import cells, targeting
 from geo.devices import service as devices
 from geo.devices.service import Platform
 from geo.waves import service as waves
@@ -236,8 +236,8 @@ def test_wave_below_the_fcm_threshold_sends_per_token(world):
     with session_scope() as s:
         start = flows.begin_wave(s, w0.id)
     assert start is not None and not start.fcm_topics
-    # Only the one shard holding a device gets a targeting task; topics would cover them all.
-    assert len(start.shards) == 1 and len(start.topic_cells) > 100
+    # Only the one shard holding a device gets a targeting task, and no topic is sent.
+    assert len(start.shards) == 1 and start.topic_cells == []
 
 
 def test_edited_active_case_sends_an_update_to_alerted_devices(world):
@@ -283,3 +283,32 @@ def test_a_shard_task_the_broker_lost_is_sent_again_and_its_devices_alerted(worl
         dispatch_tasks.target_shard.apply(args=args)
     assert set(waves.alerted(case_id).tolist()) == {ids["a"], ids["b"]}
     assert client.zcard(flows.SHARDS_OPEN) == 0, "finished shards leave the open set"
+
+
+def test_a_device_in_a_cell_topic_is_not_told_again_by_the_next_wave(world, monkeypatch):
+    from tests.conftest import clear_caches
+
+    monkeypatch.setenv("REUNITE_CHANNELS__FCM_TOPIC_THRESHOLD", "1")
+    clear_caches()
+    ids = add_devices({"inner": place(10), "beside": place(10.5)})
+    inner_shard = int(cells.parent(cells.snap_many(*map(np.array, zip(place(10)))))[0])
+    case_id = approved_case(world)
+    w0, w1, *_ = case_waves(case_id)
+    with session_scope() as s:
+        first = flows.begin_wave(s, w0.id)
+    assert first.fcm_topics and inner_shard in first.topic_cells
+    assert waves.topic_covers(w0.id, inner_shard)
+    with session_scope() as s:
+        waves.finish_wave(s, w0.id)
+        second = flows.begin_wave(s, w1.id)
+    assert second.fcm_topics and second.topic_cells, "the wider ring still goes by topic"
+    assert inner_shard not in second.topic_cells, "the inner cell's topic was told already"
+    assert not set(second.topic_cells) & {s.cell for s in targeting.plan(waves.area_of(w0))}
+    found = set()
+    for shard in first.shards:
+        with session_scope() as s:
+            found |= set(flows.target_shard(s, w0.id, shard.cell, shard.interior).tolist())
+    assert found == {ids["inner"], ids["beside"]}
+    for shard in second.shards:
+        with session_scope() as s:
+            assert flows.target_shard(s, w1.id, shard.cell, shard.interior).size == 0

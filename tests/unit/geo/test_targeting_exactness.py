@@ -4,6 +4,7 @@ A device is simulated at a true point; only its snapped cell is kept, as in prod
 targeting test must include every device inside the area and none more than 161 m outside.
 """
 
+import h3
 import numpy as np
 import shapely
 from hypothesis import HealthCheck, example, given, settings
@@ -125,3 +126,30 @@ def test_plan_covers_the_shard_of_every_device_that_may_be_targeted(lat, lon, ra
         if planned.get(int(shard)):
             # An interior shard's devices are taken untested: they must all be inside.
             assert d <= area.radius_m, f"device {d - area.radius_m:.0f} m outside, cell {cell}"
+
+
+@settings(max_examples=25, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(
+    lat=st.floats(-60.0, 60.0),
+    lon=st.floats(-179.0, 179.0),
+    radius_km=st.floats(60.0, 300.0),
+    earlier_share=st.floats(0.2, 0.8),
+    seed=st.integers(0, 2**32 - 1),
+)
+def test_topic_cells_lie_inside_the_wave_and_outside_every_earlier_wave(
+    lat, lon, radius_km, earlier_share, seed
+):
+    """A topic reaches every device of its cell: so each device cell of a topic shard must lie
+    wholly inside the wave's area (no overshoot at all) and outside the earlier wave's area
+    (nobody alerted twice); every other device goes per token through the exact test above."""
+    area = Area.circle(lat, lon, radius_km)
+    earlier = Area.circle(lat, lon, radius_km * earlier_share)
+    topics = targeting.topic_cells(targeting.plan(area), [earlier])
+    rng = np.random.default_rng(seed)
+    for shard in rng.permutation(topics)[:5]:
+        children = h3.cell_to_children(h3.int_to_str(int(shard)), cells.DEVICE_RES)
+        for child in rng.choice(children, size=20, replace=False):
+            pts = np.array(h3.cell_to_boundary(child))
+            d = areas.geodesic_distance_m(lat, lon, pts[:, 0], pts[:, 1])
+            assert (d <= area.radius_m).all(), "a topic would alert outside the area"
+            assert (d > earlier.radius_m).all(), "a topic would alert a device told before"
