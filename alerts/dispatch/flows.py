@@ -34,6 +34,7 @@ from sqlalchemy.orm import Session
 from alerts.cases import content
 from alerts.cases.lifecycle import CaseState
 from alerts.cases.models import Case
+from alerts.feeds import service as feeds
 from channels import closure, reconcile
 from channels import service as channels
 from channels.messages import AlertStatus, MessageId, MessageKind
@@ -168,6 +169,7 @@ def begin_wave(session: Session, wave_id: int) -> waves.WaveStart | None:
             subject=f"case:{case.id}",
             detail={"wave": wave.index, "epoch": wave.epoch, "radius_km": wave.radius_km},
         )
+        feeds.publish(session, case, get_settings())  # the CAP document, as of now
     start = waves.begin_targeting(
         session, wave, case.alert_languages, channels.use_fcm_topics, utcnow()
     )
@@ -276,6 +278,7 @@ def _queue_notice(session: Session, case_id: str, kind: MessageKind) -> None:
     """
     area = channels.latest_area(session, case_id) if kind.closes else None
     message = channels.create_message(session, case_id, kind, 0, area)
+    feeds.publish(session, session.get(Case, case_id), get_settings())
     outbox.enqueue(session, NOTIFY_ALERTED, [case_id, message.id])
 
 

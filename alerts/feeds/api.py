@@ -84,7 +84,10 @@ def cap_document(
 ) -> Response:
     """One CAP 1.2 document."""
     partner = _partner(session, key, partners.Format.CAP)
-    doc = feeds.document(session, identifier, settings, partner)
+    try:
+        doc = feeds.document(session, identifier, settings, partner)
+    except feeds.DocumentGone:
+        raise HTTPException(status.HTTP_410_GONE, "this alert has ended and was erased") from None
     if doc is None:
         raise HTTPException(status.HTTP_404_NOT_FOUND, "no such current CAP document")
     return _cached(doc.xml(), CAP_TYPE, feeds.last_modified([doc]), if_none_match)

@@ -3,8 +3,9 @@
 from __future__ import annotations
 
 from datetime import datetime
+from typing import Any
 
-from sqlalchemy import ForeignKey, String
+from sqlalchemy import JSON, ForeignKey, String
 from sqlalchemy.orm import Mapped, mapped_column
 
 from ops.platform.clock import utcnow
@@ -37,3 +38,22 @@ class CaseErasure(Base):
     erased_at: Mapped[datetime] = mapped_column(default=utcnow)
     photos_deleted: Mapped[int] = mapped_column(default=0)
     kind: Mapped[str] = mapped_column(String(20), default="retention")
+
+
+class PublishedDocument(Base):
+    """A CAP document as it was published: rendered once, served unchanged until erasure.
+
+    Later changes are new Update documents; the stored ones are never re-rendered from the case.
+    Erasure deletes them (they hold the child's details), and fetching one then answers 410.
+    """
+
+    __tablename__ = "published_documents"
+
+    identifier: Mapped[str] = mapped_column(String(200), primary_key=True)
+    case_id: Mapped[str] = mapped_column(ForeignKey("cases.id", ondelete="CASCADE"), index=True)
+    message_id: Mapped[str] = mapped_column(String(120))
+    variant: Mapped[str] = mapped_column(String(10))
+    position: Mapped[int]
+    area: Mapped[dict[str, Any] | None] = mapped_column(JSON)
+    document: Mapped[dict[str, Any]] = mapped_column(JSON)
+    published_at: Mapped[datetime] = mapped_column(default=utcnow)

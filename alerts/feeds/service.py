@@ -17,13 +17,16 @@ from datetime import datetime, timedelta
 from email.utils import format_datetime
 from xml.etree import ElementTree as ET
 
+from pydantic import TypeAdapter
 from sqlalchemy import or_, select
+from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
 from alerts.cases import content
 from alerts.cases.lifecycle import CaseState
 from alerts.cases.models import Case
 from alerts.feeds import cap, photos
+from alerts.feeds.models import CaseErasure, PublishedDocument
 from alerts.partners import service as partners
 from alerts.partners.models import Partner
 from channels import messages, runtime
@@ -139,7 +142,76 @@ def _for_drills(session: Session, case_id: str, partner: Partner | None) -> bool
     return content.case_status(session, case_id) is AlertStatus.ACTUAL
 
 
+_DOCUMENT = TypeAdapter(cap.Document)
+
+
+class DocumentGone(LookupError):
+    """The document's case was erased: it is gone for good (HTTP 410)."""
+
+
+def publish(session: Session, case: Case, settings: Settings) -> int:
+    """Store the case's documents not yet published, rendered now; how many were added.
+
+    The dispatch flow calls this in the transaction that creates each message, so a document
+    says what was true when it went out; stored ones are never rendered again.
+    """
+    stored = set(
+        session.scalars(
+            select(PublishedDocument.identifier).where(PublishedDocument.case_id == case.id)
+        )
+    )
+    added = 0
+    for position, doc in enumerate(_render_documents(session, case, settings)):
+        if doc.identifier in stored:
+            continue
+        row = PublishedDocument(
+            identifier=doc.identifier,
+            case_id=case.id,
+            message_id=doc.message_id,
+            variant=doc.variant,
+            position=position,
+            area=doc.area,
+            document=_DOCUMENT.dump_python(doc.document, mode="json"),
+        )
+        try:
+            with session.begin_nested():  # another process may publish the same one now
+                session.add(row)
+        except IntegrityError:
+            continue
+        added += 1
+    return added
+
+
 def case_documents(
+    session: Session, case: Case, settings: Settings, now: float | None = None
+) -> list[CapDoc]:
+    """Every CAP document of a case as published, oldest first (publishing any still due)."""
+    if session.get(CaseErasure, case.id) is None:
+        publish(session, case, settings)
+    rows = session.scalars(
+        select(PublishedDocument)
+        .where(PublishedDocument.case_id == case.id)
+        .order_by(PublishedDocument.position)
+    )
+    out = []
+    for row in rows:
+        document = _DOCUMENT.validate_python(row.document)
+        out.append(
+            CapDoc(
+                identifier=row.identifier,
+                message_id=row.message_id,
+                case_id=row.case_id,
+                variant=row.variant,
+                sent=document.sent,
+                expires=document.expires,
+                area=row.area,
+                document=document,
+            )
+        )
+    return out
+
+
+def _render_documents(
     session: Session, case: Case, settings: Settings, now: float | None = None
 ) -> list[CapDoc]:
     """Every CAP document of a case, oldest first, each referencing the earlier unexpired ones."""
@@ -230,9 +302,11 @@ def for_partner(doc: CapDoc, partner: Partner | None) -> CapDoc:
 def document(
     session: Session, identifier: str, settings: Settings, partner: Partner | None
 ) -> CapDoc | None:
-    """One CAP document by identifier, if the partner may see it."""
+    """One CAP document by identifier, if the partner may see it; DocumentGone once erased."""
     message_id = identifier.removeprefix("reunite:").removesuffix(":cancel")
     case = session.get(Case, MessageId.case_of(message_id))
+    if case is not None and session.get(CaseErasure, case.id) is not None:
+        raise DocumentGone(identifier)
     if case is None or not _visible(case, settings) or not _for_drills(session, case.id, partner):
         return None
     for doc in case_documents(session, case, settings):

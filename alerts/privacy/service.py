@@ -12,13 +12,13 @@ from __future__ import annotations
 import logging
 from datetime import datetime, timedelta
 
-from sqlalchemy import select, text
+from sqlalchemy import delete, select, text
 from sqlalchemy.orm import Session
 
 from alerts.cases.lifecycle import CaseState
 from alerts.cases.models import Case
 from alerts.feeds import photos
-from alerts.feeds.models import CaseErasure
+from alerts.feeds.models import CaseErasure, PublishedDocument
 from geo.waves.models import CaseGeo, Sighting
 from ops.platform.audit import service as audit
 from ops.platform.clock import utcnow
@@ -56,6 +56,8 @@ def erase(session: Session, case_id: str, settings: Settings, kind: str = "reten
     if geo is not None:
         geo.override_reason = None
     audit.erase_reasons(session, f"case:{case.id}")
+    # The published CAP documents carry the child's details: the feeds drop them (410).
+    session.execute(delete(PublishedDocument).where(PublishedDocument.case_id == case.id))
     if session.get(CaseErasure, case.id) is None:
         session.add(CaseErasure(case_id=case.id, photos_deleted=deleted, kind=kind))
     audit.record(

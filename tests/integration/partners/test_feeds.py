@@ -199,3 +199,28 @@ def test_partner_gets_only_the_formats_it_asked_for(world, api):
     headers = bearer(body["key"]["key"])
     assert api.get("/api/v1/feeds/atom", headers=headers).status_code == 403
     assert api.get("/api/v1/feeds/stream", headers=headers).status_code == 403
+
+
+def test_a_published_cap_document_never_changes_after_sightings_and_closure(world, api, partner):
+    case_id = approved_case(world)
+    alert_id = start_first_wave(case_id)
+    url = f"/api/v1/feeds/cap/reunite:{alert_id}"
+    published = api.get(url, headers=partner)
+    assert published.status_code == 200
+
+    # The officer corrects the description and a sighting moves the case far away.
+    with session_scope() as s:
+        s.get(Case, case_id).details.child = {
+            **s.get(Case, case_id).details.child,
+            "clothing": "a green raincoat",
+        }
+    add_sighting(world, case_id, 23.3, 113.1)
+    assert api.get(url, headers=partner).content == published.content
+    close(world, case_id)
+    again = api.get(url, headers=partner)
+    assert again.content == published.content and again.headers["etag"] == published.headers["etag"]
+    # The change went out as new documents, each an Update referencing the original.
+    with session_scope() as s:
+        docs = feeds.case_documents(s, s.get(Case, case_id), get_settings())
+    assert [d.variant for d in docs] == ["alert", "update", "allclear", "cancel"]
+    assert b"green raincoat" in docs[1].xml() and b"green raincoat" not in docs[0].xml()
