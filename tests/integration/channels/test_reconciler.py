@@ -80,13 +80,16 @@ def test_batches_the_broker_lost_are_queued_again_by_the_reconciler(
         with fx.worker(env, tmp_path / "w.log"):
             assert channel_tasks.reconcile_deliveries.apply().result == 500
             fx.wait_until(lambda: len(sink.accepted) >= 500, timeout=60, what="all 500 pushes")
-            fx.wait_until(lambda: reconcile.overdue(redis_client) == 0, what="nothing stuck")
+            fx.wait_until(
+                lambda: redis_client.zcard(reconcile.OPEN) == 0,
+                what="the finished message leaving the open set",
+            )
 
     received = Counter(p.token for p in sink.accepted)
     assert len(received) == 500 and max(received.values()) == 1
     counts = ledger.live_counts(redis_client, message_id)[("apns", partner)]
     assert counts["sent"] == counts["targeted"] == 500
-    assert redis_client.zcard(reconcile.OPEN) == 0, "a finished message leaves the open set"
+    assert reconcile.overdue(redis_client) == 0
 
 
 def test_killed_worker_is_recovered_by_the_reconciler_not_the_visibility_timeout(
