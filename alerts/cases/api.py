@@ -5,14 +5,17 @@ from __future__ import annotations
 from typing import Annotated
 
 from fastapi import APIRouter, BackgroundTasks, Query, status
+from fastapi.responses import JSONResponse
 
 from alerts.cases import service
 from alerts.cases.lifecycle import CaseState
+from alerts.cases.models import CaseChange
 from alerts.cases.schemas import (
     CaseCreate,
     CasePage,
     CaseRead,
     CaseUpdate,
+    ChangeRead,
     OptionalReason,
     Reason,
 )
@@ -51,7 +54,16 @@ def read_case(case_id: str, session: SessionDep, user: CurrentUser) -> CaseRead:
     return service.to_read(service.get(session, case_id, user))
 
 
-@router.patch("/{case_id}", response_model=CaseRead)
+@router.patch(
+    "/{case_id}",
+    response_model=CaseRead,
+    responses={
+        202: {
+            "model": ChangeRead,
+            "description": "An active case's change waits for a second supervisor",
+        }
+    },
+)
 def update_case(
     case_id: str,
     body: CaseUpdate,
@@ -59,10 +71,19 @@ def update_case(
     user: CurrentUser,
     settings: SettingsDep,
     background: BackgroundTasks,
-) -> CaseRead:
-    """Edit a draft, or an active case's details (devices already alerted get an update)."""
-    service.update(session, case_id, body, user, settings)
+) -> CaseRead | JSONResponse:
+    """Edit a draft. A change to an active case's public text is held as a pending change
+    (202) until a second supervisor approves it; then alerted devices and partners get it."""
+    result = service.update(session, case_id, body, user, settings)
+    if isinstance(result, CaseChange):
+        session.commit()
+        return _accepted(result)
     return _commit_and_relay(session, background, case_id, user)
+
+
+def _accepted(change: CaseChange) -> JSONResponse:
+    body = ChangeRead.model_validate(change).model_dump(mode="json")
+    return JSONResponse(body, status_code=status.HTTP_202_ACCEPTED)
 
 
 @router.post("/{case_id}/submit", response_model=CaseRead)

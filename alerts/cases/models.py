@@ -56,3 +56,23 @@ class CaseDetails(Base):
     vehicle: Mapped[dict[str, Any] | None] = mapped_column(JSON)
 
     case: Mapped[Case] = relationship(back_populates="details")
+
+
+class CaseChange(Base):
+    """A material change to a live alert, waiting for a second person (two-person rule).
+
+    kind "details": new public text (payload: the CaseUpdate fields); kind "sighting": a
+    sighting that moves the centre beyond the allowed distance (payload: the sighting).
+    """
+
+    __tablename__ = "case_changes"
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    case_id: Mapped[str] = mapped_column(ForeignKey("cases.id", ondelete="CASCADE"), index=True)
+    kind: Mapped[str] = mapped_column(String(20))
+    payload: Mapped[dict[str, Any] | None] = mapped_column(JSON)
+    state: Mapped[str] = mapped_column(String(20), default="pending", index=True)
+    submitted_by_id: Mapped[int] = mapped_column(ForeignKey("users.id"))
+    submitted_at: Mapped[datetime] = mapped_column(default=utcnow)
+    decided_by_id: Mapped[int | None] = mapped_column(ForeignKey("users.id"))
+    decided_at: Mapped[datetime | None]

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from datetime import UTC, date, datetime, timedelta
 from enum import StrEnum
-from typing import Annotated
+from typing import Annotated, Any
 
 from pydantic import (
     AfterValidator,
@@ -189,3 +189,19 @@ class CasePage(BaseModel):
     total: int
     limit: int
     offset: int
+
+
+class ChangeRead(BaseModel):
+    """A material change to a live alert and its decision (two-person rule)."""
+
+    model_config = ConfigDict(from_attributes=True)
+
+    id: int
+    case_id: str
+    kind: str = Field(description="details (public text) or sighting (moves the centre)")
+    state: str = Field(description="pending, approved or rejected")
+    payload: dict[str, Any] | None = Field(description="the proposed fields or sighting")
+    submitted_by_id: int
+    submitted_at: datetime
+    decided_by_id: int | None
+    decided_at: datetime | None

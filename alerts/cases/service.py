@@ -6,6 +6,7 @@ import logging
 import uuid
 from collections.abc import Iterator
 from datetime import timedelta
+from enum import StrEnum
 from typing import Any
 
 import redis
@@ -15,7 +16,7 @@ from sqlalchemy.orm import Session
 
 from alerts.cases import lifecycle
 from alerts.cases.lifecycle import Action, CaseEvent, CaseState
-from alerts.cases.models import Case, CaseDetails
+from alerts.cases.models import Case, CaseChange, CaseDetails
 from alerts.cases.schemas import CaseCreate, CaseRead, CaseUpdate, LastSeen
 from alerts.dispatch import service as dispatch
 from alerts.users import service as users
@@ -156,8 +157,9 @@ ACTIVE_FIXED = frozenset({"last_seen", "alert_languages"})
 
 def update(
     session: Session, case_id: str, data: CaseUpdate, user: User, settings: Settings
-) -> Case:
-    """Change a draft freely, or an active case's details (which sends an update notice)."""
+) -> Case | CaseChange:
+    """Change a draft at once; a change to an active case's public text waits for a second
+    person (two-person rule) and is returned as a pending CaseChange."""
     case = get(session, case_id, user, lock=True)
     if Role(user.role) not in CASE_AUTHORS:
         raise Forbidden(f"role {user.role} cannot edit cases")
@@ -168,8 +170,20 @@ def update(
             raise CaseConflict(
                 f"case is active; {', '.join(fixed)} cannot be edited (add a sighting instead)"
             )
+        if changed:
+            payload = data.model_dump(mode="json", exclude_unset=True)
+            return propose(session, case, ChangeKind.DETAILS, payload, user)
     elif case.state != CaseState.DRAFT:
         raise CaseConflict(f"case is {case.state}; only draft and active cases can be edited")
+    apply_update(session, case, data, settings, actor=f"user:{user.id}")
+    return case
+
+
+def apply_update(
+    session: Session, case: Case, data: CaseUpdate, settings: Settings, *, actor: str
+) -> None:
+    """Write the changed fields (an active case's alerted devices and partners get an update)."""
+    changed = data.model_fields_set
     details = case.details
     assert details is not None
     if data.child is not None:
@@ -195,14 +209,71 @@ def update(
     case.version += 1
     audit.record(
         session,
-        actor=f"user:{user.id}",
+        actor=actor,
         action="case.updated",
         subject=f"case:{case.id}",
         detail={"fields": sorted(changed)},
     )
     if case.state == CaseState.ACTIVE and changed:
         dispatch.enqueue_dispatch(session, case.id, "updated")
-    return case
+
+
+class ChangeKind(StrEnum):
+    DETAILS = "details"
+    SIGHTING = "sighting"
+
+
+def propose(
+    session: Session, case: Case, kind: ChangeKind, payload: dict[str, Any], user: User
+) -> CaseChange:
+    """Hold a material change to a live alert until a second supervisor approves it."""
+    change = CaseChange(case_id=case.id, kind=kind.value, payload=payload, submitted_by_id=user.id)
+    session.add(change)
+    session.flush()
+    audit.record(
+        session,
+        actor=f"user:{user.id}",
+        action="case.change_proposed",
+        subject=f"case:{case.id}",
+        detail={"change": change.id, "kind": kind.value, "fields": sorted(payload)},
+    )
+    return change
+
+
+def decide_change(
+    session: Session, case_id: str, change_id: int, supervisor: User, *, approve: bool
+) -> tuple[Case, CaseChange]:
+    """Check that a second supervisor may decide this pending change, and record the decision
+    (audited like the first approval); the caller applies an approved change."""
+    case = get(session, case_id, supervisor, lock=True)
+    change = session.get(CaseChange, change_id)
+    if change is None or change.case_id != case.id:
+        raise CaseNotFound(f"change {change_id} not found")
+    if change.state != "pending":
+        raise CaseConflict(f"change {change_id} is {change.state}")
+    if case.state != CaseState.ACTIVE:
+        raise CaseConflict(f"case is {case.state}; only an active case's changes are decided")
+    check_approval(
+        Approver(
+            user_id=supervisor.id,
+            role=Role(supervisor.role),
+            rank=Rank(supervisor.rank),
+            agency_id=supervisor.agency_id,
+        ),
+        submitted_by=change.submitted_by_id,
+        case_agency_lineage=users.lineage(session, case.agency_id),
+        self_approval_min_rank=None,  # a live change always needs a second person
+    )
+    change.state = "approved" if approve else "rejected"
+    change.decided_by_id, change.decided_at = supervisor.id, utcnow()
+    audit.record(
+        session,
+        actor=f"user:{supervisor.id}",
+        action=f"case.change_{change.state}",
+        subject=f"case:{case.id}",
+        detail={"change": change.id, "kind": change.kind, "submitted_by": change.submitted_by_id},
+    )
+    return case, change
 
 
 def _apply(

@@ -220,6 +220,12 @@ MESSAGES: dict[str, dict[str, str]] = {
         "err.csrf": "请求缺少有效的安全令牌（CSRF），已拒绝。请刷新页面后重试。",
         "v.required": "必填",
         "v.sighting_too_early": "不能早于本案上一次目击或最后出现的时间",
+        "case.changes": "待第二位主管批准的更改",
+        "case.change_details": "修改公开信息",
+        "case.change_sighting": "远距离目击（移动预警中心）",
+        "case.change_approve": "批准并发布",
+        "case.change_reject": "驳回",
+        "case.change_waiting": "等待另一位主管批准",
         "case.drill_exercise": "【演练】本案为演练：只发送到合作方的测试设备"
         "和选择接收演练的合作方，每条消息都带有演练标记。",
         "case.drill_test": "【测试】本案为系统测试：只发送到合作方的测试设备"
@@ -453,6 +459,12 @@ MESSAGES: dict[str, dict[str, str]] = {
         "Reload the page and try again.",
         "v.required": "is required",
         "v.sighting_too_early": "must not be earlier than the last sighting or last-seen time",
+        "case.changes": "Changes waiting for a second supervisor",
+        "case.change_details": "New public text",
+        "case.change_sighting": "Distant sighting (moves the alert's centre)",
+        "case.change_approve": "Approve and publish",
+        "case.change_reject": "Reject",
+        "case.change_waiting": "Waiting for another supervisor",
         "case.drill_exercise": "EXERCISE: this case is a drill. It reaches only partners' test "
         "devices and partners that opted in to drills, and every message is marked.",
         "case.drill_test": "TEST: this case is a system test. It reaches only partners' test "

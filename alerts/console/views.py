@@ -14,7 +14,7 @@ from sqlalchemy.orm import Session
 from alerts.cases import content
 from alerts.cases import service as cases
 from alerts.cases.lifecycle import CaseState
-from alerts.cases.models import Case
+from alerts.cases.models import Case, CaseChange
 from alerts.console import svgmap
 from alerts.users.models import User
 from channels import messages, sms
@@ -226,3 +226,14 @@ def drill_of(session: Session, case_id: str) -> str | None:
     """ "exercise" or "test" for a drill or system test (the console shows a banner), else None."""
     status = content.case_status(session, case_id)
     return None if status is AlertStatus.ACTUAL else str(status)
+
+
+def pending_changes(session: Session, case_id: str) -> list[CaseChange]:
+    """Changes to the live alert waiting for a second supervisor, oldest first."""
+    return list(
+        session.scalars(
+            select(CaseChange)
+            .where(CaseChange.case_id == case_id, CaseChange.state == "pending")
+            .order_by(CaseChange.id)
+        )
+    )

@@ -3,9 +3,14 @@
 from __future__ import annotations
 
 from fastapi import APIRouter, BackgroundTasks, HTTPException, status
+from fastapi.responses import JSONResponse
+from sqlalchemy import select
 
 from alerts.cases import models as case_models
 from alerts.cases import service as cases
+from alerts.cases.lifecycle import CaseState
+from alerts.cases.models import CaseChange
+from alerts.cases.schemas import ChangeRead
 from alerts.deps import CurrentUser, SessionDep, SupervisorUser
 from alerts.dispatch import flows
 from alerts.dispatch.schemas import GeoOverride, SightingCreate, SightingRead, WaveRead
@@ -20,18 +25,41 @@ deliveries_router = APIRouter(prefix="/api/v1/cases", tags=["deliveries"])
 STAFF = frozenset({Role.OPERATOR, Role.ADMIN})
 
 
-@router.post("/sightings", response_model=SightingRead, status_code=status.HTTP_201_CREATED)
+@router.post(
+    "/sightings",
+    response_model=SightingRead,
+    status_code=status.HTTP_201_CREATED,
+    responses={
+        202: {
+            "model": ChangeRead,
+            "description": "The sighting moves the centre too far: a second supervisor decides",
+        }
+    },
+)
 def add_sighting(
     case_id: str,
     body: SightingCreate,
     session: SessionDep,
     user: CurrentUser,
     background: BackgroundTasks,
-) -> SightingRead:
-    """A new last-seen place and time: waves restart from there (alerted devices excluded)."""
+) -> SightingRead | JSONResponse:
+    """A new last-seen place and time: waves restart from there (alerted devices excluded).
+    One that moves the centre beyond live_change_max_km (50 km) waits for a second person."""
     if Role(user.role) not in CASE_AUTHORS:
         raise HTTPException(status.HTTP_403_FORBIDDEN, f"role {user.role} cannot add sightings")
-    cases.get(session, case_id, user)
+    case = cases.get(session, case_id, user)
+    try:
+        flows.check_sighting(case, body.at)
+    except flows.SightingRefused as exc:
+        raise HTTPException(
+            422, [{"field": exc.field, "message": str(exc), "type": "value_error"}]
+        ) from None
+    if case.state == CaseState.ACTIVE and flows.moves_too_far(case, body.lat, body.lon):
+        payload = body.model_dump(mode="json")
+        change = cases.propose(session, case, cases.ChangeKind.SIGHTING, payload, user)
+        session.commit()
+        body_json = ChangeRead.model_validate(change).model_dump(mode="json")
+        return JSONResponse(body_json, status_code=status.HTTP_202_ACCEPTED)
     try:
         sighting = flows.add_sighting(
             session,
@@ -122,3 +150,47 @@ def case_deliveries(case_id: str, session: SessionDep, user: CurrentUser) -> Cas
     elif session.get(case_models.Case, case_id) is None:
         raise cases.CaseNotFound(f"case {case_id} not found")
     return channels.case_deliveries(session, case_id)
+
+
+@router.get("/changes", response_model=list[ChangeRead])
+def list_changes(case_id: str, session: SessionDep, user: CurrentUser) -> list[ChangeRead]:
+    """Material changes to the live alert, pending and decided, newest first."""
+    cases.get(session, case_id, user)
+    rows = session.scalars(
+        select(CaseChange).where(CaseChange.case_id == case_id).order_by(CaseChange.id.desc())
+    )
+    return [ChangeRead.model_validate(c) for c in rows]
+
+
+@router.post("/changes/{change_id}/approve", response_model=ChangeRead)
+def approve_change(
+    case_id: str,
+    change_id: int,
+    session: SessionDep,
+    user: SupervisorUser,
+    background: BackgroundTasks,
+) -> ChangeRead:
+    """A second supervisor (not the one who proposed it) lets the change go out."""
+    return _decide(case_id, change_id, session, user, background, approve=True)
+
+
+@router.post("/changes/{change_id}/reject", response_model=ChangeRead)
+def reject_change(
+    case_id: str,
+    change_id: int,
+    session: SessionDep,
+    user: SupervisorUser,
+    background: BackgroundTasks,
+) -> ChangeRead:
+    """A second supervisor refuses the change; the public alert stays as it is."""
+    return _decide(case_id, change_id, session, user, background, approve=False)
+
+
+def _decide(case_id, change_id, session, user, background, *, approve: bool) -> ChangeRead:
+    try:
+        change = flows.decide_change(session, case_id, change_id, user, approve=approve)
+    except flows.WaveConflict as exc:
+        raise HTTPException(status.HTTP_409_CONFLICT, str(exc)) from None
+    session.commit()
+    background.add_task(relay.relay_now)
+    return ChangeRead.model_validate(change)

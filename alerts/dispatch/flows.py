@@ -32,9 +32,12 @@ from sqlalchemy import select
 from sqlalchemy.orm import Session
 
 from alerts.cases import content
+from alerts.cases import service as cases
 from alerts.cases.lifecycle import CaseState
-from alerts.cases.models import Case
+from alerts.cases.models import Case, CaseChange
+from alerts.cases.schemas import CaseUpdate
 from alerts.feeds import service as feeds
+from alerts.users.models import User
 from channels import closure, reconcile
 from channels import service as channels
 from channels.messages import AlertStatus, MessageId, MessageKind
@@ -311,6 +314,48 @@ def notify_alerted(outbox_id: int, case_id: str, message_id: str) -> int:
 # 6. Live changes: sightings and overrides -----------------------------------------------
 
 
+def check_sighting(case: Case, at: datetime) -> None:
+    """Refuse a sighting that would move the case back in time (names the field)."""
+    if at < case.last_seen_at:
+        # An older sighting would move the centre back and restart the waves from the past.
+        raise SightingRefused(
+            "at", "must not be earlier than the last sighting or last-seen time of the case"
+        )
+
+
+def moves_too_far(case: Case, lat: float, lon: float) -> bool:
+    """Whether a sighting moves the centre beyond what one officer may do alone."""
+    distance_m = float(areas.geodesic_distance_m(case.last_seen_lat, case.last_seen_lon, lat, lon))
+    return distance_m > get_settings().live_change_max_km * 1000
+
+
+def decide_change(
+    session: Session, case_id: str, change_id: int, supervisor: User, *, approve: bool
+) -> CaseChange:
+    """A second supervisor approves (the change goes out) or rejects a pending live change."""
+    case, change = cases.decide_change(session, case_id, change_id, supervisor, approve=approve)
+    if not approve:
+        return change
+    payload = dict(change.payload or {})
+    if change.kind == cases.ChangeKind.DETAILS:
+        data = CaseUpdate.model_validate(payload)
+        cases.apply_update(
+            session, case, data, get_settings(), actor=f"user:{change.submitted_by_id}"
+        )
+    else:
+        add_sighting(
+            session,
+            case.id,
+            at=datetime.fromisoformat(payload["at"]),
+            lat=payload["lat"],
+            lon=payload["lon"],
+            address=payload.get("address"),
+            note=payload.get("note"),
+            user_id=change.submitted_by_id,
+        )
+    return change
+
+
 def add_sighting(
     session: Session,
     case_id: str,
@@ -326,11 +371,7 @@ def add_sighting(
     case = session.scalars(select(Case).where(Case.id == case_id).with_for_update(of=Case)).one()
     if case.state != CaseState.ACTIVE.value:
         raise WaveConflict(f"case is {case.state}; sightings are added to active cases")
-    if at < case.last_seen_at:
-        # An older sighting would move the centre back and restart the waves from the past.
-        raise SightingRefused(
-            "at", "must not be earlier than the last sighting or last-seen time of the case"
-        )
+    check_sighting(case, at)
     now = utcnow()
     sighting = Sighting(
         case_id=case.id,

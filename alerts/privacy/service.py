@@ -16,7 +16,7 @@ from sqlalchemy import delete, select, text
 from sqlalchemy.orm import Session
 
 from alerts.cases.lifecycle import CaseState
-from alerts.cases.models import Case
+from alerts.cases.models import Case, CaseChange
 from alerts.feeds import photos
 from alerts.feeds.models import CaseErasure, PublishedDocument
 from geo.waves.models import CaseGeo, Sighting
@@ -56,6 +56,8 @@ def erase(session: Session, case_id: str, settings: Settings, kind: str = "reten
     if geo is not None:
         geo.override_reason = None
     audit.erase_reasons(session, f"case:{case.id}")
+    for change in session.scalars(select(CaseChange).where(CaseChange.case_id == case.id)):
+        change.payload = None  # proposed text or sighting: personal data like the details
     # The published CAP documents carry the child's details: the feeds drop them (410).
     session.execute(delete(PublishedDocument).where(PublishedDocument.case_id == case.id))
     if session.get(CaseErasure, case.id) is None:

@@ -47,6 +47,9 @@ class Settings(BaseSettings):
     # A last-seen time older than this is a typo, not a case an alert can help with.
     last_seen_max_age_days: int = Field(default=30, ge=1, le=3650)
     alert_lifetime_hours: int = Field(default=72, ge=1, le=24 * 30)
+    # Two-person rule on a live alert: a sighting that moves the centre further than this from
+    # the last approved place waits for a second supervisor, as any change of public text does.
+    live_change_max_km: float = Field(default=50.0, gt=0, le=5000)
     relay_interval_seconds: float = Field(default=2.0, gt=0, le=60)
     # An outbox task published this long ago and not completed is published again.
     outbox_redeliver_seconds: float = Field(default=300.0, ge=1)

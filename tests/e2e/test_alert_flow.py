@@ -132,7 +132,11 @@ def test_alert_reaches_devices_in_the_area_once_then_follows_a_sighting_and_clos
             },
             headers=officer,
         )
-        assert res.status_code == 201, res.text
+        # 350 km from the last approved place: a second supervisor lets it go out.
+        assert res.status_code == 202 and res.json()["kind"] == "sighting", res.text
+        change = res.json()["id"]
+        res = http.post(f"/api/v1/cases/{case_id}/changes/{change}/approve", headers=sup)
+        assert res.status_code == 200, res.text
         wait_for(lambda: {t for t, k in kinds_by_token(sink) if k == "alert"} >= near | west, 120)
         wait_for(lambda: {t for t, k in kinds_by_token(sink) if k == "update"} >= near, 120)
 

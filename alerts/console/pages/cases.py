@@ -178,6 +178,7 @@ def _case_page(ctx: Console, case, status: int = 200, **extra) -> Response:
         views=views,
         photo_max_bytes=ctx.settings.photo_max_bytes,
         drill=views.drill_of(ctx.db, case.id),
+        changes=views.pending_changes(ctx.db, case.id),
         **extra,
     )
 
@@ -232,6 +233,20 @@ async def edit_case(case_id: str, request: Request, ctx: Police) -> Response:
     return _see_other(f"/console/cases/{case_id}")
 
 
+@router.post("/cases/{case_id}/changes/{change_id}/{decision}", dependencies=[CsrfChecked])
+def decide_change(
+    case_id: str, change_id: int, decision: str, ctx: Police, background: BackgroundTasks
+) -> Response:
+    """A second supervisor approves or rejects a pending change to the live alert."""
+    assert ctx.user is not None
+    if decision not in ("approve", "reject"):
+        raise HTTPException(404, "no such decision")
+    flows.decide_change(ctx.db, case_id, change_id, ctx.user, approve=decision == "approve")
+    ctx.db.commit()
+    background.add_task(relay.relay_now)
+    return _see_other(f"/console/cases/{case_id}")
+
+
 @router.post("/cases/{case_id}/submit", dependencies=[CsrfChecked])
 def submit_case(case_id: str, ctx: Police) -> Response:
     """Send a draft to a supervisor."""
@@ -264,6 +279,17 @@ async def add_sighting(
     if errors:
         sighting = {k: v for k, v in form.items() if isinstance(v, str)}
         return _case_page(ctx, case, 422, sighting_errors=errors, sighting=sighting)
+    if (
+        case.state == CaseState.ACTIVE
+        and body.at >= case.last_seen_at
+        and flows.moves_too_far(case, body.lat, body.lon)
+    ):
+        # Two-person rule: a second supervisor decides (shown on the case page).
+        cases.propose(
+            ctx.db, case, cases.ChangeKind.SIGHTING, body.model_dump(mode="json"), ctx.user
+        )
+        ctx.db.commit()
+        return _see_other(f"/console/cases/{case_id}")
     try:
         flows.add_sighting(
             ctx.db,

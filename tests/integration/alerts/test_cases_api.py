@@ -10,6 +10,7 @@ from sqlalchemy import select
 
 from alerts.app import create_app
 from alerts.users.roles import Rank, Role
+from ops.platform.audit.models import AuditEntry
 from ops.platform.db import session_scope
 from ops.platform.outbox.models import OutboxMessage
 from tests.factories import case_payload, make_agency, make_user, token
@@ -162,15 +163,78 @@ def test_illegal_transition_is_409_naming_current_state(api):
     assert "draft" in res.json()["detail"]
 
 
-def test_active_case_details_can_be_edited_and_queue_an_update(api):
+def outbox_kinds() -> list[str]:
+    with session_scope() as s:
+        rows = s.scalars(select(OutboxMessage).order_by(OutboxMessage.id))
+        return [r.args[1] for r in rows if len(r.args) > 1]
+
+
+def test_active_case_text_change_waits_for_a_second_supervisor_then_goes_out(api):
     case_id = submitted_case(api)
     api.post(f"/api/v1/cases/{case_id}/approve", headers=token(api, "sup1"))
     officer = token(api, "officer1")
     res = api.patch(f"/api/v1/cases/{case_id}", json={"tip_line": "+86 20 12345"}, headers=officer)
-    assert res.status_code == 200 and res.json()["tip_line"] == "+86 20 12345"
+    # One officer alone cannot change what the public receives.
+    assert res.status_code == 202, res.text
+    change = res.json()
+    assert (change["state"], change["kind"]) == ("pending", "details")
+    assert api.get(f"/api/v1/cases/{case_id}", headers=officer).json()["tip_line"] != "+86 20 12345"
+    assert "updated" not in outbox_kinds()
+
+    approved = api.post(
+        f"/api/v1/cases/{case_id}/changes/{change['id']}/approve", headers=token(api, "sup1")
+    )
+    assert approved.status_code == 200 and approved.json()["state"] == "approved"
+    assert api.get(f"/api/v1/cases/{case_id}", headers=officer).json()["tip_line"] == (
+        "+86 20 12345"
+    )
+    assert outbox_kinds()[-1] == "updated"
     with session_scope() as s:
-        kinds = [r.args[1] for r in s.scalars(select(OutboxMessage).order_by(OutboxMessage.id))]
-    assert kinds[-1] == "updated"
+        actions = [e.action for e in s.scalars(select(AuditEntry).order_by(AuditEntry.seq))]
+    live = [a for a in actions if a.startswith("case.change") or a == "case.updated"]
+    assert live[-3:] == ["case.change_proposed", "case.change_approved", "case.updated"]
+
+
+def test_the_proposer_cannot_approve_their_own_live_change(api):
+    case_id = submitted_case(api)
+    sup = token(api, "sup1")
+    api.post(f"/api/v1/cases/{case_id}/approve", headers=sup)
+    change = api.patch(f"/api/v1/cases/{case_id}", json={"tip_line": "120"}, headers=sup).json()
+    res = api.post(f"/api/v1/cases/{case_id}/changes/{change['id']}/approve", headers=sup)
+    assert res.status_code == 403 and "two-person" in res.text
+    rejected = api.post(
+        f"/api/v1/cases/{case_id}/changes/{change['id']}/reject", headers=token(api, "provsup")
+    )
+    assert rejected.status_code == 200 and rejected.json()["state"] == "rejected"
+    assert api.get(f"/api/v1/cases/{case_id}", headers=sup).json()["tip_line"] != "120"
+
+
+def test_a_sighting_far_from_the_last_approved_place_needs_a_second_supervisor(api):
+    case_id = submitted_case(api)
+    api.post(f"/api/v1/cases/{case_id}/approve", headers=token(api, "sup1"))
+    officer = token(api, "officer1")
+    case = api.get(f"/api/v1/cases/{case_id}", headers=officer).json()
+    lat, lon = case["last_seen"]["lat"], case["last_seen"]["lon"]
+    at = (datetime.now(UTC) - timedelta(minutes=5)).isoformat()
+    near = api.post(
+        f"/api/v1/cases/{case_id}/sightings",
+        json={"at": at, "lat": lat + 0.1, "lon": lon},  # ~11 km: one officer may
+        headers=officer,
+    )
+    assert near.status_code == 201, near.text
+    far = api.post(
+        f"/api/v1/cases/{case_id}/sightings",
+        json={"at": at, "lat": 39.9, "lon": 116.4},  # ~1,900 km away: Beijing
+        headers=officer,
+    )
+    assert far.status_code == 202 and far.json()["kind"] == "sighting", far.text
+    assert api.get(f"/api/v1/cases/{case_id}", headers=officer).json()["last_seen"]["lat"] != 39.9
+    change_id = far.json()["id"]
+    ok = api.post(
+        f"/api/v1/cases/{case_id}/changes/{change_id}/approve", headers=token(api, "sup1")
+    )
+    assert ok.status_code == 200, ok.text
+    assert api.get(f"/api/v1/cases/{case_id}", headers=officer).json()["last_seen"]["lat"] == 39.9
 
 
 def test_active_case_location_changes_only_through_a_sighting(api):

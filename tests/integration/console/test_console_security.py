@@ -13,11 +13,12 @@ from PIL import Image
 from sqlalchemy import select
 
 from alerts.console.models import ConsolePhoto, ConsoleSession, TotpSecret
+from alerts.users.roles import Rank, Role
 from ops.platform import config
 from ops.platform.audit.models import AuditEntry
 from ops.platform.clock import utcnow
 from ops.platform.db import session_scope
-from tests.factories import PASSWORD
+from tests.factories import PASSWORD, make_user
 from tests.integration.console.conftest import csrf_of, login, login_with_totp
 
 
@@ -322,6 +323,21 @@ def test_correcting_an_active_case_in_the_console_queues_an_update(console):
         follow_redirects=False,
     )
     assert saved.status_code == 303, saved.text[:300]
+    # Two-person rule: the correction waits for another supervisor, shown on the case page.
+    with session_scope() as s:
+        kinds = [r.args[1] for r in s.scalars(select(OutboxMessage).order_by(OutboxMessage.id))]
+    assert kinds == ["approved"]
+    page = console.get(f"/console/cases/{case_id}")
+    assert (
+        'id="pending-changes"' in page.text
+        and "/approve" not in page.text.split('id="pending-changes"')[1].split("</section>")[0]
+    ), "the proposer cannot approve their own change"
+    console.cookies.clear()
+    make_user("sup3", Role.SUPERVISOR, "Guangzhou", Rank.INSPECTOR)
+    login_with_totp(console, "sup3")
+    page = console.get(f"/console/cases/{case_id}")
+    action = re.search(r'action="(/console/cases/[^"]+/changes/\d+/approve)"', page.text).group(1)
+    assert console.post(action, data={"csrf_token": csrf_of(page.text)}).status_code == 200
     with session_scope() as s:
         kinds = [r.args[1] for r in s.scalars(select(OutboxMessage).order_by(OutboxMessage.id))]
     assert kinds == ["approved", "updated"]
