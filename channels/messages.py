@@ -30,11 +30,12 @@ class MessageKind(StrEnum):
     UPDATE = "update"
     RESOLVED = "resolved"
     CANCELLED = "cancelled"
+    EXPIRED = "expired"  # the alert outlived its lifetime: partners and feeds are told
 
     @property
     def closes(self) -> bool:
         """True for the notices that close a case."""
-        return self in (MessageKind.RESOLVED, MessageKind.CANCELLED)
+        return self in (MessageKind.RESOLVED, MessageKind.CANCELLED, MessageKind.EXPIRED)
 
 
 class AlertEvent(StrEnum):
@@ -74,6 +75,7 @@ class MessageId:
         return {
             MessageKind.RESOLVED: AlertEvent.RESOLVED,
             MessageKind.CANCELLED: AlertEvent.CANCELLED,
+            MessageKind.EXPIRED: AlertEvent.EXPIRED,
         }.get(self.kind, AlertEvent.UPDATED)
 
     @staticmethod
@@ -266,6 +268,17 @@ def _templates_zh(c: AlertContent, tz: str) -> tuple[Callable, Callable, Callabl
         def sms_text(f: Mapping[str, str]) -> str:
             return f"【儿童失踪预警】{f['name']}已找到，感谢您的关注与帮助！"
 
+    elif c.kind is MessageKind.EXPIRED:
+
+        def title(f: Mapping[str, str]) -> str:
+            return f"预警结束：{f['name']}"
+
+        def body(f: Mapping[str, str]) -> str:
+            return f"关于{f['name']}的儿童失踪预警已到期结束。如有线索，仍请拨打{c.tip_line}。"
+
+        def sms_text(f: Mapping[str, str]) -> str:
+            return f"【儿童失踪预警】关于{f['name']}的预警已结束。线索仍请拨{c.tip_line}。"
+
     else:
 
         def title(f: Mapping[str, str]) -> str:
@@ -316,6 +329,20 @@ def _templates_en(c: AlertContent, tz: str) -> tuple[Callable, Callable, Callabl
 
         def sms_text(f: Mapping[str, str]) -> str:
             return f"MISSING CHILD ALERT: {f['name']} has been found. Thank you for your help."
+
+    elif c.kind is MessageKind.EXPIRED:
+
+        def title(f: Mapping[str, str]) -> str:
+            return f"Alert ended: {f['name']}"
+
+        def body(f: Mapping[str, str]) -> str:
+            return (
+                f"The missing child alert for {f['name']} has ended. "
+                f"If you have information, still call {c.tip_line}."
+            )
+
+        def sms_text(f: Mapping[str, str]) -> str:
+            return f"MISSING CHILD ALERT for {f['name']} ended. Information: call {c.tip_line}."
 
     else:
 
@@ -382,7 +409,7 @@ def render(
         _sms_cut,
         len,
     )
-    ended = content.kind in (MessageKind.RESOLVED, MessageKind.CANCELLED)
+    ended = content.kind.closes
     return RenderedMessage(
         case_id=content.case_id,
         kind=content.kind,

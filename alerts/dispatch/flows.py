@@ -124,8 +124,10 @@ def case_cancelled(session: Session, case_id: str, _outbox_id: int) -> None:
 
 
 def case_expired(session: Session, case_id: str, _outbox_id: int) -> None:
-    """The alert outlived its lifetime: stop the waves (no notice is sent)."""
+    """The alert outlived its lifetime: stop the waves and tell partners and feeds it ended
+    (alert.expired, a CAP Cancel); devices get no push for it."""
     _stop(session, case_id)
+    _queue_notice(session, case_id, MessageKind.EXPIRED)
 
 
 # 2. Waves come due ----------------------------------------------------------------------
@@ -288,10 +290,11 @@ def _queue_notice(session: Session, case_id: str, kind: MessageKind) -> None:
 def notify_alerted(outbox_id: int, case_id: str, message_id: str) -> int:
     """Send an update or closing notice to every device alerted for the case, and partners."""
     ids = waves.alerted(case_id)
-    closes = MessageId.parse(message_id).kind.closes
+    kind = MessageId.parse(message_id).kind
+    closes = kind in (MessageKind.RESOLVED, MessageKind.CANCELLED)
     # Operators choose whether the closing notice is pushed to alerted devices (partners
-    # always get it).
-    if closes and not get_settings().closing_push_to_devices:
+    # always get it); an expiry is never pushed to phones.
+    if kind is MessageKind.EXPIRED or (closes and not get_settings().closing_push_to_devices):
         ids = ids[:0]
     with session_scope() as session:
         drill = _drill(session, case_id)

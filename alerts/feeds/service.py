@@ -37,6 +37,7 @@ from ops.platform.config import Settings, get_settings
 
 ATOM_NS = "http://www.w3.org/2005/Atom"
 CLOSING = (MessageKind.RESOLVED.value, MessageKind.CANCELLED.value)
+EXPIRING = MessageKind.EXPIRED.value  # the alert ran out: a Cancel, without an AllClear
 INSTRUCTION = {
     "zh-CN": "如有线索请拨打{tip}。请勿自行接近可疑人员。",
     "en": "If you have information call {tip}. Do not approach anyone yourself.",
@@ -106,7 +107,7 @@ def _infos(settings: Settings, case: Case, kind: MessageKind, wave: int, langs: 
                 headline=m.title,
                 description=m.body,
                 instruction=INSTRUCTION.get(lang, INSTRUCTION["en"]).format(tip=case.tip_line)
-                if kind not in (MessageKind.RESOLVED, MessageKind.CANCELLED)
+                if not kind.closes
                 else "",
                 web=m.deep_link,
                 contact=case.tip_line,
@@ -257,6 +258,20 @@ def _render_documents(
                 expires=cancel_sent + timedelta(hours=max(settings.feed_removal_hours, 1)),
             )
             variants = [("allclear", allclear), ("cancel", cancel)]
+        elif msg.kind == EXPIRING:
+            sent = msg.created_at
+            cancel = cap.Document(
+                identifier=identifier_of(msg.id, "cancel"),
+                sent=sent,
+                msg_type=cap.MsgType.CANCEL,
+                expires=sent + timedelta(hours=max(settings.feed_removal_hours, 1)),
+                response_type="None",
+                urgency="Past",
+                severity="Minor",
+                certainty="Observed",
+                **base,
+            )
+            variants = [("cancel", cancel)]
         else:
             document = cap.Document(
                 identifier=identifier_of(msg.id, "alert"),
@@ -498,7 +513,13 @@ def announce(session: Session, message: Message, event: str, settings: Settings)
     ttl = int(settings.stream_retention_hours * 3600) + 3600
     if not client.set(f"feeds:announced:{message.id}", 1, nx=True, ex=ttl):
         return False
-    variants = ["allclear", "cancel"] if message.kind in CLOSING else ["alert"]
+    variants = (
+        ["allclear", "cancel"]
+        if message.kind in CLOSING
+        else ["cancel"]
+        if message.kind == EXPIRING
+        else ["alert"]
+    )
     ids = [identifier_of(message.id, v) for v in variants]
     status = content.case_status(session, message.case_id)
     data = {

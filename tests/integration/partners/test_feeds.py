@@ -224,3 +224,27 @@ def test_a_published_cap_document_never_changes_after_sightings_and_closure(worl
         docs = feeds.case_documents(s, s.get(Case, case_id), get_settings())
     assert [d.variant for d in docs] == ["alert", "update", "allclear", "cancel"]
     assert b"green raincoat" in docs[1].xml() and b"green raincoat" not in docs[0].xml()
+
+
+def test_an_expired_alert_gets_a_cap_cancel_and_partners_hear_alert_expired(world):
+    from sqlalchemy import select
+
+    from alerts.cases import service as cases
+    from alerts.dispatch import service as dispatch
+    from channels.messages import MessageId
+    from ops.platform.outbox.models import OutboxMessage
+
+    case_id = approved_case(world)
+    start_first_wave(case_id)
+    with session_scope() as s:
+        s.get(Case, case_id).approved_at -= timedelta(hours=get_settings().alert_lifetime_hours)
+        assert cases.expire_due(s) == 1
+        outbox_id = s.scalar(select(OutboxMessage.id).order_by(OutboxMessage.id.desc()))
+        dispatch.run_dispatch(s, outbox_id, case_id, "expired")
+    with session_scope() as s:
+        docs = feeds.case_documents(s, s.get(Case, case_id), get_settings())
+    assert [d.variant for d in docs] == ["alert", "cancel"]
+    root = etree.fromstring(docs[-1].xml())
+    XSD.assertValid(root)
+    assert root.findtext("c:msgType", namespaces=NS) == "Cancel"
+    assert str(MessageId.parse(docs[-1].message_id).event) == "alert.expired"

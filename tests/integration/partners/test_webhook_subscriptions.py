@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import time
+from datetime import timedelta
 
 import pytest
 
@@ -13,6 +14,7 @@ from alerts.feeds import service as feeds
 from alerts.partners import webhooks
 from channels import fanout, pacing
 from channels import service as channels
+from channels.models import Message
 from geo.waves import service as waves
 from ops.peers import webhook as webhook_sink
 from ops.platform.config import get_settings
@@ -208,3 +210,31 @@ def test_webhook_events_and_cap_message_types_tell_the_same_story(world, api, re
         docs = feeds.case_documents(s, s.get(Case, case_id), get_settings())
     msg_type = {d.message_id: str(d.document.msg_type) for d in docs if d.variant != "cancel"}
     assert [msg_type[m] for m in messages] == ["Alert", "Update", "Update", "Update"]
+
+
+def test_partners_hear_alert_expired_when_an_alert_runs_out(world, api, receiver):
+    from sqlalchemy import select
+
+    from alerts.cases import service as cases
+    from alerts.dispatch import service as dispatch
+    from ops.platform.outbox.models import OutboxMessage
+
+    sink, url = receiver
+    key = bearer(create_partner(api, token(api, "admin1"), "MapsApp")["key"]["key"])
+    created = api.post(
+        "/api/v1/partner/webhooks", json={"url": f"{url}/hooks/maps"}, headers=key
+    ).json()
+    endpoint_id, sink.secret = created["endpoint"]["id"], created["secret"]
+    case_id = approved_case(world)
+    deliver(start_first_wave(case_id), endpoint_id)
+    with session_scope() as s:
+        s.get(Case, case_id).approved_at -= timedelta(hours=get_settings().alert_lifetime_hours)
+        cases.expire_due(s)
+        outbox_id = s.scalar(select(OutboxMessage.id).order_by(OutboxMessage.id.desc()))
+        dispatch.run_dispatch(s, outbox_id, case_id, "expired")
+    with session_scope() as s:
+        [expired] = [m for m in s.scalars(select(Message)) if m.kind == "expired"]
+        expired_id = expired.id
+    time.sleep(0.3)  # the endpoint's pacing
+    deliver(expired_id, endpoint_id)
+    assert [e.event["type"] for e in sink.events] == ["alert.published", "alert.expired"]
