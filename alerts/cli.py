@@ -203,6 +203,35 @@ def agencies_create(
         typer.echo(f"agency {agency.id} {agency.name}")
 
 
+@agencies_app.command("live-exercises")
+def agencies_live_exercises(
+    name: str,
+    enable: Annotated[bool, typer.Option("--on/--off", help="Drills reach the public")],
+) -> None:
+    """Let this agency's drills reach the public registry (still marked), or stop it; audited."""
+    from sqlalchemy import select
+
+    from alerts.users.models import Agency
+    from ops.platform.audit import service as audit
+    from ops.platform.db import session_scope
+
+    with session_scope() as session:
+        agency = session.scalar(select(Agency).where(Agency.name == name))
+        if agency is None:
+            typer.echo(f"error: no agency named {name!r}", err=True)
+            raise typer.Exit(2)
+        agency.live_exercises = enable
+        audit.record(
+            session,
+            actor="cli",
+            action="agency.live_exercises_set",
+            subject=f"agency:{agency.id}",
+            detail={"live_exercises": enable},
+        )
+    state = "reach the public (marked)" if enable else "reach test devices and opted-in partners"
+    typer.echo(f"agency {name}: drills {state}")
+
+
 @users_app.command("create")
 def users_create(
     username: str,

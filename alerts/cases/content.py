@@ -13,6 +13,7 @@ from sqlalchemy.orm import Session, object_session
 from alerts.cases.models import Case
 from alerts.feeds import photos
 from alerts.feeds.models import CaseDrill
+from alerts.users.models import Agency
 from channels.messages import AlertContent, AlertStatus, MessageKind, Sex
 from ops.platform.config import get_settings
 
@@ -78,3 +79,16 @@ class CaseAlerts:
             return None
         link_base = get_settings().channels.deep_link_base
         return alert_content(case, kind, wave, link_base), list(case.alert_languages)
+
+
+def restricted_audience(session: Session, case_id: str) -> bool:
+    """Whether the case reaches only test devices and partners that opted in to drills: every
+    drill or system test, unless a drill's agency allows live exercises (audited setting)."""
+    status = case_status(session, case_id)
+    if status is AlertStatus.ACTUAL:
+        return False
+    if status is AlertStatus.EXERCISE:
+        case = session.get(Case, case_id)
+        agency = session.get(Agency, case.agency_id) if case is not None else None
+        return not (agency is not None and agency.live_exercises)
+    return True

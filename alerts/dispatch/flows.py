@@ -40,7 +40,7 @@ from alerts.feeds import service as feeds
 from alerts.users.models import User
 from channels import closure, reconcile
 from channels import service as channels
-from channels.messages import AlertStatus, MessageId, MessageKind
+from channels.messages import MessageId, MessageKind
 from geo import areas, rules
 from geo.waves import service as waves
 from geo.waves.models import CaseGeo, Sighting, Wave
@@ -81,8 +81,8 @@ def _active(case: Case | None) -> bool:
 
 
 def _drill(session: Session, case_id: str) -> bool:
-    """A drill or system test: it reaches the partners' test devices only."""
-    return content.case_status(session, case_id) is not AlertStatus.ACTUAL
+    """A drill or system test whose audience is restricted (test devices only)."""
+    return content.restricted_audience(session, case_id)
 
 
 # 1. Case events -------------------------------------------------------------------------

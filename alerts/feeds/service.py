@@ -140,7 +140,7 @@ def _for_drills(session: Session, case_id: str, partner: Partner | None) -> bool
     """A drill or test reaches only partners that opted in to drills."""
     if partner is None or partner.drills:
         return True
-    return content.case_status(session, case_id) is AlertStatus.ACTUAL
+    return not content.restricted_audience(session, case_id)
 
 
 _DOCUMENT = TypeAdapter(cap.Document)
@@ -490,7 +490,7 @@ def partner_filter(session: Session, message: Message):
     """A predicate partner_id -> bool: does this message reach that partner by webhook?"""
     area = message_area(session, message)
     rows = {p.id: p for p in session.scalars(select(Partner))}
-    drill = content.case_status(session, message.case_id) is not AlertStatus.ACTUAL
+    drill = content.restricted_audience(session, message.case_id)
 
     def wanted(partner_id: int) -> bool:
         partner = rows.get(partner_id)
@@ -532,7 +532,12 @@ def announce(session: Session, message: Message, event: str, settings: Settings)
         "cap": [{"identifier": i, "url": cap_url(settings, i)} for i in ids],
     }
     sse.publish(
-        client, settings, event=event, data=data, area=message_area(session, message), status=status
+        client,
+        settings,
+        event=event,
+        data=data,
+        area=message_area(session, message),
+        restricted=content.restricted_audience(session, message.case_id),
     )
     return True
 

@@ -31,7 +31,7 @@ def publish(
     event: str,
     data: dict,
     area: dict | None,
-    status: str = "actual",
+    restricted: bool = False,
 ) -> str:
     """Append one event; entries older than the retention are trimmed in the same call."""
     min_ms = int((time.time() - settings.stream_retention_hours * 3600) * 1000)
@@ -41,7 +41,8 @@ def publish(
             "event": event,
             "data": json.dumps(data, separators=(",", ":")),
             "area": json.dumps(area),
-            "status": status,
+            # A drill or test for partners that opted in to drills only.
+            "restricted": "1" if restricted else "0",
         },
         minid=f"{min_ms}-0",
         approximate=True,
@@ -83,7 +84,7 @@ def events(
             for entry_id, fields in entries:
                 cursor = entry_id.decode()
                 area = json.loads(fields[b"area"])
-                drill = fields.get(b"status", b"actual") != b"actual"
+                drill = fields.get(b"restricted", b"0") == b"1"
                 if (drill and not partner.drills) or not partners.receives(partner, area):
                     continue
                 yield format_event(cursor, fields[b"event"].decode(), fields[b"data"].decode())

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from datetime import datetime
 
-from sqlalchemy import ForeignKey, String
+from sqlalchemy import ForeignKey, String, false
 from sqlalchemy.orm import Mapped, mapped_column
 
 from ops.platform.clock import utcnow
@@ -19,6 +19,10 @@ class Agency(Base):
     parent_id: Mapped[int | None] = mapped_column(ForeignKey("agencies.id"))
     # None: nobody may approve their own case (the default two-person rule).
     self_approval_min_rank: Mapped[str | None] = mapped_column(String(20))
+    # A drill of this agency goes to the public registry (still marked on every message),
+    # not only to test devices and opted-in partners. Set only with `reunite agencies
+    # live-exercises`, which is audited.
+    live_exercises: Mapped[bool] = mapped_column(default=False, server_default=false())
     created_at: Mapped[datetime] = mapped_column(default=utcnow)
 
 

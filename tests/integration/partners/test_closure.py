@@ -14,7 +14,7 @@ from alerts.dispatch import flows
 from alerts.dispatch import tasks as wave_tasks
 from channels import ledger
 from channels import service as channels
-from geo import cells
+from geo import cells, targeting
 from geo.devices import service as devices
 from geo.devices.service import Platform
 from geo.waves import service as waves
@@ -82,7 +82,6 @@ def test_closing_push_to_alerted_devices_follows_the_operator_setting(
 def test_closure_reaches_the_cell_topics_and_the_area_broadcast_that_carried_the_alert(
     world, monkeypatch
 ):
-    monkeypatch.setenv("REUNITE_CHANNELS__FCM_TOPIC_THRESHOLD", "0")
     monkeypatch.setenv("REUNITE_CHANNELS__SMS_AREA_BROADCAST", "true")
     monkeypatch.setenv(
         "REUNITE_CHANNELS__SMS_HTTP",
@@ -94,7 +93,8 @@ def test_closure_reaches_the_cell_topics_and_the_area_broadcast_that_carried_the
         wave = waves.waves_of(s, case_id)[0]
         start = flows.begin_wave(s, wave.id)
         languages = start.languages
-    topics = [h3.int_to_str(c) for c in start.topic_cells]
+    cells_inside = [s.cell for s in targeting.plan(waves.area_of(wave)) if s.interior]
+    topics = [h3.int_to_str(c) for c in cells_inside]
     channels.fan_out_topics(start.message_id, topics)  # as start_wave does above the threshold
     assert channels.broadcast_area(start.message_id, languages)
 
@@ -104,3 +104,23 @@ def test_closure_reaches_the_cell_topics_and_the_area_broadcast_that_carried_the
     counts = ledger.live_counts(get_redis(), closing)
     assert counts[("fcm_topic", 0)]["targeted"] == len(set(topics)) > 0
     assert counts[("sms_broadcast", 0)]["targeted"] == len(set(languages))
+
+
+def test_an_audited_agency_setting_opens_its_drills_to_the_public_still_marked(world):
+    from typer.testing import CliRunner
+
+    from alerts import cli
+    from alerts.cases import content
+    from channels.messages import AlertStatus
+    from ops.platform.audit.models import AuditEntry
+
+    case_id = approved_case(world, drill=True)
+    with session_scope() as s:
+        assert content.restricted_audience(s, case_id), "a drill reaches test devices only"
+    result = CliRunner().invoke(cli.app, ["agencies", "live-exercises", "Guangzhou PSB", "--on"])
+    assert result.exit_code == 0, result.output
+    with session_scope() as s:
+        assert not content.restricted_audience(s, case_id)
+        assert content.case_status(s, case_id) is AlertStatus.EXERCISE, "still marked"
+        last = s.scalars(select(AuditEntry).order_by(AuditEntry.seq.desc())).first()
+        assert last.action == "agency.live_exercises_set"
