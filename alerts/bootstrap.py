@@ -47,6 +47,7 @@ TASK_MODULES = [
 ]
 # Every queue a default `reunite worker` consumes; add a queue here when a domain adds one.
 QUEUES = ["dispatch", "geo", "default", "apns", "fcm", "sms", "webhook"]
+WEBHOOK_QUEUE = "webhook"  # `reunite webhooks` serves it on a thread pool
 ROUTES = {
     "reunite.dispatch.*": {"queue": "dispatch"},
     # A queue per channel: a slow provider or partner never holds up another channel.

@@ -100,12 +100,29 @@ def worker(
     queues: Annotated[str | None, typer.Option(help="Comma-separated queues")] = None,
 ) -> None:
     """Run a Celery worker; start as many as you like on any machine sharing the broker."""
+    _run_worker(queues, concurrency, "prefork")
+
+
+@app.command()
+def webhooks(
+    concurrency: Annotated[int | None, typer.Option(help="Threads (requests in flight)")] = None,
+) -> None:
+    """Run the partner-webhook worker: a thread pool, so a slow or hanging partner holds one
+    cheap thread for its own timeout, never a worker process other channels need."""
+    concurrency = concurrency or get_settings().webhook_worker_concurrency
+    _run_worker(None, concurrency, "threads")
+
+
+def _run_worker(queues: str | None, concurrency: int | None, pool: str) -> None:
+    # Logging and PROMETHEUS_MULTIPROC_DIR before anything imports prometheus_client.
     _prepare_process()
     ensure_embedded_redis()
     from alerts import bootstrap
 
     celery_app = bootstrap.wire()
     settings = get_settings()
+    if pool == "threads":  # `reunite webhooks`
+        queues = bootstrap.WEBHOOK_QUEUE
     queues = queues or ",".join(bootstrap.QUEUES)
     if settings.worker_metrics_port:
         from ops import metrics
@@ -117,6 +134,7 @@ def worker(
             f"--loglevel={settings.log_level}",
             f"--concurrency={concurrency or settings.worker_concurrency}",
             f"--queues={queues}",
+            f"--pool={pool}",
             "--without-gossip",
             "--without-mingle",
             *(["--task-events"] if settings.worker_events else []),
@@ -163,7 +181,17 @@ def serve(
         api_args += ["--host", host]
     if port is not None:
         api_args += ["--port", str(port)]
-    commands = {"api": api_args, "worker": ["worker"], "beat": ["beat"]}
+    from alerts.bootstrap import QUEUES, WEBHOOK_QUEUE  # after the metrics directory is set
+
+    bulk = ",".join(q for q in QUEUES if q != WEBHOOK_QUEUE)
+    commands = {
+        "api": api_args,
+        "worker": ["worker", "--queues", bulk],
+        # Partner webhooks on their own thread-pool worker: a hanging partner cannot hold
+        # the processes that push to phones.
+        "webhooks": ["webhooks"],
+        "beat": ["beat"],
+    }
     typer.echo(
         f"Reunite is running: http://{host or settings.api_host}:"
         f"{port if port is not None else settings.api_port}/docs"

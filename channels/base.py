@@ -156,6 +156,7 @@ class PartnerEndpoint:
     language: str | None = None  # None: send every language
     # During a secret rotation's overlap the old secret signs too (a second signature).
     previous_secret: SecretStr | None = None
+    timeout_s: float | None = None  # this partner's request timeout (None: the default)
 
 
 @dataclass(frozen=True, slots=True)

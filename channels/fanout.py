@@ -464,6 +464,7 @@ def run_webhook(
             secret=_secret(row.secret_enc),
             language=row.language,
             previous_secret=previous_secret(row),
+            timeout_s=row.timeout_s,
         )
         partner_id, rate, limit = row.partner_id, row.rate_per_s, row.max_concurrency
     target = Target(endpoint_id, partner_id)

@@ -43,6 +43,9 @@ class PartnerEndpoint(Base):
     language: Mapped[str | None] = mapped_column(String(16))
     rate_per_s: Mapped[float] = mapped_column(Float, default=10.0)
     max_concurrency: Mapped[int] = mapped_column(Integer, default=2)
+    # Seconds one request may take (None: the webhook default, 3 s): a slow partner holds a
+    # worker slot no longer than its own timeout.
+    timeout_s: Mapped[float | None] = mapped_column(Float)
     active: Mapped[bool] = mapped_column(default=True)
     created_at: Mapped[datetime] = mapped_column(default=utcnow)
     # Partner issue: after a secret rotation the previous secret also signs until this time.

@@ -10,6 +10,7 @@ from __future__ import annotations
 import asyncio
 import logging
 import os
+import threading
 import time
 from collections import OrderedDict
 from dataclasses import dataclass
@@ -62,35 +63,43 @@ def ports() -> Ports:
     return _ports
 
 
-_pid: int | None = None
-_loop: asyncio.AbstractEventLoop | None = None
-_channels: dict[str, Any] = {}
-_deliveries: OrderedDict[str, tuple[float, Delivery]] = OrderedDict()
+class _State(threading.local):
+    """One event loop and one client per channel for each thread of each process: a prefork
+    child has one thread, a thread-pool worker (the webhook worker) one per slot."""
+
+    pid: int | None = None
+    loop: asyncio.AbstractEventLoop | None = None
+    channels: dict[str, Any]
+    deliveries: OrderedDict[str, tuple[float, Delivery]]
+
+
+_state = _State()
 DELIVERY_CACHE_S = 30.0
 
 
-def _reset_if_forked() -> None:
-    global _pid, _loop
-    if _pid != os.getpid():
-        _pid = os.getpid()
-        _loop = asyncio.new_event_loop()
-        _channels.clear()
-        _deliveries.clear()
+def _reset_if_forked() -> _State:
+    s = _state
+    if s.pid != os.getpid():
+        s.pid = os.getpid()
+        s.loop = asyncio.new_event_loop()
+        s.channels = {}
+        s.deliveries = OrderedDict()
+    return s
 
 
 def run(coro: Any) -> Any:
-    """Run a coroutine on this process's loop (connections survive between tasks)."""
-    _reset_if_forked()
-    assert _loop is not None
-    return _loop.run_until_complete(coro)
+    """Run a coroutine on this thread's loop (connections survive between tasks)."""
+    loop = _reset_if_forked().loop
+    assert loop is not None
+    return loop.run_until_complete(coro)
 
 
 def channel(name: str, settings: ChannelSettings) -> Any:
-    """This process's client for a channel: apns, fcm, sms or webhook."""
-    _reset_if_forked()
-    if name not in _channels:
-        _channels[name] = _build(name, settings)
-    return _channels[name]
+    """This thread's client for a channel: apns, fcm, sms or webhook."""
+    clients = _reset_if_forked().channels
+    if name not in clients:
+        clients[name] = _build(name, settings)
+    return clients[name]
 
 
 def _build(name: str, s: ChannelSettings) -> Any:
@@ -155,15 +164,15 @@ def sms_bind_name(s: ChannelSettings) -> str:
 
 def cached_delivery(message_id: str, build: Any) -> Delivery:
     """The rendered Delivery of a message, rendered once per process and kept briefly."""
-    _reset_if_forked()
+    cache = _reset_if_forked().deliveries
     now = time.monotonic()
-    hit = _deliveries.get(message_id)
+    hit = cache.get(message_id)
     if hit is not None and now - hit[0] < DELIVERY_CACHE_S:
         return hit[1]
     delivery = build()
-    _deliveries[message_id] = (now, delivery)
-    while len(_deliveries) > 64:
-        _deliveries.popitem(last=False)
+    cache[message_id] = (now, delivery)
+    while len(cache) > 64:
+        cache.popitem(last=False)
     return delivery
 
 

@@ -220,6 +220,7 @@ def add_endpoint(
     rate_per_s: float = WebhookChannel.rate_per_second,
     max_concurrency: int = WebhookChannel.concurrency,
     language: str | None = None,
+    timeout_s: float | None = None,
 ) -> PartnerEndpoint:
     """Register a partner webhook endpoint (the partner issue adds the API for this)."""
     row = PartnerEndpoint(
@@ -230,6 +231,7 @@ def add_endpoint(
         rate_per_s=rate_per_s,
         max_concurrency=max_concurrency,
         language=language,
+        timeout_s=timeout_s,
         active=True,
     )
     session.add(row)

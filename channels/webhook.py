@@ -118,8 +118,14 @@ class WebhookChannel:
             "webhook-timestamp": str(int(now.timestamp())),
             "webhook-signature": signature,
         }
+        timeout = httpx.USE_CLIENT_DEFAULT
+        if target.timeout_s is not None:
+            connect = min(target.timeout_s, self.settings.transport.connect_timeout_s)
+            timeout = httpx.Timeout(target.timeout_s, connect=connect)
         try:
-            response = await self._client.post(target.url, content=body.encode(), headers=headers)
+            response = await self._client.post(
+                target.url, content=body.encode(), headers=headers, timeout=timeout
+            )
         except httpx.TimeoutException:
             return Outcome.retry("timeout")
         except httpx.TransportError as exc:

@@ -77,11 +77,12 @@ def update_case(
     result = service.update(session, case_id, body, user, settings)
     if isinstance(result, CaseChange):
         session.commit()
-        return _accepted(result)
+        return accepted(result)
     return _commit_and_relay(session, background, case_id, user)
 
 
-def _accepted(change: CaseChange) -> JSONResponse:
+def accepted(change: CaseChange) -> JSONResponse:
+    """202 with the pending change: it waits for a second supervisor."""
     body = ChangeRead.model_validate(change).model_dump(mode="json")
     return JSONResponse(body, status_code=status.HTTP_202_ACCEPTED)
 

@@ -6,6 +6,7 @@ from fastapi import APIRouter, BackgroundTasks, HTTPException, status
 from fastapi.responses import JSONResponse
 from sqlalchemy import select
 
+from alerts.cases import api as cases_api
 from alerts.cases import models as case_models
 from alerts.cases import service as cases
 from alerts.cases.lifecycle import CaseState
@@ -51,15 +52,12 @@ def add_sighting(
     try:
         flows.check_sighting(case, body.at)
     except flows.SightingRefused as exc:
-        raise HTTPException(
-            422, [{"field": exc.field, "message": str(exc), "type": "value_error"}]
-        ) from None
+        raise _field_error(exc) from None
     if case.state == CaseState.ACTIVE and flows.moves_too_far(case, body.lat, body.lon):
         payload = body.model_dump(mode="json")
         change = cases.propose(session, case, cases.ChangeKind.SIGHTING, payload, user)
         session.commit()
-        body_json = ChangeRead.model_validate(change).model_dump(mode="json")
-        return JSONResponse(body_json, status_code=status.HTTP_202_ACCEPTED)
+        return cases_api.accepted(change)
     try:
         sighting = flows.add_sighting(
             session,
@@ -73,10 +71,8 @@ def add_sighting(
         )
     except flows.WaveConflict as exc:
         raise HTTPException(status.HTTP_409_CONFLICT, str(exc)) from None
-    except flows.SightingRefused as exc:
-        raise HTTPException(
-            422, [{"field": exc.field, "message": str(exc), "type": "value_error"}]
-        ) from None
+    except flows.SightingRefused as exc:  # checked again under the case's row lock
+        raise _field_error(exc) from None
     session.commit()
     background.add_task(relay.relay_now)
     return SightingRead(
@@ -110,9 +106,7 @@ def set_override(
             user_id=user.id,
         )
     except flows.OVERRIDE_ERRORS as exc:
-        raise HTTPException(
-            422, [{"field": exc.field, "message": str(exc), "type": "value_error"}]
-        ) from None
+        raise _field_error(exc) from None
     session.commit()
     background.add_task(relay.relay_now)
     return list_waves(case_id, session, user)
@@ -194,3 +188,9 @@ def _decide(case_id, change_id, session, user, background, *, approve: bool) -> 
     session.commit()
     background.add_task(relay.relay_now)
     return ChangeRead.model_validate(change)
+
+
+def _field_error(exc: Exception) -> HTTPException:
+    """A 422 naming the field, as validation errors do."""
+    field = getattr(exc, "field", "body")
+    return HTTPException(422, [{"field": field, "message": str(exc), "type": "value_error"}])

@@ -183,7 +183,13 @@ def add_endpoint(
     """Register an endpoint; its signing secret is in this response only."""
     try:
         row, secret = webhooks.register(
-            session, key.partner_id, str(body.url), body.events, body.language, settings
+            session,
+            key.partner_id,
+            str(body.url),
+            body.events,
+            body.language,
+            settings,
+            timeout_s=body.timeout_s,
         )
     except partners.PartnerError as exc:
         raise HTTPException(422, [{"field": "url", "message": str(exc)}]) from None

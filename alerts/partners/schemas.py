@@ -116,9 +116,11 @@ class PartnerCreated(BaseModel):
 class EndpointCreate(Strict):
     url: HttpUrl
     events: list[Annotated[str, StringConstraints(pattern=r"^alert\.[a-z]+$")]] = Field(
-        default_factory=list, max_length=4
+        default_factory=list, max_length=len(EVENTS)
     )
     language: Annotated[str, StringConstraints(max_length=16)] | None = None
+    # Seconds our request may take; None: the default (3 s).
+    timeout_s: float | None = Field(default=None, ge=0.5, le=10)
 
     @field_validator("events")
     @classmethod
@@ -136,6 +138,7 @@ class EndpointRead(BaseModel):
     url: str
     events: list[str]
     language: str | None
+    timeout_s: float | None
     active: bool
     created_at: datetime
 

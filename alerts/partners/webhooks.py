@@ -41,12 +41,16 @@ def register(
     events: list[str],
     language: str | None,
     settings: Settings,
+    *,
+    timeout_s: float | None = None,
 ) -> tuple[PartnerEndpoint, str]:
     """Register an endpoint (SSRF-checked in production); returns it and its new secret."""
 
     partners.check_webhook_url(url, allow_private=settings.mode is not Mode.PRODUCTION)
     secret = new_secret()
-    row = channels.add_endpoint(session, partner_id, url, secret, events=events, language=language)
+    row = channels.add_endpoint(
+        session, partner_id, url, secret, events=events, language=language, timeout_s=timeout_s
+    )
     audit.record(
         session,
         actor=f"partner:{partner_id}",

@@ -131,7 +131,8 @@ class WebhookSettings(BaseModel):
 
     user_agent: str = "Reunite-Webhooks/1"
     max_connections: int = Field(default=50, ge=1)
-    transport: HttpTransportSettings = HttpTransportSettings(timeout_s=10.0)
+    # A short default: a hanging partner holds a webhook worker slot this long at most.
+    transport: HttpTransportSettings = HttpTransportSettings(timeout_s=3.0, connect_timeout_s=2.0)
 
 
 class ChannelSettings(BaseModel):

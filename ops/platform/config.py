@@ -42,6 +42,8 @@ class Settings(BaseSettings):
     api_host: str = "127.0.0.1"
     api_port: int = Field(default=8000, ge=0, le=65535)
     worker_concurrency: int = Field(default=2, ge=1, le=64)
+    # Threads of `reunite webhooks`: partner requests in flight at once on one machine.
+    webhook_worker_concurrency: int = Field(default=16, ge=1, le=256)
 
     token_ttl_hours: int = Field(default=12, ge=1, le=24 * 30)
     # A last-seen time older than this is a typo, not a case an alert can help with.

@@ -178,3 +178,35 @@ def wait_until(check, timeout: float = 30.0, interval: float = 0.05, what: str =
         value = check()
     assert value, f"{what} not reached within {timeout}s"
     return value
+
+
+@contextmanager
+def apns_peer(monkeypatch, *, slow_seconds: float, **settings: Any):
+    """The loopback APNs peer (every "slow-" token held slow_seconds) and channel settings
+    pointing at it, applied to this process; yields (sink, settings JSON for workers)."""
+    from ops.peers import apns as apns_sink
+    from ops.peers import keys
+    from ops.peers._runtime import temp_tls
+    from tests.peers.config import TOPIC
+
+    key = keys.make_apns_key()
+    sink = apns_sink.ApnsSink(
+        topic=TOPIC,
+        team_id=key.team_id,
+        key_id=key.key_id,
+        public_key=key.public_key,
+        slow_seconds=slow_seconds,
+    )
+    with temp_tls() as tls, apns_sink.running(sink, tls=tls) as endpoint:
+        doc = channel_settings(
+            apns={
+                "base_url": endpoint.url,
+                "topic": TOPIC,
+                "team_id": key.team_id,
+                "key_id": key.key_id,
+                "auth_key": key.private_pem,
+                "transport": {"ca_bundle": str(endpoint.ca_bundle), "timeout_s": 5.0},
+            },
+            **settings,
+        )
+        yield sink, apply(monkeypatch, doc)

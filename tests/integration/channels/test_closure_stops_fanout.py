@@ -6,7 +6,6 @@ sending the "missing child" alert to the remaining ~90% of devices.
 
 from __future__ import annotations
 
-import contextlib
 import time
 
 import pytest
@@ -17,13 +16,9 @@ from alerts.users.models import User
 from alerts.users.roles import Rank, Role
 from channels import ledger, service
 from channels.fanout import GATE_EVERY
-from ops.peers import apns as apns_sink
-from ops.peers import keys
-from ops.peers._runtime import temp_tls
 from ops.platform.db import session_scope
 from tests.factories import make_user
 from tests.integration.channels import fanout_env as fx
-from tests.peers.config import TOPIC
 
 pytestmark = pytest.mark.slow
 
@@ -46,31 +41,10 @@ def test_resolving_mid_fan_out_stops_the_alert_within_one_chunk_per_worker(
     database, tmp_path, redis_client, monkeypatch
 ):
     redis_client.flushdb()
-    key = keys.make_apns_key()
     # Slow tokens: each push is held 5 ms, so 20,000 devices take long enough to resolve at 10%.
-    sink = apns_sink.ApnsSink(
-        topic=TOPIC,
-        team_id=key.team_id,
-        key_id=key.key_id,
-        public_key=key.public_key,
-        slow_seconds=0.005,
-    )
-    with contextlib.ExitStack() as stack:
-        tls = stack.enter_context(temp_tls())
-        endpoint = stack.enter_context(apns_sink.running(sink, tls=tls))
-        doc = fx.channel_settings(
-            apns={
-                "base_url": endpoint.url,
-                "topic": TOPIC,
-                "team_id": key.team_id,
-                "key_id": key.key_id,
-                "auth_key": key.private_pem,
-                "transport": {"ca_bundle": str(endpoint.ca_bundle), "timeout_s": 5.0},
-            },
-            apns_batch=500,
-            apns_concurrency=CONCURRENCY,
-        )
-        channels_json = fx.apply(monkeypatch, doc)
+    with fx.apns_peer(
+        monkeypatch, slow_seconds=0.005, apns_batch=500, apns_concurrency=CONCURRENCY
+    ) as (sink, channels_json):
         case_id = fx.make_case()
         officer = approve(case_id)
         partner = fx.make_partner("MapsApp")

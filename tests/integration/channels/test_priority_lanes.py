@@ -6,7 +6,6 @@ sending waited for all of the other's queued batches.
 
 from __future__ import annotations
 
-import contextlib
 import time
 
 import pytest
@@ -17,14 +16,10 @@ from alerts.cases.schemas import CaseCreate
 from alerts.users.models import User
 from channels import ledger, service
 from channels.messages import MessageKind
-from ops.peers import apns as apns_sink
-from ops.peers import keys
-from ops.peers._runtime import temp_tls
 from ops.platform.config import get_settings
 from ops.platform.db import session_scope
 from tests.factories import case_payload
 from tests.integration.channels import fanout_env as fx
-from tests.peers.config import TOPIC
 
 pytestmark = pytest.mark.slow
 
@@ -47,30 +42,9 @@ def test_second_case_and_closing_notice_jump_the_bulk_of_a_running_fan_out(
     database, tmp_path, redis_client, monkeypatch
 ):
     redis_client.flushdb()
-    key = keys.make_apns_key()
-    sink = apns_sink.ApnsSink(
-        topic=TOPIC,
-        team_id=key.team_id,
-        key_id=key.key_id,
-        public_key=key.public_key,
-        slow_seconds=SLOW_S,
-    )
-    with contextlib.ExitStack() as stack:
-        tls = stack.enter_context(temp_tls())
-        endpoint = stack.enter_context(apns_sink.running(sink, tls=tls))
-        doc = fx.channel_settings(
-            apns={
-                "base_url": endpoint.url,
-                "topic": TOPIC,
-                "team_id": key.team_id,
-                "key_id": key.key_id,
-                "auth_key": key.private_pem,
-                "transport": {"ca_bundle": str(endpoint.ca_bundle), "timeout_s": 5.0},
-            },
-            apns_batch=BATCH,
-            apns_concurrency=CONCURRENCY,
-        )
-        channels_json = fx.apply(monkeypatch, doc)
+    with fx.apns_peer(
+        monkeypatch, slow_seconds=SLOW_S, apns_batch=BATCH, apns_concurrency=CONCURRENCY
+    ) as (sink, channels_json):
         first_case = fx.make_case()
         second_case = another_case()
         partner = fx.make_partner("MapsApp")

@@ -7,7 +7,6 @@ visibility timeout (10 minutes by default) before anyone sent it.
 
 from __future__ import annotations
 
-import contextlib
 import time
 from collections import Counter
 
@@ -16,43 +15,15 @@ import pytest
 from channels import ledger, reconcile, service
 from channels import tasks as channel_tasks
 from channels.fanout import FLUSH_EVERY
-from ops.peers import apns as apns_sink
-from ops.peers import keys
-from ops.peers._runtime import temp_tls
 from tests.integration.channels import fanout_env as fx
-from tests.peers.config import TOPIC
 
 pytestmark = pytest.mark.slow
 
 GRACE_S = 1.0
 
 
-@contextlib.contextmanager
 def apns_world(monkeypatch, **settings):
-    key = keys.make_apns_key()
-    sink = apns_sink.ApnsSink(
-        topic=TOPIC,
-        team_id=key.team_id,
-        key_id=key.key_id,
-        public_key=key.public_key,
-        slow_seconds=0.01,
-    )
-    with contextlib.ExitStack() as stack:
-        tls = stack.enter_context(temp_tls())
-        endpoint = stack.enter_context(apns_sink.running(sink, tls=tls))
-        doc = fx.channel_settings(
-            apns={
-                "base_url": endpoint.url,
-                "topic": TOPIC,
-                "team_id": key.team_id,
-                "key_id": key.key_id,
-                "auth_key": key.private_pem,
-                "transport": {"ca_bundle": str(endpoint.ca_bundle), "timeout_s": 5.0},
-            },
-            owner_grace_s=GRACE_S,
-            **settings,
-        )
-        yield sink, fx.apply(monkeypatch, doc)
+    return fx.apns_peer(monkeypatch, slow_seconds=0.01, owner_grace_s=GRACE_S, **settings)
 
 
 def queue_lists(client, queue: str) -> list[bytes]:
