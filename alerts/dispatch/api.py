@@ -185,6 +185,8 @@ def _decide(case_id, change_id, session, user, background, *, approve: bool) -> 
         change = flows.decide_change(session, case_id, change_id, user, approve=approve)
     except flows.WaveConflict as exc:
         raise HTTPException(status.HTTP_409_CONFLICT, str(exc)) from None
+    except flows.SightingRefused as exc:  # a later sighting went out meanwhile
+        raise _field_error(exc) from None
     session.commit()
     background.add_task(relay.relay_now)
     return ChangeRead.model_validate(change)
