@@ -13,11 +13,14 @@ Read top to bottom; each numbered step is a function below.
    FCM cell topics, the carrier's area broadcast and the partners' webhooks.
 4. `run_shard` claims the shard's devices not alerted before (`geo.waves.target_shard`) and
    hands them to `channels.fan_out_devices`, which queues the per-provider batches.
-5. `notify_alerted` sends an update or closing notice to every device already alerted, and
-   to the partners.
-6. Live changes: `add_sighting` and `set_override` re-plan the waves from a new place.
+5. `notify_alerted` sends an update or closing notice to every device already alerted, to the
+   partners, and (closing) to the cell topics and area broadcasts the alert used.
+6. Live changes: `add_sighting` and `set_override` re-plan the waves from a new place; a
+   change one officer may not make alone waits for `decide_change` (two-person rule).
+7. `reconcile_shards` sends again any shard task past its deadline.
 
-Every step re-reads the case and stops if it is no longer active.
+Every step re-reads the case and stops if it is no longer active; a closing commit also
+withdraws whatever the channels still hold for the case (`channels.closure`).
 """
 
 from __future__ import annotations
