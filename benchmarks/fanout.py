@@ -344,14 +344,12 @@ def run_from_approval(
     """A new case whose first wave reaches the first n devices, approved by a second user;
     (seconds from approval to the first push, to the last push), through dispatch, the wave
     engine's shard targeting and the APNs channel."""
-    import uuid
-    from datetime import UTC, datetime, timedelta
+    from datetime import UTC, datetime
 
     import numpy as np
     from sqlalchemy import select
 
     from alerts.cases import service as cases
-    from alerts.cases.models import Case, CaseDetails
     from alerts.users.models import User
     from channels import ledger
     from geo import cells
@@ -374,28 +372,9 @@ def run_from_approval(
         index.ingest(ids, cells.snap_many(lat, lon), datetime.now(UTC))
         _located.clear()
         _located[n] = ids
-    case_id = str(uuid.uuid4())
+    case_id = submitted_case((23.13, 113.26))
     with session_scope() as s:
-        officer = s.scalar(select(User).where(User.username == "bench"))
-        sup = s.scalar(select(User).where(User.username == "bench-sup"))
-        case = Case(
-            id=case_id,
-            state="submitted",
-            agency_id=officer.agency_id,
-            created_by_id=officer.id,
-            submitted_by_id=officer.id,
-            last_seen_at=datetime.now(UTC) - timedelta(minutes=20),
-            last_seen_lat=23.13,
-            last_seen_lon=113.26,
-            alert_languages=["zh-CN", "en"],
-            tip_line="110",
-        )
-        case.details = CaseDetails(
-            child={"name": "Bench Child", "sex": "female", "age_years": 6, "height_cm": 115},
-            last_seen_address="Beijing Road, Guangzhou",
-        )
-        s.add(case)
-        sup_id = sup.id
+        sup_id = s.scalar(select(User.id).where(User.username == "bench-sup"))
     r = get_redis()
     key = ledger.counts_key(f"{case_id}:alert:0:1")
     field = f"apns:{partner}:sent"
@@ -415,6 +394,40 @@ def run_from_approval(
 
 
 _located: dict[int, object] = {}
+
+
+def submitted_case(center: tuple[float, float]) -> str:
+    """A case submitted by the bench officer, last seen at centre 20 minutes ago; its id."""
+    import uuid
+    from datetime import UTC, datetime, timedelta
+
+    from sqlalchemy import select
+
+    from alerts.cases.models import Case, CaseDetails
+    from alerts.users.models import User
+    from ops.platform.db import session_scope
+
+    case_id = str(uuid.uuid4())
+    with session_scope() as s:
+        officer = s.scalar(select(User).where(User.username == "bench"))
+        case = Case(
+            id=case_id,
+            state="submitted",
+            agency_id=officer.agency_id,
+            created_by_id=officer.id,
+            submitted_by_id=officer.id,
+            last_seen_at=datetime.now(UTC) - timedelta(minutes=20),
+            last_seen_lat=center[0],
+            last_seen_lon=center[1],
+            alert_languages=["zh-CN", "en"],
+            tip_line="110",
+        )
+        case.details = CaseDetails(
+            child={"name": "Bench Child", "sex": "female", "age_years": 6, "height_cm": 115},
+            last_seen_address="Bench Road",
+        )
+        s.add(case)
+    return case_id
 
 
 def wait(check, timeout: float) -> None:

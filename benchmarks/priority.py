@@ -23,9 +23,8 @@ import subprocess
 import sys
 import tempfile
 import time
-import uuid
 from contextlib import ExitStack
-from datetime import UTC, datetime, timedelta
+from datetime import UTC, datetime
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
@@ -48,37 +47,6 @@ def locate(ids, center, spread: float) -> None:
     lat = center[0] + rng.uniform(-spread, spread, len(ids))
     lon = center[1] + rng.uniform(-spread, spread, len(ids))
     devices.location_index().ingest(np.array(ids), cells.snap_many(lat, lon), datetime.now(UTC))
-
-
-def submitted_case(center) -> str:
-    """A submitted case last seen at centre 20 minutes ago; returns its id."""
-    from sqlalchemy import select
-
-    from alerts.cases.models import Case, CaseDetails
-    from alerts.users.models import User
-    from ops.platform.db import session_scope
-
-    case_id = str(uuid.uuid4())
-    with session_scope() as s:
-        officer = s.scalar(select(User).where(User.username == "bench"))
-        case = Case(
-            id=case_id,
-            state="submitted",
-            agency_id=officer.agency_id,
-            created_by_id=officer.id,
-            submitted_by_id=officer.id,
-            last_seen_at=datetime.now(UTC) - timedelta(minutes=20),
-            last_seen_lat=center[0],
-            last_seen_lon=center[1],
-            alert_languages=["zh-CN", "en"],
-            tip_line="110",
-        )
-        case.details = CaseDetails(
-            child={"name": "Bench Child", "sex": "female", "age_years": 6, "height_cm": 115},
-            last_seen_address="Bench Road",
-        )
-        s.add(case)
-    return case_id
 
 
 def approve(case_id: str) -> float:
@@ -186,12 +154,12 @@ def main() -> int:
         stack.callback(lambda: (os.killpg(worker.pid, signal.SIGTERM), worker.wait(30)))
         bench.wait(lambda: b"ready" in (workdir / "worker.log").read_bytes(), 60)
 
-        big = submitted_case(GUANGZHOU)
+        big = bench.submitted_case(GUANGZHOU)
         approve(big)
         bench.wait(lambda: sent(big, partner) >= min(5000, args.devices // 10), 120)
         latencies = []
         for _ in range(args.cases):
-            case_id = submitted_case(BEIJING)
+            case_id = bench.submitted_case(BEIJING)
             start = approve(case_id)
             while sent(case_id, partner) == 0:
                 time.sleep(0.001)

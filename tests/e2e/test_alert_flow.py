@@ -8,19 +8,16 @@ centre and reaches new devices without re-alerting; resolving sends the closing 
 from __future__ import annotations
 
 import contextlib
-import json
 from collections import Counter
 
-import httpx
 import pytest
 from pyproj import Geod
 
 from ops.peers import apns as apns_sink
 from ops.peers import keys
 from ops.peers import webhook as webhook_sink
-from ops.peers._runtime import temp_tls
-from tests.e2e.support import cli, create_police, login, new_submitted_case, ready
-from tests.workers import free_port, reunite_env, reunite_process, wait_for
+from tests.e2e.support import cli, login, new_submitted_case, serve_with_apns
+from tests.workers import wait_for
 
 pytestmark = pytest.mark.slow
 GEOD = Geod(ellps="WGS84")
@@ -45,36 +42,8 @@ def test_alert_reaches_devices_in_the_area_once_then_follows_a_sighting_and_clos
     )
     receiver = webhook_sink.WebhookReceiver(secret=secret)
     with contextlib.ExitStack() as stack:
-        tls = stack.enter_context(temp_tls())
-        apns_url = stack.enter_context(apns_sink.running(sink, tls=tls))
         hook_url = stack.enter_context(webhook_sink.running(receiver)).url
-        channels = {
-            "apns": {
-                "base_url": apns_url.url,
-                "topic": TOPIC,
-                "team_id": key.team_id,
-                "key_id": key.key_id,
-                "auth_key": key.private_pem,
-                "transport": {"ca_bundle": str(apns_url.ca_bundle)},
-            },
-        }
-        data = tmp_path / "d"
-        env = reunite_env(
-            DATABASE_URL=None,
-            REDIS_URL=None,
-            REUNITE_DATA_DIR=str(data),
-            REUNITE_MODE="development",
-            REUNITE_RELAY_INTERVAL_SECONDS="1",
-            REUNITE_WAVE_TICK_SECONDS="1",
-            REUNITE_CHANNELS=json.dumps(channels),
-        )
-        port = free_port()
-        stack.enter_context(
-            reunite_process(["serve", "--port", str(port)], env, tmp_path, tmp_path / "serve.log")
-        )
-        http = httpx.Client(base_url=f"http://127.0.0.1:{port}", timeout=30)
-        wait_for(lambda: ready(http), timeout=60)
-        create_police(env, tmp_path, agency="GZ")
+        http, env = serve_with_apns(stack, tmp_path, sink, key, TOPIC, tmp_path / "d")
         out = cli(
             [
                 "partners",

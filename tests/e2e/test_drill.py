@@ -7,18 +7,15 @@ with a push, SMS and webhook that looked exactly like a real alert (0 of 77 mess
 from __future__ import annotations
 
 import contextlib
-import json
 
-import httpx
 import pytest
 
 from ops.peers import apns as apns_sink
 from ops.peers import keys
 from ops.peers import webhook as webhook_sink
-from ops.peers._runtime import temp_tls
-from tests.e2e.support import cli, create_police, login, new_submitted_case, ready
+from tests.e2e.support import cli, login, new_submitted_case, serve_with_apns
 from tests.e2e.test_alert_flow import TOPIC, place
-from tests.workers import free_port, reunite_env, reunite_process, wait_for
+from tests.workers import wait_for
 
 pytestmark = pytest.mark.slow
 MARKS = ("【演练】", "EXERCISE: ")
@@ -38,34 +35,7 @@ def test_drill_reaches_only_test_devices_and_opted_in_partners_marked_on_every_m
     )
     opted, other = (webhook_sink.WebhookReceiver(secret=keys.make_webhook_secret()) for _ in "ab")
     with contextlib.ExitStack() as stack:
-        tls = stack.enter_context(temp_tls())
-        apns = stack.enter_context(apns_sink.running(sink, tls=tls))
-        channels = {
-            "apns": {
-                "base_url": apns.url,
-                "topic": TOPIC,
-                "team_id": key.team_id,
-                "key_id": key.key_id,
-                "auth_key": key.private_pem,
-                "transport": {"ca_bundle": str(apns.ca_bundle)},
-            },
-        }
-        env = reunite_env(
-            DATABASE_URL=None,
-            REDIS_URL=None,
-            REUNITE_DATA_DIR=str(tmp_path / "d"),
-            REUNITE_MODE="development",
-            REUNITE_RELAY_INTERVAL_SECONDS="1",
-            REUNITE_WAVE_TICK_SECONDS="1",
-            REUNITE_CHANNELS=json.dumps(channels),
-        )
-        port = free_port()
-        stack.enter_context(
-            reunite_process(["serve", "--port", str(port)], env, tmp_path, tmp_path / "serve.log")
-        )
-        http = httpx.Client(base_url=f"http://127.0.0.1:{port}", timeout=30)
-        wait_for(lambda: ready(http), timeout=60)
-        create_police(env, tmp_path, agency="GZ")
+        http, env = serve_with_apns(stack, tmp_path, sink, key, TOPIC, tmp_path / "d")
         drill_app = partner(
             env,
             tmp_path,

@@ -40,6 +40,16 @@ def receiver():
         yield sink, endpoint.url
 
 
+def subscribe(api, sink, url: str) -> int:
+    """A partner registers a webhook endpoint; the receiver learns its secret. Returns its id."""
+    key = bearer(create_partner(api, token(api, "admin1"), "MapsApp")["key"]["key"])
+    created = api.post(
+        "/api/v1/partner/webhooks", json={"url": f"{url}/hooks/maps"}, headers=key
+    ).json()
+    sink.secret = created["secret"]
+    return created["endpoint"]["id"]
+
+
 def deliver(message_id: str, endpoint_id: int) -> None:
     """What the webhook task does for one endpoint."""
     fanout.run_webhook(
@@ -109,11 +119,7 @@ def test_old_secret_keeps_verifying_only_during_the_rotation_overlap(
 
 def test_redelivery_respects_an_open_breaker_and_comes_back_as_a_queued_retry(world, api, receiver):
     sink, url = receiver
-    key = bearer(create_partner(api, token(api, "admin1"), "MapsApp")["key"]["key"])
-    created = api.post(
-        "/api/v1/partner/webhooks", json={"url": f"{url}/hooks/maps"}, headers=key
-    ).json()
-    endpoint_id, sink.secret = created["endpoint"]["id"], created["secret"]
+    endpoint_id = subscribe(api, sink, url)
     message_id = start_first_wave(approved_case(world))
     deliver(message_id, endpoint_id)
     assert len(sink.events) == 1
@@ -184,11 +190,7 @@ def test_unknown_event_type_is_refused(world, api):
 def test_webhook_events_and_cap_message_types_tell_the_same_story(world, api, receiver):
     """Published once; a sighting's update and its restarted wave are updates; then resolved."""
     sink, url = receiver
-    key = bearer(create_partner(api, token(api, "admin1"), "MapsApp")["key"]["key"])
-    created = api.post(
-        "/api/v1/partner/webhooks", json={"url": f"{url}/hooks/maps"}, headers=key
-    ).json()
-    endpoint_id, sink.secret = created["endpoint"]["id"], created["secret"]
+    endpoint_id = subscribe(api, sink, url)
     case_id = approved_case(world)
     messages = [start_first_wave(case_id), add_sighting(world, case_id, 23.3, 113.1)]
     with session_scope() as s:
@@ -220,11 +222,7 @@ def test_partners_hear_alert_expired_when_an_alert_runs_out(world, api, receiver
     from ops.platform.outbox.models import OutboxMessage
 
     sink, url = receiver
-    key = bearer(create_partner(api, token(api, "admin1"), "MapsApp")["key"]["key"])
-    created = api.post(
-        "/api/v1/partner/webhooks", json={"url": f"{url}/hooks/maps"}, headers=key
-    ).json()
-    endpoint_id, sink.secret = created["endpoint"]["id"], created["secret"]
+    endpoint_id = subscribe(api, sink, url)
     case_id = approved_case(world)
     deliver(start_first_wave(case_id), endpoint_id)
     with session_scope() as s:
