@@ -206,6 +206,28 @@ def dead_letter(led: Ledger, targets: Sequence[Target], reason: str, attempts: i
     metrics.record_dead_letters(led.channel, len(targets))
 
 
+def give_up(
+    channel: str, message_id: str, targets: Sequence[int | str], attempt: int, reason: str
+) -> int:
+    """Dead-letter a unit's open targets: its database, Redis or broker stayed away past the
+    retry horizon. Returns how many targets were dead-lettered."""
+    led = Ledger(get_redis(), message_id, channel)
+    pending = led.pending(list(targets))
+    if not pending:
+        return 0
+    with session_scope() as session:
+        if channel == "webhook":
+            rows = session.query(EndpointRow).filter(EndpointRow.id.in_(pending)).all()
+            partner = {row.id: row.partner_id for row in rows}
+        elif channel in ledger.STRING_TARGETS:
+            partner = {}
+        else:
+            partner = runtime.ports().devices.partners_of(session, [int(i) for i in pending])
+    dead = [Target(i, partner.get(i, 0)) for i in pending]
+    dead_letter(led, dead, reason, attempt + 1)
+    return len(dead)
+
+
 def _defer_all(
     s: ChannelSettings,
     led: Ledger,

@@ -4,30 +4,51 @@ acks_late: a worker killed mid-batch leaves its message unacknowledged, and the 
 it to another worker after the visibility timeout; the batch skips what was already sent.
 Provider retries are not Celery retries: only the targets that need it go back on the queue,
 after a backoff with jitter (channels.fanout.backoff). Celery's own retry covers only the
-infrastructure (database or Redis briefly unavailable).
+infrastructure (database, Redis or broker unavailable), for as long as the message's retry
+horizon allows; past it the unit's open targets become dead letters (`reunite dlq replay`).
+If even that cannot be written, the unit stays on the reconciler's list and is queued again.
 """
 
 from __future__ import annotations
 
 import logging
+from collections.abc import Sequence
+from typing import Any
 
 from channels import fanout, reconcile, service, status
 from channels.messages import MessageId
 from ops import metrics
-from ops.platform.celery_app import INFRASTRUCTURE_ERRORS, celery_app
+from ops.platform.celery_app import INFRASTRUCTURE_ERRORS, DurableTask, celery_app
 from ops.platform.config import get_settings
 from ops.platform.redis_client import get_redis
 
 log = logging.getLogger(__name__)
 
-OPTIONS = {
-    "acks_late": True,
-    "autoretry_for": INFRASTRUCTURE_ERRORS,
-    "retry_backoff": True,
-    "retry_backoff_max": 60,
-    "retry_jitter": True,
-    "max_retries": 10,
-}
+
+class ChannelTask(DurableTask):
+    """A unit of channel work: args are (message_id, targets, attempt, first_at)."""
+
+    def horizon_at(self, args: Sequence[Any]) -> float:
+        return float(args[3]) + get_settings().channels.retry_horizon_s
+
+    def give_up(self, exc: BaseException, args: Sequence[Any]) -> dict:
+        message_id, targets, attempt = args[0], args[1], int(args[2])
+        reason = f"infrastructure_{type(exc).__name__}"
+        try:
+            dead = fanout.give_up(CHANNEL_OF[self.name], message_id, targets, attempt, reason)
+        except INFRASTRUCTURE_ERRORS as still:
+            # Cannot even write the dead letters: the unit's reconciler entry stays, and the
+            # reconciler queues its open targets again once the infrastructure is back.
+            log.warning(
+                "%s: dead letters not written (%s); left to the reconciler",
+                self.name,
+                type(still).__name__,
+            )
+            return {"dead_lettered": 0}
+        return {"dead_lettered": dead}
+
+
+OPTIONS = {"base": ChannelTask}
 
 
 def _after(channel: str, message_id: str, first_at: float, result) -> dict:
@@ -102,6 +123,16 @@ def webhook(message_id: str, endpoint_ids: list[int], attempt: int, first_at: fl
         message_id, int(endpoint_id), attempt, first_at, s, service.delivery_for
     )
     return _after("webhook", message_id, first_at, result)
+
+
+CHANNEL_OF = {
+    apns_batch.name: "apns",
+    fcm_batch.name: "fcm",
+    sms_batch.name: "sms",
+    fcm_topics.name: "fcm_topic",
+    sms_broadcast.name: "sms_broadcast",
+    webhook.name: "webhook",
+}
 
 
 @celery_app.task(name="reunite.channels.reconcile", acks_late=True, max_retries=0)

@@ -8,29 +8,16 @@ from __future__ import annotations
 
 from alerts.cases import service as cases
 from alerts.dispatch import flows, service
-from ops.platform.celery_app import INFRASTRUCTURE_ERRORS, celery_app
+from ops.platform.celery_app import DurableTask, celery_app
 from ops.platform.db import session_scope
 from ops.platform.outbox import relay
 
-WAVE_RETRY = {
-    "acks_late": True,
-    "autoretry_for": INFRASTRUCTURE_ERRORS,
-    "retry_backoff": True,
-    "retry_backoff_max": 60,
-    "retry_jitter": True,
-    "max_retries": 50,
-}
+# The dispatch and wave tasks are the alert's own work, backed by outbox rows and shard
+# records: infrastructure errors are retried for as long as they last (DurableTask).
+WAVE_RETRY = {"base": DurableTask}
 
 
-@celery_app.task(
-    name=service.DISPATCH_TASK,
-    acks_late=True,
-    autoretry_for=INFRASTRUCTURE_ERRORS,
-    retry_backoff=True,
-    retry_backoff_max=60,
-    retry_jitter=True,
-    max_retries=20,
-)
+@celery_app.task(name=service.DISPATCH_TASK, base=DurableTask)
 def dispatch_case(outbox_id: int, case_id: str, kind: str) -> bool:
     """Start whatever a case transition sets in motion (waves, closures)."""
     with session_scope() as session:

@@ -3,17 +3,10 @@
 from __future__ import annotations
 
 from alerts.partners import webhooks
-from ops.platform.celery_app import INFRASTRUCTURE_ERRORS, celery_app
+from ops.platform.celery_app import DurableTask, celery_app
 
 
-@celery_app.task(
-    name=webhooks.REDELIVER_TASK,
-    acks_late=True,
-    autoretry_for=INFRASTRUCTURE_ERRORS,
-    retry_backoff=True,
-    retry_jitter=True,
-    max_retries=5,
-)
+@celery_app.task(name=webhooks.REDELIVER_TASK, base=DurableTask)
 def redeliver(
     message_id: str, endpoint_id: int, attempt: int | None = None, first_at: float | None = None
 ) -> str:

@@ -6,10 +6,17 @@ Which tasks, queues and periodic jobs exist is the composition root's business
 
 from __future__ import annotations
 
+import logging
+import time
+from collections.abc import Sequence
+from typing import Any
+
 import kombu.exceptions
 import redis
 import sqlalchemy.exc
-from celery import Celery
+from celery import Celery, Task
+from celery.exceptions import Reject
+from celery.utils.time import get_exponential_backoff_interval
 
 from ops.platform.config import get_settings
 
@@ -21,6 +28,57 @@ INFRASTRUCTURE_ERRORS = (
     redis.exceptions.TimeoutError,
     kombu.exceptions.OperationalError,
 )
+RETRY_BACKOFF_MAX_S = 60
+
+log = logging.getLogger(__name__)
+
+
+class DurableTask(Task):
+    """A task whose infrastructure errors are retried by time, never by a count.
+
+    The database, Redis or the broker being away is retried with capped exponential backoff
+    and full jitter for as long as `horizon_at` allows (by default: for ever, because the work
+    is the alert's own dispatch and has no one to hand it to). Past the horizon `give_up`
+    accounts for the work (a channel task dead-letters its targets). A retry the broker will
+    not take is never acknowledged and dropped, which is what Celery's own `retry` does
+    (`Reject(requeue=False)`): the message is handed back to the broker instead, and if the
+    broker is unreachable too it stays unacknowledged and is restored when the broker returns.
+    """
+
+    acks_late = True
+    max_retries = None
+
+    def horizon_at(self, args: Sequence[Any]) -> float | None:
+        """Epoch seconds after which this work is given up; None retries for ever."""
+        return None
+
+    def give_up(self, exc: BaseException, args: Sequence[Any]) -> Any:
+        """Account for work past its horizon (the default never runs: no horizon)."""
+        raise exc
+
+    def __call__(self, *args: Any, **kwargs: Any) -> Any:
+        try:
+            return self.run(*args, **kwargs)
+        except INFRASTRUCTURE_ERRORS as exc:
+            delay = get_exponential_backoff_interval(
+                factor=1,
+                retries=self.request.retries,
+                maximum=RETRY_BACKOFF_MAX_S,
+                full_jitter=True,
+            )
+            horizon = self.horizon_at(args)
+            if horizon is not None and time.time() + delay > horizon:
+                log.warning("%s past its retry horizon: %s", self.name, type(exc).__name__)
+                return self.give_up(exc, args)
+            try:
+                raise self.retry(exc=exc, countdown=delay, max_retries=None)
+            except Reject as rejected:
+                log.warning(
+                    "%s: retry not published (%s); message returned to the broker",
+                    self.name,
+                    type(rejected.reason).__name__,
+                )
+                raise Reject(rejected.reason, requeue=True) from exc
 
 
 def make_celery() -> Celery:

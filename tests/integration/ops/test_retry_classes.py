@@ -6,6 +6,8 @@ a Redis blip in a shard task failed the task, and its devices were never alerted
 
 from __future__ import annotations
 
+import time
+
 import kombu.exceptions
 import pytest
 import redis
@@ -50,5 +52,6 @@ def test_device_batch_task_retries_the_infrastructure_error(error, monkeypatch):
     monkeypatch.setattr(fanout, "run_device_batch", work)
     monkeypatch.setattr(fanout, "persist_ledger", lambda *_: None)
     monkeypatch.setattr(channel_tasks.status, "observe_batch", lambda *_: None)
-    result = channel_tasks.apns_batch.apply(args=["c:alert:0:1", [1], 0, 0.0])
+    # Within the retry horizon (first attempt now): the error is retried.
+    result = channel_tasks.apns_batch.apply(args=["c:alert:0:1", [1], 0, time.time()])
     assert (result.status, result.result["sent"], len(calls)) == ("SUCCESS", 1, 2)
