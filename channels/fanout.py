@@ -502,7 +502,9 @@ def run_webhook(
         tally.reasons["unsafe_url"] += 1
         return tally, None
     name = f"webhook:{endpoint_id}"
-    breaker = pacing.Breaker(r, name, settings.breaker_failures, settings.breaker_open_s)
+    breaker = pacing.Breaker(
+        r, name, settings.breaker_failures, settings.breaker_open_s, settings.breaker_timeouts
+    )
     permit = breaker.allow()
     if not permit.allowed:
         return tally, _defer_all(
@@ -527,7 +529,7 @@ def run_webhook(
         elapsed_ms = int((time.monotonic() - started) * 1000)
     finally:
         budget.release(holder)
-    breaker.record(not _endpoint_failure(outcome))
+    breaker.record(not _endpoint_failure(outcome), timed_out=outcome.reason == "timeout")
     with session_scope() as session:
         session.add(
             WebhookAttempt(

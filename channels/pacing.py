@@ -65,17 +65,21 @@ redis.call('HSET', KEYS[1], 'state', 'half_open', 'probe_until', now + open_s)
 return {1, 'half_open', 0}
 """
 
-# KEYS[1] breaker hash; ARGV ok(1/0), threshold. Returns the new state.
+# KEYS[1] breaker hash; ARGV ok(1/0), threshold, timed out(1/0), timeout threshold.
+# Returns the new state.
 _RECORD = """
 local t = redis.call('TIME')
 local now = tonumber(t[1]) + tonumber(t[2]) / 1e6
 if ARGV[1] == '1' then
-  redis.call('HSET', KEYS[1], 'state', 'closed', 'failures', 0)
+  redis.call('HSET', KEYS[1], 'state', 'closed', 'failures', 0, 'timeouts', 0)
   return 'closed'
 end
 local failures = redis.call('HINCRBY', KEYS[1], 'failures', 1)
+local timeouts = 0
+if ARGV[3] == '1' then timeouts = redis.call('HINCRBY', KEYS[1], 'timeouts', 1) end
 local state = redis.call('HGET', KEYS[1], 'state') or 'closed'
-if state == 'half_open' or failures >= tonumber(ARGV[2]) then
+if state == 'half_open' or failures >= tonumber(ARGV[2])
+    or timeouts >= tonumber(ARGV[4]) then
   redis.call('HSET', KEYS[1], 'state', 'open', 'opened_at', now)
   state = 'open'
 end
@@ -134,11 +138,24 @@ class Permit:
 
 
 class Breaker:
-    """Circuit breaker per endpoint: closed -> open after N failures -> half-open probe."""
+    """Circuit breaker per endpoint: closed -> open after N failures -> half-open probe.
 
-    def __init__(self, client: redis.Redis, name: str, threshold: int, open_s: float):
+    Timeouts open it sooner (`timeout_threshold` consecutive ones): a hanging endpoint costs a
+    slot for the whole timeout per request, so waiting for N of them holds slots for N
+    timeouts. Any answer closes it and resets both counts.
+    """
+
+    def __init__(
+        self,
+        client: redis.Redis,
+        name: str,
+        threshold: int,
+        open_s: float,
+        timeout_threshold: int | None = None,
+    ):
         self.key = f"ch:breaker:{name}"
         self.threshold = threshold
+        self.timeout_threshold = timeout_threshold or threshold
         self.open_s = open_s
         self._client = client
         self._allow = client.register_script(_ALLOW)
@@ -149,9 +166,10 @@ class Breaker:
         allowed, state, wait_ms = self._allow(keys=[self.key], args=[self.open_s])
         return Permit(bool(int(allowed)), BreakerState(_s(state)), int(wait_ms) / 1000.0)
 
-    def record(self, ok: bool) -> BreakerState:
+    def record(self, ok: bool, *, timed_out: bool = False) -> BreakerState:
         """Report an answer (ok) or an endpoint failure (5xx, timeout, connection error)."""
-        state = self._record(keys=[self.key], args=["1" if ok else "0", self.threshold])
+        args = ["1" if ok else "0", self.threshold, "1" if timed_out else "0"]
+        state = self._record(keys=[self.key], args=[*args, self.timeout_threshold])
         return BreakerState(_s(state))
 
     def state(self) -> BreakerState:

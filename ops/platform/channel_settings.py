@@ -182,8 +182,11 @@ class ChannelSettings(BaseModel):
     owner_grace_s: float = Field(default=120.0, gt=0)
     reconcile_interval_s: float = Field(default=30.0, gt=0)
 
-    # Circuit breaker per endpoint: open after N consecutive failures, probe after open_s.
+    # Circuit breaker per endpoint: open after N consecutive failures, probe after open_s;
+    # consecutive timeouts open it after breaker_timeouts (a hanging endpoint holds a slot for
+    # each whole timeout, so it is cut off within about one round of timeouts).
     breaker_failures: int = Field(default=5, ge=1)
+    breaker_timeouts: int = Field(default=2, ge=1)
     breaker_open_s: float = Field(default=30.0, gt=0)
 
     # Celery+Redis redelivers an unacknowledged task after this; see docs/PERFORMANCE.md.

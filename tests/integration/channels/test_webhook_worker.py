@@ -14,7 +14,7 @@ import time
 
 import pytest
 
-from channels import service
+from channels import pacing, service
 from ops.peers import keys
 from ops.peers import webhook as webhook_sink
 from tests.integration.channels import fanout_env as fx
@@ -62,3 +62,47 @@ def test_healthy_partner_is_served_at_once_while_three_partners_hang(
     print(f"webhooks: healthy partner served in {healthy_s:.2f} s while 3 partners hang")
     # With the 12 hanging requests on prefork processes this would take several timeouts.
     assert healthy_s < TIMEOUT_S, f"a hanging partner delayed a healthy one ({healthy_s:.2f} s)"
+
+
+def test_a_hanging_partner_trips_its_breaker_within_one_timeout_round(
+    database, tmp_path, redis_client, monkeypatch
+):
+    """Before, the breaker needed 5 consecutive failures: at 2 concurrent 3 s timeouts that was
+    9 s of held slots and more for the queued events behind them. Two timeouts now open it."""
+    redis_client.flushdb()
+    secret = keys.make_webhook_secret()
+    channels_json = fx.apply(monkeypatch, fx.channel_settings(breaker_failures=5))
+    case_id = fx.make_case()
+    hanging = webhook_sink.WebhookReceiver(secret=secret, hang_s=10.0)
+    with partners(hang=hanging) as eps:
+        endpoint_id = register("Hang", eps["hang"][1], secret, max_concurrency=2, timeout_s=3.0)
+        messages = [fx.new_message(case_id, wave=w) for w in range(1, 9)]
+        env = fx.worker_env(database, tmp_path, channels_json)
+        log = tmp_path / "webhooks.log"
+        with open(log, "ab") as out:
+            proc = subprocess.Popen(
+                [sys.executable, "-m", "alerts.cli", "webhooks", "--concurrency", "16"],
+                env=env,
+                stdout=out,
+                stderr=subprocess.STDOUT,
+                start_new_session=True,
+            )
+        try:
+            fx.wait_until(lambda: b"ready" in log.read_bytes(), timeout=60, what="worker start")
+            breaker = pacing.Breaker(redis_client, f"webhook:{endpoint_id}", 5, 30.0)
+            start = time.monotonic()
+            for m in messages:
+                service.fan_out_partners(m)
+            fx.wait_until(
+                lambda: breaker.state() is pacing.BreakerState.OPEN, timeout=30, what="open"
+            )
+            opened_s = time.monotonic() - start
+            time.sleep(2.0)
+            attempts = hanging.attempts
+        finally:
+            os.killpg(proc.pid, signal.SIGTERM)
+            proc.wait(timeout=30)
+
+    print(f"webhooks: hanging partner's breaker open after {opened_s:.2f} s, {attempts} attempts")
+    assert opened_s < 3.0 + 2.0, f"breaker took {opened_s:.2f} s to open"
+    assert attempts <= 2 + 1, f"{attempts} requests reached a hanging partner"

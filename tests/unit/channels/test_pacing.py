@@ -39,6 +39,20 @@ def test_breaker_opens_after_threshold_then_lets_one_probe_through(redis_client)
     assert breaker.record(True) is pacing.BreakerState.CLOSED
 
 
+def test_consecutive_timeouts_open_the_breaker_before_the_failure_threshold(redis_client):
+    breaker = pacing.Breaker(redis_client, f"t{time.time()}", 5, 30.0, timeout_threshold=2)
+    assert breaker.record(False, timed_out=True) is pacing.BreakerState.CLOSED
+    assert breaker.record(False, timed_out=True) is pacing.BreakerState.OPEN
+
+
+def test_an_answer_between_timeouts_resets_the_timeout_count(redis_client):
+    breaker = pacing.Breaker(redis_client, f"r{time.time()}", 5, 30.0, timeout_threshold=2)
+    breaker.record(False, timed_out=True)
+    breaker.record(True)
+    assert breaker.record(False, timed_out=True) is pacing.BreakerState.CLOSED
+    assert breaker.record(False) is pacing.BreakerState.CLOSED, "a 500 is not a timeout"
+
+
 def test_backoff_grows_with_jitter_and_honours_retry_after():
     s = ChannelSettings(retry_base_s=1, retry_max_delay_s=60)
     assert all(0.5 <= backoff(s, 0, None) <= 1 for _ in range(50))
