@@ -46,11 +46,17 @@ def print_status() -> int:
     for row in rows:
         where = f"partner {row.partner_id} endpoint {row.endpoint_id}" if row.endpoint_id else ""
         typer.echo(f"  {row.channel:<10} {row.state:<10} {where}")
-    stuck = reconcile.overdue(client)
+    stuck = reconcile.stuck(client)
     typer.echo(
-        f"deliveries past their deadline (stuck): {stuck}"
-        + ("  (the reconciler queues them again)" if stuck else "")
+        f"deliveries past their deadline (stuck): {len(stuck)}"
+        + ("  (the reconciler queues them again)" if stuck else "  (none: all in progress or done)")
     )
+    for entry in stuck:
+        again = reconcile.requeued(client, entry.message_id).get(entry.channel, 0)
+        typer.echo(
+            f"  {entry.message_id:<40} {entry.channel:<13} {entry.open_targets:>8} open"
+            f"  {entry.overdue_s:7.0f}s overdue  re-queued {again}"
+        )
     total = sum(letters.values())
     typer.echo(f"dead letters pending replay: {total} targets")
     for channel, n in sorted(letters.items()):

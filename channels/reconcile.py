@@ -23,9 +23,10 @@ from dataclasses import dataclass
 import numpy as np
 import redis
 
-from channels.ledger import STRING_TARGETS, Ledger
+from channels.ledger import KEY_TTL_S, STRING_TARGETS, Ledger
 
 OPEN = "ch:open"  # member "message_id|channel", score: deadline (epoch seconds)
+REQUEUED = "ch:requeued:"  # + message_id: hash channel -> targets the reconciler re-queued
 BATCH = 500  # targets per re-queued unit
 
 # Claim an overdue entry: push its deadline on only if it is still overdue (one winner).
@@ -67,6 +68,49 @@ def progress(client: redis.Redis, message_id: str, channel: str, grace_s: float)
 def overdue(client: redis.Redis, now: float | None = None) -> int:
     """How many (message, channel) entries are past their deadline: stuck, not in progress."""
     return int(client.zcount(OPEN, "-inf", time.time() if now is None else now))
+
+
+@dataclass(frozen=True)
+class Stuck:
+    """A message's channel with targets still open past its deadline."""
+
+    message_id: str
+    channel: str
+    open_targets: int
+    overdue_s: float
+
+
+def stuck(client: redis.Redis, now: float | None = None, limit: int = 100) -> list[Stuck]:
+    """The entries past their deadline, most overdue first, with their open target counts."""
+    now = time.time() if now is None else now
+    out: list[Stuck] = []
+    rows = client.zrangebyscore(OPEN, "-inf", now, start=0, num=limit, withscores=True)
+    for raw, deadline in rows:
+        member = raw.decode() if isinstance(raw, bytes) else raw
+        message_id, channel = member.rsplit("|", 1)
+        counts = Ledger(client, message_id, channel).totals()
+        remaining = max(0, counts["targeted"] - counts["final"])
+        out.append(Stuck(message_id, channel, remaining, now - float(deadline)))
+    return out
+
+
+def stuck_channels(client: redis.Redis, message_id: str, channels: list[str]) -> list[str]:
+    """Which of a message's channels are past their deadline (stuck, not in progress)."""
+    if not channels:
+        return []
+    now = time.time()
+    scores = client.zmscore(OPEN, [_member(message_id, c) for c in channels])
+    return [c for c, score in zip(channels, scores, strict=True) if score and score <= now]
+
+
+def requeued(client: redis.Redis, message_id: str) -> dict[str, int]:
+    """Targets of a message the reconciler queued again, per channel."""
+    raw = client.hgetall(REQUEUED + message_id)
+    return {_text(k): int(v) for k, v in raw.items()}
+
+
+def _text(value: bytes | str) -> str:
+    return value.decode() if isinstance(value, bytes) else value
 
 
 def open_targets(led: Ledger) -> list[int | str]:
@@ -114,5 +158,9 @@ def reconcile(
             continue
         for start in range(0, len(pending), BATCH):
             requeue(channel, message_id, pending[start : start + BATCH])
+        pipe = client.pipeline(transaction=False)
+        pipe.hincrby(REQUEUED + message_id, channel, len(pending))
+        pipe.expire(REQUEUED + message_id, KEY_TTL_S)
+        pipe.execute()
         done.append(Requeued(message_id, channel, len(pending)))
     return done

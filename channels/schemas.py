@@ -25,6 +25,18 @@ class MessageDeliveries(BaseModel):
     wave: int
     created_at: datetime
     counts: list[ChannelCount]
+    # Channels whose targets are still open past their deadline: stuck, not in progress (the
+    # reconciler queues them again), and how many targets it has queued again so far.
+    stuck_channels: list[str] = []
+    requeued: int = 0
+
+
+class DeadLetterCount(BaseModel):
+    """Dead-lettered targets not yet replayed, per channel and reason."""
+
+    channel: str
+    reason: str
+    targets: int
 
 
 class WebhookAttemptRead(BaseModel):
@@ -46,3 +58,4 @@ class CaseDeliveries(BaseModel):
     totals: list[ChannelCount]
     messages: list[MessageDeliveries]
     webhook_attempts: list[WebhookAttemptRead]
+    dead_letters: list[DeadLetterCount] = []

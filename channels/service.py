@@ -21,8 +21,14 @@ from channels import ledger, messages, reconcile, runtime
 from channels.base import Area, Delivery
 from channels.ledger import KEY_TTL_S, Ledger, Target
 from channels.messages import MessageId, MessageKind
-from channels.models import Message, PartnerEndpoint, WebhookAttempt
-from channels.schemas import CaseDeliveries, ChannelCount, MessageDeliveries, WebhookAttemptRead
+from channels.models import DeadLetter, Message, PartnerEndpoint, WebhookAttempt
+from channels.schemas import (
+    CaseDeliveries,
+    ChannelCount,
+    DeadLetterCount,
+    MessageDeliveries,
+    WebhookAttemptRead,
+)
 from channels.webhook import WebhookChannel
 from ops.platform import crypto
 from ops.platform.celery_app import celery_app
@@ -301,6 +307,8 @@ def case_deliveries(session: Session, case_id: str, attempts_limit: int = 200) -
                 wave=m.wave,
                 created_at=m.created_at,
                 counts=_counts(rows),
+                stuck_channels=reconcile.stuck_channels(r, m.id, sorted({c for c, _ in rows})),
+                requeued=sum(reconcile.requeued(r, m.id).values()),
             )
         )
     attempts = session.scalars(
@@ -309,11 +317,22 @@ def case_deliveries(session: Session, case_id: str, attempts_limit: int = 200) -
         .order_by(WebhookAttempt.id.desc())
         .limit(attempts_limit)
     ).all()
+    letters: dict[tuple[str, str], int] = defaultdict(int)
+    for channel, reason, targets in session.execute(
+        select(DeadLetter.channel, DeadLetter.reason, DeadLetter.targets).where(
+            DeadLetter.case_id == case_id, DeadLetter.replayed_at.is_(None)
+        )
+    ):
+        letters[(channel, reason)] += len(targets or [])
     return CaseDeliveries(
         case_id=case_id,
         totals=_counts(totals),
         messages=out,
         webhook_attempts=[WebhookAttemptRead.model_validate(a) for a in attempts],
+        dead_letters=[
+            DeadLetterCount(channel=c, reason=reason, targets=n)
+            for (c, reason), n in sorted(letters.items())
+        ],
     )
 
 

@@ -85,13 +85,15 @@ def dead_letter_reasons(session: Session) -> dict[tuple[str, str], int]:
 
 def gauges(session: Session, client: redis.Redis) -> Iterator[GaugeMetricFamily]:
     """Dead letters pending replay and breaker states, for /metrics."""
-    letters = dead_letters_pending(session)
+    letters = dead_letter_reasons(session)
     rows = breakers(client, session)
     family = GaugeMetricFamily(
-        "reunite_dead_letters_pending", "Dead-lettered targets not replayed", labels=["channel"]
+        "reunite_dead_letters_pending",
+        "Dead-lettered targets not replayed, per channel and reason",
+        labels=["channel", "reason"],
     )
-    for channel, n in letters.items():
-        family.add_metric([channel], n)
+    for (channel, reason), n in letters.items():
+        family.add_metric([channel, reason], n)
     yield family
     family = GaugeMetricFamily(
         "reunite_breaker_state",
@@ -101,11 +103,25 @@ def gauges(session: Session, client: redis.Redis) -> Iterator[GaugeMetricFamily]
     for row in rows:
         family.add_metric([row.channel, str(row.partner_id)], BREAKER_VALUES.get(row.state, 0))
     yield family
+    stuck = reconcile.stuck(client)
     yield GaugeMetricFamily(
         "reunite_deliveries_overdue",
         "Message channels with targets still open past their deadline (stuck, not in progress)",
-        reconcile.overdue(client),
+        len(stuck),
     )
+    # Per channel, not per message: metric labels never carry case ids (message ids hold
+    # one); `reunite status` and the console's delivery panel name the stuck messages.
+    family = GaugeMetricFamily(
+        "reunite_delivery_stuck_targets",
+        "Targets still open past their deadline (stuck messages), per channel",
+        labels=["channel"],
+    )
+    per_channel: dict[str, int] = {}
+    for entry in stuck:
+        per_channel[entry.channel] = per_channel.get(entry.channel, 0) + entry.open_targets
+    for channel, n in sorted(per_channel.items()):
+        family.add_metric([channel], n)
+    yield family
 
 
 def _approval_time(case_id: str) -> float | None:

@@ -119,6 +119,8 @@ class Progress:
     sent: int
     failed: int
     retrying: int
+    stuck: list[str]  # channels past their deadline (the reconciler queues them again)
+    requeued: int
 
 
 def delivery_panel(session: Session, case_id: str) -> dict[str, Any]:
@@ -132,8 +134,17 @@ def delivery_panel(session: Session, case_id: str) -> dict[str, Any]:
         retrying = sum(c.retrying for c in m.counts)
         withdrawn = sum(c.withdrawn for c in m.counts)
         done = sent + failed + withdrawn
-        per_wave.append(Progress(f"{m.kind}:{m.wave}", t, done, sent, failed, retrying))
-    return {"totals": ledger.totals, "waves": per_wave, "attempts": ledger.webhook_attempts}
+        per_wave.append(
+            Progress(
+                f"{m.kind}:{m.wave}", t, done, sent, failed, retrying, m.stuck_channels, m.requeued
+            )
+        )
+    return {
+        "totals": ledger.totals,
+        "waves": per_wave,
+        "attempts": ledger.webhook_attempts,
+        "dead_letters": ledger.dead_letters,
+    }
 
 
 @dataclass

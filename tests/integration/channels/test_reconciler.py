@@ -12,9 +12,12 @@ from collections import Counter
 
 import pytest
 
+from alerts import status as status_report
 from channels import ledger, reconcile, service
+from channels import status as channel_status
 from channels import tasks as channel_tasks
 from channels.fanout import FLUSH_EVERY
+from ops.platform.db import session_scope
 from tests.integration.channels import fanout_env as fx
 
 pytestmark = pytest.mark.slow
@@ -32,7 +35,7 @@ def queue_lists(client, queue: str) -> list[bytes]:
 
 
 def test_batches_the_broker_lost_are_queued_again_by_the_reconciler(
-    database, tmp_path, redis_client, monkeypatch
+    database, tmp_path, redis_client, monkeypatch, capsys
 ):
     redis_client.flushdb()
     with apns_world(monkeypatch, apns_batch=100) as (sink, channels_json):
@@ -44,8 +47,14 @@ def test_batches_the_broker_lost_are_queued_again_by_the_reconciler(
         # The broker loses every queued batch (a crash without persistence, say).
         assert redis_client.delete(*queue_lists(redis_client, "apns")) >= 1
         assert reconcile.overdue(redis_client) == 0, "not stuck before its deadline"
+        assert _panel(case_id) == ([], 0)
         time.sleep(GRACE_S + 0.2)
         assert reconcile.overdue(redis_client) == 1, "stuck, and visible as stuck"
+        # The operator sees which message is stuck, on which channel, with how many open.
+        assert _panel(case_id) == (["apns"], 0)
+        assert _stuck_gauge(redis_client) == {"apns": 500}
+        status_report.print_status()
+        assert f"{message_id}" in capsys.readouterr().out
 
         env = fx.worker_env(database, tmp_path, channels_json)
         with fx.worker(env, tmp_path / "w.log"):
@@ -61,6 +70,23 @@ def test_batches_the_broker_lost_are_queued_again_by_the_reconciler(
     counts = ledger.live_counts(redis_client, message_id)[("apns", partner)]
     assert counts["sent"] == counts["targeted"] == 500
     assert reconcile.overdue(redis_client) == 0
+    assert _panel(case_id) == ([], 500), "no longer stuck; the re-queue stays on record"
+    assert _stuck_gauge(redis_client) == {}
+
+
+def _panel(case_id: str) -> tuple[list[str], int]:
+    """What the delivery panel (console and API) says of the case's one message."""
+    with session_scope() as session:
+        [message] = service.case_deliveries(session, case_id).messages
+    return message.stuck_channels, message.requeued
+
+
+def _stuck_gauge(client) -> dict[str, float]:
+    with session_scope() as session:
+        families = {f.name: f for f in channel_status.gauges(session, client)}
+    return {
+        s.labels["channel"]: s.value for s in families["reunite_delivery_stuck_targets"].samples
+    }
 
 
 def test_killed_worker_is_recovered_by_the_reconciler_not_the_visibility_timeout(
