@@ -62,7 +62,8 @@ class CaseChange(Base):
     """A material change to a live alert, waiting for a second person (two-person rule).
 
     kind "details": new public text (payload: the CaseUpdate fields); kind "sighting": a
-    sighting that moves the centre beyond the allowed distance (payload: the sighting).
+    sighting that moves the centre beyond the allowed distance (payload: the sighting); kind
+    "area": a geofence override that widens the live area (payload: the override).
     """
 
     __tablename__ = "case_changes"

@@ -221,6 +221,7 @@ def apply_update(
 class ChangeKind(StrEnum):
     DETAILS = "details"
     SIGHTING = "sighting"
+    AREA = "area"  # a geofence override that widens a live alert's area
 
 
 def propose(

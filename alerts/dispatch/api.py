@@ -85,16 +85,42 @@ def add_sighting(
     )
 
 
-@router.put("/geo-override", response_model=list[WaveRead])
+@router.put(
+    "/geo-override",
+    response_model=list[WaveRead],
+    responses={
+        202: {
+            "model": ChangeRead,
+            "description": "The override widens a live alert's area: a second supervisor decides",
+        }
+    },
+)
 def set_override(
     case_id: str,
     body: GeoOverride,
     session: SessionDep,
     user: SupervisorUser,
     background: BackgroundTasks,
-) -> list[WaveRead]:
-    """A supervisor narrows one case: smaller start radius, a cap, or a manual area."""
-    cases.get(session, case_id, user)
+) -> list[WaveRead] | JSONResponse:
+    """A supervisor narrows one case: smaller start radius, a cap, or a manual area. On an
+    active case, an override that widens the area waits for a second supervisor (202)."""
+    case = cases.get(session, case_id, user)
+    if case.state == CaseState.ACTIVE:
+        try:
+            widens = flows.widens_area(
+                session,
+                case_id,
+                start_radius_km=body.start_radius_km,
+                cap_km=body.cap_km,
+                vertices=body.vertices,
+            )
+        except ValueError as exc:  # shapely: an unusable polygon
+            raise HTTPException(422, f"vertices: {exc}") from None
+        if widens:
+            payload = body.model_dump(mode="json")
+            change = cases.propose(session, case, cases.ChangeKind.AREA, payload, user)
+            session.commit()
+            return cases_api.accepted(change)
     try:
         flows.set_override(
             session,

@@ -25,12 +25,14 @@ withdraws whatever the channels still hold for the case (`channels.closure`).
 
 from __future__ import annotations
 
+import math
 import time
 from dataclasses import replace
 from datetime import datetime
 
 import h3
 import numpy as np
+from shapely.geometry import Polygon
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
@@ -348,6 +350,16 @@ def decide_change(
         cases.apply_update(
             session, case, data, get_settings(), actor=f"user:{change.submitted_by_id}"
         )
+    elif change.kind == cases.ChangeKind.AREA:
+        set_override(
+            session,
+            case.id,
+            start_radius_km=payload.get("start_radius_km"),
+            cap_km=payload.get("cap_km"),
+            vertices=[tuple(v) for v in payload["vertices"]] if payload.get("vertices") else None,
+            reason=payload["reason"],
+            user_id=change.submitted_by_id,
+        )
     else:
         add_sighting(
             session,
@@ -405,6 +417,33 @@ def add_sighting(
         detail={"epoch": waves.geo_state(session, case.id).epoch},
     )
     return sighting
+
+
+def widens_area(
+    session: Session,
+    case_id: str,
+    *,
+    start_radius_km: float | None,
+    cap_km: float | None,
+    vertices: list[tuple[float, float]] | None,
+) -> bool:
+    """Whether an override could reach places the case's current plan does not: a higher cap
+    or start radius, dropping either, or a manual area not inside the current manual area
+    (or dropping one). Narrowing stays one supervisor's call; widening needs a second."""
+    state = waves.geo_state(session, case_id)
+
+    def limit(value: float | None) -> float:
+        return math.inf if value is None else value  # None: the rule set's own, unbounded here
+
+    if limit(cap_km) > limit(state.cap_km) or limit(start_radius_km) > limit(state.start_radius_km):
+        return True
+    if not vertices:
+        return bool(state.area_vertices)  # back from a manual area to the radius plan
+    if not state.area_vertices:
+        return True  # a drawn area replaces the radius plan: a second person checks it
+    current = Polygon([(lon, lat) for lat, lon in state.area_vertices])
+    proposed = Polygon([(lon, lat) for lat, lon in vertices])
+    return not current.buffer(1e-9).contains(proposed)
 
 
 def set_override(

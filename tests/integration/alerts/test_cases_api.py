@@ -237,6 +237,50 @@ def test_a_sighting_far_from_the_last_approved_place_needs_a_second_supervisor(a
     assert api.get(f"/api/v1/cases/{case_id}", headers=officer).json()["last_seen"]["lat"] == 39.9
 
 
+def test_narrowing_a_live_area_is_one_supervisor_widening_it_needs_a_second(api):
+    case_id = submitted_case(api)
+    api.post(f"/api/v1/cases/{case_id}/approve", headers=token(api, "sup1"))
+    prov = token(api, "provsup")
+
+    def radii() -> list[float]:
+        rows = api.get(f"/api/v1/cases/{case_id}/waves", headers=prov).json()
+        return [w["radius_km"] for w in rows if w["status"] != "cancelled"]
+
+    narrowed = api.put(
+        f"/api/v1/cases/{case_id}/geo-override",
+        json={"cap_km": 250, "reason": "coastline"},
+        headers=prov,
+    )
+    assert narrowed.status_code == 200, narrowed.text
+    assert max(radii()) == 250
+
+    # Back to 500 km: reaches people the approved plan does not. One supervisor cannot.
+    wider = api.put(
+        f"/api/v1/cases/{case_id}/geo-override",
+        json={"cap_km": 500, "reason": "may have crossed the province"},
+        headers=prov,
+    )
+    assert wider.status_code == 202 and wider.json()["kind"] == "area", wider.text
+    assert max(radii()) == 250, "nothing widened before the second person"
+    drawn = api.put(
+        f"/api/v1/cases/{case_id}/geo-override",
+        json={"vertices": [[23, 113], [24, 113], [24, 114]], "cap_km": 100, "reason": "drawn"},
+        headers=prov,
+    )
+    assert drawn.status_code == 202, "a drawn area replacing the radius plan is checked too"
+    own = api.post(f"/api/v1/cases/{case_id}/changes/{wider.json()['id']}/approve", headers=prov)
+    assert own.status_code == 403
+
+    ok = api.post(
+        f"/api/v1/cases/{case_id}/changes/{wider.json()['id']}/approve", headers=token(api, "sup1")
+    )
+    assert ok.status_code == 200, ok.text
+    assert max(radii()) == 500
+    with session_scope() as s:
+        actions = [e.action for e in s.scalars(select(AuditEntry).order_by(AuditEntry.seq))]
+    assert actions[-2:] == ["case.change_approved", "case.geo_override_set"]
+
+
 def test_active_case_location_changes_only_through_a_sighting(api):
     case_id = submitted_case(api)
     api.post(f"/api/v1/cases/{case_id}/approve", headers=token(api, "sup1"))
