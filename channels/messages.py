@@ -9,9 +9,10 @@ fields (clothing, place, name) are cut with an ellipsis and the tip line never i
 from __future__ import annotations
 
 from collections.abc import Callable, Iterable, Mapping, Sequence
-from dataclasses import dataclass, replace
+from dataclasses import dataclass, fields, replace
 from datetime import datetime, timedelta
 from enum import StrEnum
+from typing import Any
 from zoneinfo import ZoneInfo
 
 from channels import sms
@@ -446,6 +447,29 @@ def render_all(
 ) -> dict[str, RenderedMessage]:
     """Render a case message in every requested language, keyed by language tag."""
     return {lang: render(content, lang, tz, sms_max_parts=sms_max_parts) for lang in languages}
+
+
+def rendering_to_json(rendered: Mapping[str, RenderedMessage]) -> dict[str, dict[str, Any]]:
+    """The renderings of a message as JSON-ready dicts, by language (order kept)."""
+    return {
+        lang: {f.name: _plain(getattr(r, f.name)) for f in fields(RenderedMessage)}
+        for lang, r in rendered.items()
+    }
+
+
+def rendering_from_json(doc: Mapping[str, Mapping[str, Any]]) -> dict[str, RenderedMessage]:
+    """The inverse of `rendering_to_json`."""
+    out = {}
+    for lang, stored in doc.items():
+        values = dict(stored)
+        values["kind"] = MessageKind(values["kind"])
+        values["status"] = AlertStatus(values["status"])
+        out[lang] = RenderedMessage(**values)
+    return out
+
+
+def _plain(value: Any) -> Any:
+    return str(value) if isinstance(value, StrEnum) else value
 
 
 def with_kind(content: AlertContent, kind: MessageKind) -> AlertContent:

@@ -13,7 +13,13 @@ from ops.platform.db import Base
 
 
 class Message(Base):
-    """One message of a case (alert wave, update, closure), rendered at send time."""
+    """One message of a case (alert wave, update, closure).
+
+    `rendered` is what it says in every language, rendered once when the message is created:
+    every push, SMS and webhook event of the message (retries and re-queues included) carries
+    the same text, whatever changes on the case later (a change is a new message). Erasure
+    clears it with the rest of the child's details.
+    """
 
     __tablename__ = "channel_messages"
 
@@ -25,6 +31,8 @@ class Message(Base):
     area: Mapped[dict[str, Any] | None] = mapped_column(JSON)
     created_at: Mapped[datetime] = mapped_column(default=utcnow)
     expires_at: Mapped[datetime]
+    # {"status": ..., "languages": {tag: RenderedMessage fields}}; None once erased.
+    rendered: Mapped[dict[str, Any] | None] = mapped_column(JSON)
 
 
 class PartnerEndpoint(Base):

@@ -12,7 +12,7 @@ from __future__ import annotations
 import time
 from collections import defaultdict
 from collections.abc import Sequence
-from datetime import timedelta
+from datetime import UTC, datetime, timedelta
 
 from sqlalchemy import func, select
 from sqlalchemy.orm import Session
@@ -20,7 +20,7 @@ from sqlalchemy.orm import Session
 from channels import ledger, messages, reconcile, runtime
 from channels.base import Area, Delivery
 from channels.ledger import KEY_TTL_S, Ledger, Target
-from channels.messages import MessageId, MessageKind
+from channels.messages import AlertStatus, MessageId, MessageKind
 from channels.models import DeadLetter, Message, PartnerEndpoint, WebhookAttempt
 from channels.schemas import (
     CaseDeliveries,
@@ -75,10 +75,31 @@ def create_message(
         area=area.to_json() if area is not None else None,
         created_at=now,
         expires_at=now + timedelta(seconds=get_settings().channels.message_ttl_s),
+        rendered=_render(session, case_id, kind, wave),
     )
     session.add(message)
     session.flush()
     return message
+
+
+def _aware(when: datetime) -> datetime:
+    return when.astimezone(UTC) if when.tzinfo else when.replace(tzinfo=UTC)
+
+
+def _render(session: Session, case_id: str, kind: MessageKind, wave: int) -> dict | None:
+    """What the message says, in every language, as of now: stored once, sent unchanged."""
+    found = runtime.ports().alerts.content(session, case_id, kind, wave)
+    if found is None:
+        return None
+    alert, languages = found
+    settings = get_settings()
+    rendered = messages.render_all(
+        alert,
+        runtime.languages(languages),
+        settings.timezone,
+        sms_max_parts=settings.channels.max_sms_parts,
+    )
+    return {"status": str(alert.status), "languages": messages.rendering_to_json(rendered)}
 
 
 def enqueue(
@@ -250,27 +271,21 @@ def _build_delivery(message_id: str) -> Delivery | None:
         message = session.get(Message, message_id)
         if message is None:
             return None
-        kind = MessageKind(message.kind)
-        found = runtime.ports().alerts.content(session, message.case_id, kind, message.wave)
-        if found is None:
-            return None
-        alert, languages = found
-        settings = get_settings()
-        rendered = messages.render_all(
-            alert,
-            runtime.languages(languages),
-            settings.timezone,
-            sms_max_parts=settings.channels.max_sms_parts,
-        )
+        doc = message.rendered
+        if doc is None:  # erased (or a message from before renderings were stored)
+            doc = _render(session, message.case_id, MessageKind(message.kind), message.wave)
+            if doc is None:
+                return None
         return Delivery(
             message_id=message.id,
             case_id=message.case_id,
             kind=MessageKind(message.kind),
             wave=message.wave,
-            messages=rendered,
+            messages=messages.rendering_from_json(doc["languages"]),
             expires_at=message.expires_at,
             area=Area.from_json(message.area),
-            status=alert.status,
+            sent_at=_aware(message.created_at),
+            status=AlertStatus(doc["status"]),
         )
 
 

@@ -3,8 +3,9 @@
 What goes: the CaseDetails row (name, photos, descriptions, suspect, vehicle, address), the
 photo files, the free texts that may name people (rejection and close reasons, sighting
 addresses and notes, the override reason). What stays: ids, times, states, coordinates, areas,
-counts and the audit chain, for statistics. Feed and CAP documents are rendered from these rows
-on request, so after erasure they carry no personal data; photo URLs already stopped at closure.
+counts and the audit chain, for statistics. The published CAP documents and the messages'
+stored renderings are deleted too (fetching a document then answers 410); photo URLs already
+stopped at closure.
 """
 
 from __future__ import annotations
@@ -12,13 +13,14 @@ from __future__ import annotations
 import logging
 from datetime import datetime, timedelta
 
-from sqlalchemy import delete, select, text
+from sqlalchemy import delete, select, text, update
 from sqlalchemy.orm import Session
 
 from alerts.cases.lifecycle import CaseState
 from alerts.cases.models import Case, CaseChange
 from alerts.feeds import photos
 from alerts.feeds.models import CaseErasure, PublishedDocument
+from channels.models import Message
 from geo.waves.models import CaseGeo, Sighting
 from ops.platform.audit import service as audit
 from ops.platform.clock import utcnow
@@ -60,6 +62,8 @@ def erase(session: Session, case_id: str, settings: Settings, kind: str = "reten
         change.payload = None  # proposed text or sighting: personal data like the details
     # The published CAP documents carry the child's details: the feeds drop them (410).
     session.execute(delete(PublishedDocument).where(PublishedDocument.case_id == case.id))
+    # So do the stored renderings of its messages (push, SMS and webhook texts).
+    session.execute(update(Message).where(Message.case_id == case.id).values(rendered=None))
     if session.get(CaseErasure, case.id) is None:
         session.add(CaseErasure(case_id=case.id, photos_deleted=deleted, kind=kind))
     audit.record(
