@@ -417,17 +417,19 @@ def run_area_broadcast(
     first_at: float,
     settings: ChannelSettings,
     build_delivery: Callable[[str], Any],
+    polygons_of: Callable[[str], list[str]],
 ) -> tuple[Tally, Next | None]:
-    """Ask the SMS carrier to broadcast the message to every handset in the area itself."""
+    """Ask the SMS carrier to broadcast the message to every handset in its area itself (only
+    the ground no earlier broadcast of the case covered: `polygons_of`)."""
 
     def plan(chan: Any, delivery: Any, pending: list[str]) -> Plan | None:
-        if delivery.area is None:
-            return None
-        polygon = delivery.area.cap_polygon()
+        polygons = polygons_of(message_id)
 
         async def send(language: str) -> Outcome:
+            if not polygons:  # the case's earlier broadcasts already covered all of it
+                return Outcome.failed("area_already_covered")
             return await chan.broadcast_area(
-                polygon,
+                polygons,
                 delivery.message_for(language).sms_text,
                 message_id=f"{message_id}:{language}",
                 expires_at=delivery.expires_at,

@@ -17,7 +17,7 @@ from datetime import UTC, datetime, timedelta
 from sqlalchemy import func, select
 from sqlalchemy.orm import Session
 
-from channels import ledger, messages, reconcile, runtime
+from channels import broadcast, ledger, messages, reconcile, runtime
 from channels.base import Area, Delivery
 from channels.ledger import KEY_TTL_S, Ledger, Target
 from channels.messages import AlertStatus, MessageId, MessageKind
@@ -202,10 +202,42 @@ def latest_area(session: Session, case_id: str) -> Area | None:
     return Area.from_json(area)
 
 
+def broadcast_polygons(message_id: str) -> list[str]:
+    """Where the carrier broadcasts this message (CAP polygons): an alert, the part of its area
+    no earlier broadcast of the case covered; a closing notice, everything broadcast before."""
+    r = get_redis()
+    with session_scope() as session:
+        message = session.get(Message, message_id)
+        if message is None:
+            return []
+        rows = session.execute(
+            select(Message.id, Message.area).where(
+                Message.case_id == message.case_id,
+                Message.kind == MessageKind.ALERT,
+                Message.created_at <= message.created_at,
+                Message.id != message.id,
+            )
+        ).all()
+        own = Area.from_json(message.area)
+        closes = MessageKind(message.kind).closes
+    earlier = [
+        area
+        for other_id, doc in rows
+        if (area := Area.from_json(doc)) is not None
+        and Ledger(r, other_id, "sms_broadcast").targets()
+    ]
+    if closes:
+        return broadcast.told(earlier) if earlier else broadcast.new_ground(own, []) if own else []
+    return broadcast.new_ground(own, earlier) if own is not None else []
+
+
 def broadcast_area(message_id: str, languages: Sequence[str]) -> bool:
-    """Ask the SMS carrier to broadcast to the whole area, if the operator turned it on."""
+    """Ask the SMS carrier to broadcast to the area no earlier broadcast covered, if the
+    operator turned it on; False when off or when nothing is left to cover."""
     s = get_settings().channels
     if not s.sms_area_broadcast or s.sms_http is None:
+        return False
+    if not broadcast_polygons(message_id):
         return False
     unique = list(dict.fromkeys(languages))
     Ledger(get_redis(), message_id, "sms_broadcast").target([Target(lang) for lang in unique])

@@ -1,14 +1,15 @@
 """A generic HTTP SMS gateway: one JSON POST per message, bearer auth, plus area broadcast.
 
 Many carriers and aggregators expose SMS as JSON over HTTPS rather than SMPP, and carriers
-that can target by cell (cell broadcast or location-based SMS) take a CAP polygon and do the
-targeting themselves: `broadcast_area`.
+that can target by cell (cell broadcast or location-based SMS) take an area of CAP polygons
+(`{"area": {"polygons": [...]}}`) and do the targeting themselves: `broadcast_area`.
 """
 
 from __future__ import annotations
 
 import hashlib
 import time
+from collections.abc import Sequence
 from datetime import UTC, datetime
 from typing import Any, ClassVar
 
@@ -85,18 +86,21 @@ class SmsHttpChannel:
 
     async def broadcast_area(
         self,
-        area_cap_polygon: str,
+        area_cap_polygons: Sequence[str] | str,
         text: str,
         *,
         message_id: str | None = None,
         expires_at: datetime | None = None,
         cb_message_identifier: int = CB_MESSAGE_ID_CHILD_ABDUCTION,
     ) -> Outcome:
-        """Ask the carrier to broadcast text to every handset in a CAP polygon area."""
-        key = message_id or hashlib.sha256(f"{area_cap_polygon}|{text}".encode()).hexdigest()[:32]
+        """Ask the carrier to broadcast text to every handset in an area of CAP polygons (one
+        area, several polygons, as CAP's <area> holds them: a ring is sent as pieces)."""
+        polygons = [area_cap_polygons] if isinstance(area_cap_polygons, str) else area_cap_polygons
+        digest = hashlib.sha256(f"{'|'.join(polygons)}|{text}".encode()).hexdigest()[:32]
+        key = message_id or digest
         body: dict[str, Any] = {
             "id": key,
-            "area": {"polygon": area_cap_polygon},
+            "area": {"polygons": list(polygons)},
             "text": text,
             "encoding": str(sms.detect_encoding(text)),
             "cb_message_identifier": cb_message_identifier,

@@ -109,7 +109,13 @@ def sms_broadcast(message_id: str, languages: list[str], attempt: int, first_at:
     """Ask the SMS carrier to broadcast one message to the whole area (per language)."""
     s = get_settings().channels
     result = fanout.run_area_broadcast(
-        message_id, languages, attempt, first_at, s, service.delivery_for
+        message_id,
+        languages,
+        attempt,
+        first_at,
+        s,
+        service.delivery_for,
+        service.broadcast_polygons,
     )
     return _after("sms_broadcast", message_id, first_at, result)
 

@@ -1,7 +1,7 @@
 """A local HTTP SMS gateway: POST /v1/messages and POST /v1/broadcasts, bearer auth.
 
 Numbers starting with `invalid_prefix` get 400 invalid_destination; `busy_first` sends get
-429 + Retry-After; broadcasts need a valid CAP polygon (>= 4 pairs, closed ring).
+429 + Retry-After; broadcasts need an area of valid CAP polygons (each >= 4 pairs, closed).
 """
 
 from __future__ import annotations
@@ -88,7 +88,8 @@ class SmsGatewaySink:
             with self._lock:
                 self.messages.append(doc)
         elif path == "/v1/broadcasts":
-            if not valid_cap_polygon(doc.get("area", {}).get("polygon", "")):
+            polygons = doc.get("area", {}).get("polygons") or [""]
+            if not all(isinstance(p, str) and valid_cap_polygon(p) for p in polygons):
                 await respond(send, 400, {"error": "invalid_area"})
                 return
             with self._lock:

@@ -88,7 +88,7 @@ async def test_area_broadcast_sends_the_cap_polygon(channel, gateway):
 
     assert outcome.is_ok
     [broadcast] = sink.broadcasts
-    assert broadcast["area"]["polygon"] == BEIJING_SQUARE.cap_polygon()
+    assert broadcast["area"]["polygons"] == [BEIJING_SQUARE.cap_polygon()]
     assert broadcast["cb_message_identifier"] == 4379
     assert broadcast["encoding"] == "ucs2"
 

@@ -73,7 +73,10 @@ def test_readyz_turns_ready_when_a_worker_beats_and_status_reports_it(
         assert "dead letters pending replay: 2 targets" in text, text
         metrics = client.get("/metrics").text
         assert f'reunite_breaker_state{{channel="webhook",partner="{partner}"}} 2.0' in metrics
-        assert 'reunite_dead_letters_pending{channel="apns",reason="InternalServerError"} 2.0' in metrics
+        assert (
+            'reunite_dead_letters_pending{channel="apns",reason="InternalServerError"} 2.0'
+            in metrics
+        )
     fx.wait_until(
         lambda: client.get("/readyz").status_code == 503, timeout=30, what="heartbeat removed"
     )
