@@ -115,6 +115,12 @@ def test_alert_reaches_devices_in_the_area_once_then_follows_a_sighting_and_clos
         )
         wait_for(lambda: any(e.event["data"]["kind"] == "resolved" for e in receiver.events), 30)
 
+        # One vocabulary: the sighting's restarted waves are updates to partners, as in CAP.
+        types = [e.event["type"] for e in receiver.events]
+        assert types[0] == "alert.published" and types[-1] == "alert.resolved", types
+        assert set(types) == {"alert.published", "alert.updated", "alert.resolved"}, types
+        assert types.count("alert.published") == 1, "one first alert; the rest are updates"
+
         counts = kinds_by_token(sink)
         duplicates = {key: n for key, n in counts.items() if n > 1}
         assert duplicates == {}, f"devices alerted twice: {duplicates}"
