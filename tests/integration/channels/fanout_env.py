@@ -68,7 +68,9 @@ def worker_env(database: str, data_dir: Path, channels_json: str, **extra: str) 
 
 
 @contextmanager
-def worker(env: dict[str, str], log: Path, concurrency: int = 2) -> Iterator[subprocess.Popen]:
+def worker(
+    env: dict[str, str], log: Path, concurrency: int = 2, queues: str = QUEUES
+) -> Iterator[subprocess.Popen]:
     """A real worker in its own process group (so a test can SIGKILL the whole group)."""
     with open(log, "ab") as out:
         proc = subprocess.Popen(
@@ -80,7 +82,7 @@ def worker(env: dict[str, str], log: Path, concurrency: int = 2) -> Iterator[sub
                 "--concurrency",
                 str(concurrency),
                 "--queues",
-                QUEUES,
+                queues,
             ],
             env=env,
             stdout=out,

@@ -8,6 +8,7 @@ from datetime import timedelta
 
 import pytest
 
+from alerts.bootstrap import QUEUES
 from alerts.cases.models import Case
 from alerts.dispatch import flows
 from alerts.feeds import service as feeds
@@ -214,25 +215,32 @@ def test_webhook_events_and_cap_message_types_tell_the_same_story(world, api, re
     assert [msg_type[m] for m in messages] == ["Alert", "Update", "Update", "Update"]
 
 
-def test_partners_hear_alert_expired_when_an_alert_runs_out(world, api, receiver):
+@pytest.mark.slow
+def test_partners_hear_alert_expired_when_an_alert_runs_out(
+    world, api, receiver, database, tmp_path, monkeypatch
+):
+    """Through a real worker: the expiry's dispatch, its notice and the partner event."""
     from sqlalchemy import select
 
     from alerts.cases import service as cases
-    from alerts.dispatch import service as dispatch
-    from ops.platform.outbox.models import OutboxMessage
+    from ops.platform.outbox import relay
+    from tests.integration.channels import fanout_env as fx
 
     sink, url = receiver
-    endpoint_id = subscribe(api, sink, url)
+    subscribe(api, sink, url)
+    channels_json = fx.apply(monkeypatch, fx.channel_settings())
     case_id = approved_case(world)
-    deliver(start_first_wave(case_id), endpoint_id)
-    with session_scope() as s:
-        s.get(Case, case_id).approved_at -= timedelta(hours=get_settings().alert_lifetime_hours)
-        cases.expire_due(s)
-        outbox_id = s.scalar(select(OutboxMessage.id).order_by(OutboxMessage.id.desc()))
-        dispatch.run_dispatch(s, outbox_id, case_id, "expired")
+    env = fx.worker_env(database, tmp_path, channels_json)
+    with fx.worker(env, tmp_path / "w.log", queues=",".join(QUEUES)):
+        start_first_wave(case_id)
+        fx.wait_until(lambda: len(sink.events) == 1, what="the alert")
+        with session_scope() as s:
+            s.get(Case, case_id).approved_at -= timedelta(hours=get_settings().alert_lifetime_hours)
+            assert cases.expire_due(s) == 1
+        relay.relay_now()
+        fx.wait_until(lambda: len(sink.events) == 2, timeout=60, what="the expiry event")
     with session_scope() as s:
         [expired] = [m for m in s.scalars(select(Message)) if m.kind == "expired"]
         expired_id = expired.id
-    time.sleep(0.3)  # the endpoint's pacing
-    deliver(expired_id, endpoint_id)
     assert [e.event["type"] for e in sink.events] == ["alert.published", "alert.expired"]
+    assert sink.events[-1].event["data"]["message_id"] == expired_id
