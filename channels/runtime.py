@@ -24,6 +24,7 @@ from channels.sms_http import SmsHttpChannel
 from channels.sms_smpp import SmppChannel
 from channels.webhook import WebhookChannel
 from ops.platform.channel_settings import ChannelSettings
+from ops.platform.config import Mode, get_settings
 
 # httpx logs every request line at INFO: a log line per FCM push or webhook call, which costs
 # more than the call at thousands per second. hpack (under the APNs client) logs every header at
@@ -122,7 +123,8 @@ def _build(name: str, s: ChannelSettings) -> Any:
             raise NotConfigured("sms_http")
         return SmsHttpChannel(s.sms_http, max_parts=s.max_sms_parts)
     if name == "webhook":
-        return WebhookChannel(s.webhook)
+        # Production connects only to checked public addresses (SSRF, DNS rebinding).
+        return WebhookChannel(s.webhook, allow_private=get_settings().mode is not Mode.PRODUCTION)
     raise NotConfigured(name)
 
 

@@ -9,8 +9,8 @@ on every retry and partners can drop duplicates.
 from __future__ import annotations
 
 import hashlib
-import ipaddress
 import json
+import logging
 import socket
 import time
 from datetime import UTC, datetime
@@ -20,6 +20,7 @@ from urllib.parse import urlsplit
 import httpx
 from standardwebhooks import Webhook
 
+from channels import egress
 from channels.base import (
     Clock,
     Delivery,
@@ -30,6 +31,8 @@ from channels.base import (
 )
 from channels.messages import MessageId
 from ops.platform.channel_settings import WebhookSettings
+
+log = logging.getLogger(__name__)
 
 
 def event_id(message_id: str, partner_id: str) -> str:
@@ -88,14 +91,24 @@ class WebhookChannel:
     max_body_bytes: ClassVar[int] = 256 * 1024
     batch_size: ClassVar[int] = 1
 
-    def __init__(self, settings: WebhookSettings | None = None, *, clock: Clock = time.time):
+    def __init__(
+        self,
+        settings: WebhookSettings | None = None,
+        *,
+        clock: Clock = time.time,
+        allow_private: bool = True,
+        resolver: egress.Resolver = egress.system_resolver,
+    ):
+        """`allow_private` False (production): connect only to checked public addresses."""
         self.settings = settings or WebhookSettings()
         self._clock = clock
         t = self.settings.transport
+        limits = httpx.Limits(max_connections=self.settings.max_connections)
         self._client = httpx.AsyncClient(
-            verify=t.ssl_verify(),
+            transport=egress.GuardedTransport(
+                verify=t.ssl_verify(), limits=limits, allow_private=allow_private, resolver=resolver
+            ),
             timeout=httpx.Timeout(t.timeout_s, connect=t.connect_timeout_s),
-            limits=httpx.Limits(max_connections=self.settings.max_connections),
             headers={"user-agent": self.settings.user_agent},
         )
 
@@ -129,7 +142,13 @@ class WebhookChannel:
         except httpx.TimeoutException:
             return Outcome.retry("timeout")
         except httpx.TransportError as exc:
-            return Outcome.retry(f"transport_{type(exc).__name__}")
+            # Partners read one generic reason: transport details would make the endpoint
+            # a port scanner. The operator's log has the class.
+            if egress.REFUSED in str(exc):
+                log.warning("partner %s endpoint refused: non-public address", target.partner_id)
+                return Outcome.failed("endpoint_unreachable")
+            log.info("partner %s endpoint unreachable: %s", target.partner_id, type(exc).__name__)
+            return Outcome.retry("endpoint_unreachable")
         status = response.status_code
         retry_after = parse_retry_after(response.headers.get("retry-after"), self._clock())
         return classify_http(status, "ok" if status < 300 else f"http_{status}", retry_after)
@@ -158,9 +177,5 @@ def check_url(url: str, *, allow_private: bool) -> None:
         infos = socket.getaddrinfo(parts.hostname, parts.port or 443, type=socket.SOCK_STREAM)
     except socket.gaierror:
         raise UnsafeUrl("url: host does not resolve") from None
-    for info in infos:
-        address = ipaddress.ip_address(info[4][0].split("%")[0])
-        if address.version == 6 and address.ipv4_mapped is not None:
-            address = address.ipv4_mapped
-        if not address.is_global or address.is_multicast:
-            raise UnsafeUrl("url: host resolves to a private, loopback or reserved address")
+    if not all(egress.allowed(str(info[4][0])) for info in infos):
+        raise UnsafeUrl("url: host resolves to a private, loopback or reserved address")
