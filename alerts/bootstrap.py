@@ -44,6 +44,7 @@ TASK_MODULES = [
     "channels.tasks",
     "alerts.partners.tasks",
     "alerts.privacy.tasks",
+    "ops.platform.audit.tasks",
 ]
 # Every queue a default `reunite worker` consumes; add a queue here when a domain adds one.
 QUEUES = ["dispatch", "geo", "default", "apns", "fcm", "sms", "webhook"]
@@ -108,6 +109,12 @@ def configure_celery(app: Celery) -> None:
                 "task": "reunite.dispatch.expire_cases",
                 "schedule": timedelta(seconds=60),
                 "options": {"expires": 120},
+            },
+            # ops/platform/audit: a signed checkpoint of the chain head, outside the database.
+            "audit-checkpoint": {
+                "task": "reunite.audit.checkpoint",
+                "schedule": timedelta(seconds=settings.audit_checkpoint_interval_s),
+                "options": {"expires": settings.audit_checkpoint_interval_s * 2},
             },
             # alerts/privacy: erase the child's data once a closed case passes its retention.
             "erase-closed-cases": {

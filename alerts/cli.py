@@ -387,18 +387,35 @@ def partners_create(
 
 @audit_app.command("verify")
 def audit_verify() -> None:
-    """Check the whole audit chain; exit 1 naming each edited or deleted entry."""
+    """Check the audit chain's MACs and its signed checkpoints; exit 1 naming each edited,
+    deleted, renumbered, forged or truncated entry."""
     from ops.platform.audit import service as audit
     from ops.platform.db import session_scope
 
     with session_scope() as session:
         result = audit.verify(session)
     if result.ok:
-        typer.echo(f"audit chain intact: {result.entries} entries")
+        typer.echo(
+            f"audit chain intact: {result.entries} entries, {result.checkpoints} checkpoints"
+        )
         return
     for problem in result.problems:
         typer.echo(f"TAMPERED: {problem}", err=True)
     raise typer.Exit(1)
+
+
+@audit_app.command("checkpoint")
+def audit_checkpoint() -> None:
+    """Write a signed checkpoint of the chain head now (beat does it every minute)."""
+    from ops.platform.audit import service as audit
+    from ops.platform.db import session_scope
+
+    with session_scope() as session:
+        point = audit.checkpoint(session)
+    if point is None:
+        typer.echo("nothing new to checkpoint")
+    else:
+        typer.echo(f"checkpoint: entry {point.seq} at {point.at}")
 
 
 @app.command()

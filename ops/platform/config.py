@@ -38,6 +38,14 @@ class Settings(BaseSettings):
         default=None, validation_alias=AliasChoices("REDIS_URL", "REUNITE_REDIS_URL")
     )
     secret_key: SecretStr = SecretStr("change-me")
+    # The audit chain's MAC keys, "id:secret,id:secret" (the first signs; the others still
+    # verify older entries, so a key is rotated by putting a new one first). Keep them away
+    # from the database's owners; unset, one key is derived from secret_key.
+    audit_keys: SecretStr | None = None
+    # Signed checkpoints of the chain head, appended here (default data_dir); put it where the
+    # database's owners cannot rewrite it (another host's volume, a synced object store).
+    audit_checkpoint_path: Path | None = None
+    audit_checkpoint_interval_s: float = Field(default=60.0, ge=1)
 
     api_host: str = "127.0.0.1"
     api_port: int = Field(default=8000, ge=0, le=65535)

@@ -1,4 +1,4 @@
-"""The append-only, hash-chained audit log."""
+"""The append-only audit log, chained by MACs under keys kept outside the database."""
 
 from __future__ import annotations
 
@@ -26,4 +26,7 @@ class AuditEntry(Base):
     reason_digest: Mapped[str | None] = mapped_column(String(64))
     detail: Mapped[dict[str, Any]] = mapped_column(JSON, default=dict)
     prev_hash: Mapped[str] = mapped_column(String(64), unique=True)
+    # HMAC-SHA256 under the audit key `key_id` (None: an entry from before keyed hashing,
+    # plain SHA-256, accepted only before the first keyed entry).
     hash: Mapped[str] = mapped_column(String(64), unique=True)
+    key_id: Mapped[str | None] = mapped_column(String(32))
