@@ -18,16 +18,24 @@ from pydantic import (
 )
 
 from alerts.cases.lifecycle import CaseState
+from ops.text import clean_line, clean_text
 
 # The service re-checks the age limit against the configured maximum; this bound stops absurd
 # input (a year typed as 1026) even when a schema is used on its own.
 HARD_MAX_AGE = timedelta(days=3650)
 CLOCK_SKEW = timedelta(minutes=5)
 
-Text100 = Annotated[str, StringConstraints(strip_whitespace=True, min_length=1, max_length=100)]
-Text300 = Annotated[str, StringConstraints(strip_whitespace=True, max_length=300)]
-Text1000 = Annotated[str, StringConstraints(strip_whitespace=True, max_length=1000)]
-Text2000 = Annotated[str, StringConstraints(strip_whitespace=True, max_length=2000)]
+# Single-line fields (names, addresses) and multi-line ones (descriptions): every free text
+# is NFC and refuses control characters and bidi overrides (ops.text), naming the field.
+Line = AfterValidator(clean_line)
+Lines = AfterValidator(clean_text)
+Text100 = Annotated[
+    str, StringConstraints(strip_whitespace=True, min_length=1, max_length=100), Line
+]
+Text300 = Annotated[str, StringConstraints(strip_whitespace=True, max_length=300), Line]
+Text1000 = Annotated[str, StringConstraints(strip_whitespace=True, max_length=1000), Lines]
+Text2000 = Annotated[str, StringConstraints(strip_whitespace=True, max_length=2000), Lines]
+Short = Annotated[str, StringConstraints(strip_whitespace=True, max_length=100), Line]
 Phone = Annotated[
     str,
     StringConstraints(strip_whitespace=True, pattern=r"^\+?[0-9][0-9 \-]{2,24}$", max_length=32),
@@ -70,7 +78,7 @@ class Child(Strict):
     appearance: Text1000 = ""
     clothing: Text1000 = ""
     distinguishing_marks: Text1000 = ""
-    languages_spoken: list[Annotated[str, StringConstraints(max_length=35)]] = Field(
+    languages_spoken: list[Annotated[str, StringConstraints(max_length=35), Line]] = Field(
         default_factory=list, max_length=10
     )
 
@@ -108,14 +116,14 @@ class LastSeen(Strict):
 
 
 class Suspect(Strict):
-    name: Annotated[str, StringConstraints(strip_whitespace=True, max_length=100)] = ""
+    name: Short = ""
     description: Text1000 = ""
 
 
 class Vehicle(Strict):
     description: Text300 = ""
-    plate: Annotated[str, StringConstraints(strip_whitespace=True, max_length=20)] = ""
-    colour: Annotated[str, StringConstraints(strip_whitespace=True, max_length=40)] = ""
+    plate: Annotated[str, StringConstraints(strip_whitespace=True, max_length=20), Line] = ""
+    colour: Annotated[str, StringConstraints(strip_whitespace=True, max_length=40), Line] = ""
 
 
 def _unique_languages(value: list[AlertLanguage]) -> list[AlertLanguage]:
@@ -152,11 +160,15 @@ class CaseUpdate(Strict):
 
 
 class Reason(Strict):
-    reason: Annotated[str, StringConstraints(strip_whitespace=True, min_length=1, max_length=1000)]
+    reason: Annotated[
+        str, StringConstraints(strip_whitespace=True, min_length=1, max_length=1000), Lines
+    ]
 
 
 class OptionalReason(Strict):
-    reason: Annotated[str, StringConstraints(strip_whitespace=True, max_length=1000)] | None = None
+    reason: (
+        Annotated[str, StringConstraints(strip_whitespace=True, max_length=1000), Lines] | None
+    ) = None
 
 
 class CaseRead(BaseModel):

@@ -7,7 +7,7 @@ from typing import Annotated
 
 from pydantic import BaseModel, ConfigDict, Field, StringConstraints
 
-from alerts.cases.schemas import PastTime
+from alerts.cases.schemas import Lines, PastTime, Text300, Text1000
 
 
 class SightingCreate(BaseModel):
@@ -16,8 +16,8 @@ class SightingCreate(BaseModel):
     at: PastTime
     lat: float = Field(ge=-90, le=90, allow_inf_nan=False)
     lon: float = Field(ge=-180, le=180, allow_inf_nan=False)
-    address: Annotated[str, StringConstraints(strip_whitespace=True, max_length=300)] | None = None
-    note: Annotated[str, StringConstraints(strip_whitespace=True, max_length=1000)] | None = None
+    address: Text300 | None = None
+    note: Text1000 | None = None
 
 
 class SightingRead(BaseModel):
@@ -37,7 +37,9 @@ class GeoOverride(BaseModel):
     vertices: list[tuple[float, float]] | None = Field(
         default=None, min_length=3, max_length=2000, description="[lat, lon] pairs"
     )
-    reason: Annotated[str, StringConstraints(strip_whitespace=True, min_length=1, max_length=500)]
+    reason: Annotated[
+        str, StringConstraints(strip_whitespace=True, min_length=1, max_length=500), Lines
+    ]
 
 
 class WaveRead(BaseModel):

@@ -5,12 +5,25 @@ from __future__ import annotations
 from datetime import datetime
 from typing import Annotated
 
-from pydantic import BaseModel, ConfigDict, Field, HttpUrl, StringConstraints, field_validator
+from pydantic import (
+    AfterValidator,
+    BaseModel,
+    ConfigDict,
+    Field,
+    HttpUrl,
+    StringConstraints,
+    field_validator,
+)
 
 from alerts.partners.service import Format, PartnerKind, Scope
 from channels.messages import AlertEvent
+from ops.text import clean_line
 
-Name = Annotated[str, StringConstraints(strip_whitespace=True, min_length=1, max_length=200)]
+Name = Annotated[
+    str,
+    StringConstraints(strip_whitespace=True, min_length=1, max_length=200),
+    AfterValidator(clean_line),
+]
 LatLon = Annotated[list[float], Field(min_length=2, max_length=2)]
 EVENTS = tuple(str(e) for e in AlertEvent)
 

@@ -5,9 +5,10 @@ from __future__ import annotations
 from datetime import datetime
 from typing import Annotated
 
-from pydantic import BaseModel, ConfigDict, StringConstraints
+from pydantic import AfterValidator, BaseModel, ConfigDict, StringConstraints
 
 from alerts.users.roles import Rank, Role
+from ops.text import clean_text
 
 
 class TokenRead(BaseModel):
@@ -39,4 +40,8 @@ class AgencySelfApprovalUpdate(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
     self_approval_min_rank: Rank | None
-    reason: Annotated[str, StringConstraints(strip_whitespace=True, min_length=1, max_length=500)]
+    reason: Annotated[
+        str,
+        StringConstraints(strip_whitespace=True, min_length=1, max_length=500),
+        AfterValidator(clean_text),
+    ]

@@ -5,7 +5,16 @@ from __future__ import annotations
 from datetime import datetime
 from typing import Annotated
 
-from pydantic import AwareDatetime, BaseModel, ConfigDict, Field, StringConstraints
+from pydantic import (
+    AfterValidator,
+    AwareDatetime,
+    BaseModel,
+    ConfigDict,
+    Field,
+    StringConstraints,
+)
+
+from ops.text import clean_line, clean_text
 
 
 class Strict(BaseModel):
@@ -18,7 +27,11 @@ class StepIn(Strict):
 
 
 class RegionIn(Strict):
-    name: Annotated[str, StringConstraints(strip_whitespace=True, min_length=1, max_length=100)]
+    name: Annotated[
+        str,
+        StringConstraints(strip_whitespace=True, min_length=1, max_length=100),
+        AfterValidator(clean_line),
+    ]
     vertices: list[tuple[float, float]] = Field(
         min_length=3, max_length=2000, description="[lat, lon] pairs"
     )
@@ -30,7 +43,7 @@ class RuleSetCreate(Strict):
     steps: list[StepIn] = Field(max_length=24)
     max_radius_km: float = Field(allow_inf_nan=False)
     regions: list[RegionIn] = Field(default_factory=list, max_length=100)
-    note: Annotated[str, StringConstraints(max_length=500)] = ""
+    note: Annotated[str, StringConstraints(max_length=500), AfterValidator(clean_text)] = ""
 
 
 class RuleSetRead(BaseModel):

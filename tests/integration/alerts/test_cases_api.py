@@ -5,29 +5,12 @@ from __future__ import annotations
 from datetime import UTC, datetime, timedelta
 
 import pytest
-from fastapi.testclient import TestClient
 from sqlalchemy import select
 
-from alerts.app import create_app
-from alerts.users.roles import Rank, Role
 from ops.platform.audit.models import AuditEntry
 from ops.platform.db import session_scope
 from ops.platform.outbox.models import OutboxMessage
-from tests.factories import case_payload, make_agency, make_user, token
-
-
-@pytest.fixture
-def api(database):
-    make_agency("Guangdong PSB")
-    make_agency("Guangzhou PSB", parent="Guangdong PSB")
-    make_agency("Shenzhen PSB", parent="Guangdong PSB")
-    make_user("officer1", Role.OFFICER, "Guangzhou PSB")
-    make_user("sup1", Role.SUPERVISOR, "Guangzhou PSB", Rank.INSPECTOR)
-    make_user("provsup", Role.SUPERVISOR, "Guangdong PSB", Rank.SUPERINTENDENT)
-    make_user("szsup", Role.SUPERVISOR, "Shenzhen PSB", Rank.INSPECTOR)
-    make_user("admin", Role.ADMIN, "Guangdong PSB")
-    with TestClient(create_app()) as client:
-        yield client
+from tests.factories import case_payload, token
 
 
 def submitted_case(api) -> str:
