@@ -16,8 +16,9 @@ from sqlalchemy import func, select
 from sqlalchemy.orm import Session
 
 from alerts.partners import service as partners
-from channels import dlq, fanout
+from channels import dlq, fanout, runtime
 from channels import service as channels
+from channels.messages import MessageId
 from channels.models import DeadLetter, Message, PartnerEndpoint, WebhookAttempt
 from ops.platform import crypto
 from ops.platform.audit import service as audit
@@ -120,8 +121,16 @@ def deliveries(session: Session, partner_id: int, limit: int) -> list[WebhookAtt
 def request_redelivery(session: Session, partner_id: int, message_id: str, endpoint_id: int) -> str:
     """Queue a redelivery; returns how ("dead_letter_replay" or "redelivery")."""
 
-    own_endpoint(session, partner_id, endpoint_id)
-    if session.get(Message, message_id) is None:
+    endpoint = own_endpoint(session, partner_id, endpoint_id)
+    message = session.get(Message, message_id)
+    # Only what the partner could have received: its area, formats and drill choice, and the
+    # endpoint's event subscription. Anything else is "not found", not an existence oracle.
+    event = str(MessageId.parse(message_id).event) if message is not None else ""
+    if (
+        message is None
+        or not runtime.ports().audience.reaches(session, message)(partner_id)
+        or (endpoint.events and event not in endpoint.events)
+    ):
         raise LookupError("message not found")
     for letter in session.scalars(
         select(DeadLetter).where(

@@ -92,6 +92,34 @@ def test_partner_registers_endpoint_receives_signed_event_and_gets_a_redelivery(
     assert [d["attempt"] for d in history] == [2, 1]
 
 
+def test_redelivery_is_refused_for_a_message_outside_the_partners_area_or_subscription(
+    world, api, receiver
+):
+    """Before, an Urumqi-only partner got a Guangzhou alert by asking for its redelivery."""
+    sink, url = receiver
+    admin = token(api, "admin1")
+    far = bearer(create_partner(api, admin, "XinjiangMaps", area=[URUMQI])["key"]["key"])
+    far_endpoint = api.post(
+        "/api/v1/partner/webhooks", json={"url": f"{url}/hooks/far"}, headers=far
+    ).json()["endpoint"]["id"]
+    near = bearer(create_partner(api, admin, "CantonMaps", area=[GUANGZHOU])["key"]["key"])
+    closing_only = api.post(
+        "/api/v1/partner/webhooks",
+        json={"url": f"{url}/hooks/near", "events": ["alert.resolved"]},
+        headers=near,
+    ).json()["endpoint"]["id"]
+    message_id = start_first_wave(approved_case(world))  # a Guangzhou alert
+
+    for key, endpoint in ((far, far_endpoint), (near, closing_only)):
+        res = api.post(
+            "/api/v1/partner/deliveries/redeliver",
+            json={"message_id": message_id, "endpoint_id": endpoint},
+            headers=key,
+        )
+        assert res.status_code == 404, res.text
+    assert sink.events == [] and sink.attempts == 0
+
+
 @pytest.mark.parametrize(("overlap_hours", "old_secret_verifies"), [(1, True), (0, False)])
 def test_old_secret_keeps_verifying_only_during_the_rotation_overlap(
     world, api, receiver, overlap_hours, old_secret_verifies
