@@ -19,11 +19,13 @@ from alerts.feeds import service as feeds
 from alerts.feeds.models import CaseDrill
 from alerts.partners import service as partners
 from alerts.partners.models import Partner
+from ops.platform.db import session_scope
 from ops.platform.redis_client import get_redis
 
 router = APIRouter(prefix="/api/v1", tags=["feeds"])
 CAP_TYPE = "application/cap+xml"
 ATOM_TYPE = "application/atom+xml"
+STREAM_RECHECK_S = 2.0  # an open stream re-checks its key and partner this often
 
 
 def _partner(session, key, fmt: partners.Format) -> Partner:
@@ -112,11 +114,23 @@ def stream(
         drills=row.drills,
     )
     source = sse.events(get_redis(), partner, last_event_id)
+    key_id = key.prefix
+
+    def still_allowed() -> bool:
+        with session_scope() as check:
+            return partners.key_still_valid(check, key_id)
 
     async def frames():
         # Redis reads block (up to a second) in a worker thread; between them a client that
-        # went away is noticed, so no stream outlives its connection by more than a poll.
+        # went away is noticed, so no stream outlives its connection by more than a poll. The
+        # key is checked again every few seconds: suspending the partner or revoking the key
+        # ends an open stream too.
+        checked = time.monotonic()
         while not await request.is_disconnected():
+            if time.monotonic() - checked >= STREAM_RECHECK_S:
+                checked = time.monotonic()
+                if not await anyio.to_thread.run_sync(still_allowed):
+                    return
             frame = await anyio.to_thread.run_sync(next, source)
             if frame:
                 yield frame

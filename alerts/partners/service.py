@@ -109,6 +109,18 @@ def authenticate(session: Session, key: str, now: datetime | None = None) -> Par
     return row if partner is not None and partner.active else None
 
 
+def key_still_valid(session: Session, prefix: str, now: datetime | None = None) -> bool:
+    """Whether a key authenticated earlier still works: not revoked or expired since, and its
+    partner not suspended (long-lived streams re-check this every few seconds)."""
+    row = session.get(PartnerKey, prefix)
+    if row is None or row.revoked_at is not None:
+        return False
+    if row.expires_at is not None and row.expires_at <= (now or utcnow()):
+        return False
+    partner = session.get(Partner, row.partner_id)
+    return partner is not None and partner.active
+
+
 class Format(StrEnum):
     CAP = "cap"
     ATOM = "atom"

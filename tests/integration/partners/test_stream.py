@@ -100,3 +100,42 @@ def test_partner_reconnecting_with_last_event_id_misses_nothing(world, server):
     assert "Lin Xiaoyu" not in "".join(e.data for e in received + resumed)
     # A partner whose area the alerts miss sees none of them, even from the beginning.
     assert read_events(server, bearer(far), 1, last_id="0-0") == []
+
+
+@pytest.mark.parametrize("how", ["suspend", "revoke"])
+def test_suspending_the_partner_or_revoking_its_key_ends_an_open_stream(world, server, how):
+    """Before, a stream opened before the partner was suspended kept receiving alerts."""
+    with httpx.Client(base_url=server) as client:
+        admin = token(client, "admin1")
+        created = create_partner(client, admin, "MapsApp", area=[GUANGZHOU])
+    key, partner_id = created["key"]["key"], created["partner"]["id"]
+    prefix = created["key"]["prefix"]
+    ended: list[float] = []
+
+    def read() -> None:
+        with (
+            httpx.Client(base_url=server, timeout=httpx.Timeout(5, read=20)) as client,
+            httpx_sse.connect_sse(
+                client, "GET", "/api/v1/feeds/stream", headers=bearer(key)
+            ) as source,
+        ):
+            for _event in source.iter_sse():
+                pass
+        ended.append(time.monotonic())
+
+    reader = threading.Thread(target=read, daemon=True)
+    reader.start()
+    time.sleep(1.0)  # connected
+    with httpx.Client(base_url=server) as client:
+        admin = token(client, "admin1")
+        if how == "suspend":
+            res = client.put(
+                f"/api/v1/partners/{partner_id}/active", json={"active": False}, headers=admin
+            )
+        else:
+            res = client.delete(f"/api/v1/partners/{partner_id}/keys/{prefix}", headers=admin)
+    assert res.status_code in (200, 204), res.text
+    cut = time.monotonic()
+    reader.join(timeout=15)
+    assert ended, "the stream stayed open"
+    assert ended[0] - cut < 5.0, f"the stream ended {ended[0] - cut:.1f} s later"
