@@ -228,7 +228,11 @@ _REQUEST_ID = re.compile(r"^[A-Za-z0-9._\-]{1,64}$")
 
 
 class RequestIdMiddleware:
-    """ASGI middleware: a request id per request (X-Request-ID if sane), echoed in the response."""
+    """ASGI middleware: a request id per request (X-Request-ID if sane), echoed in the response.
+
+    Every response also gets `X-Content-Type-Options: nosniff` (JSON, feeds and errors too,
+    not only console pages), so no browser ever sniffs an API answer into HTML.
+    """
 
     def __init__(self, app: Any) -> None:
         self.app = app
@@ -246,6 +250,8 @@ class RequestIdMiddleware:
             if message["type"] == "http.response.start":
                 headers = list(message.get("headers") or [])
                 headers.append((b"x-request-id", rid.encode()))
+                if not any(k.lower() == b"x-content-type-options" for k, _ in headers):
+                    headers.append((b"x-content-type-options", b"nosniff"))
                 message = {**message, "headers": headers}
             await send(message)
 

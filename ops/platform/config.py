@@ -46,6 +46,8 @@ class Settings(BaseSettings):
     # database's owners cannot rewrite it (another host's volume, a synced object store).
     audit_checkpoint_path: Path | None = None
     audit_checkpoint_interval_s: float = Field(default=60.0, ge=1)
+    # /metrics needs "Authorization: Bearer <token>" when set; production serves it only then.
+    metrics_token: SecretStr | None = None
 
     api_host: str = "127.0.0.1"
     api_port: int = Field(default=8000, ge=0, le=65535)
