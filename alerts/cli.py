@@ -38,6 +38,13 @@ def ensure_embedded_redis() -> bool:
     return EmbeddedRedis(settings.data_dir).start()
 
 
+@app.callback()
+def _private_files() -> None:
+    # Files Reunite creates (the embedded database and Redis' append-only file, photos, audit
+    # checkpoints, metrics) are its own user's only: 0600 files, 0700 directories.
+    os.umask(0o077)
+
+
 def _prepare_process(*, clear_metrics: bool = False) -> None:
     """Logging, and the metrics directory this machine's processes share (set before any fork)."""
     settings = get_settings()

@@ -386,6 +386,27 @@ def cancel(session: Session, case_id: str, user: User, reason: str) -> CaseEvent
     return event
 
 
+ABANDONED = "abandoned draft"
+
+
+def abandon_stale_drafts(session: Session, settings: Settings) -> int:
+    """Cancel drafts untouched for `draft_retention_days` (never submitted, or rejected and
+    never resubmitted), so their personal data falls under erasure; returns how many."""
+    cutoff = utcnow() - timedelta(days=settings.draft_retention_days)
+    stale = session.scalars(
+        select(Case)
+        .where(Case.state == CaseState.DRAFT.value, Case.updated_at <= cutoff)
+        .with_for_update(of=Case, skip_locked=True)
+    ).unique()
+    count = 0
+    for case in stale:
+        event = _apply(session, case, Action.CANCEL, None, reason=ABANDONED)
+        case.closed_at = event.at
+        case.close_reason = ABANDONED
+        count += 1
+    return count
+
+
 def expire_due(session: Session, settings: Settings | None = None) -> int:
     """Expire active cases past their alert lifetime; returns how many."""
     from ops.platform.config import get_settings

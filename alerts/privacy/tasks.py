@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from alerts.cases import service as cases
 from alerts.privacy import service
 from ops.platform.celery_app import celery_app
 from ops.platform.config import get_settings
@@ -10,8 +11,11 @@ from ops.platform.db import session_scope
 
 @celery_app.task(name="reunite.privacy.erase_due", acks_late=True, max_retries=0)
 def erase_due() -> int:
-    """Erase every closed case past its retention, one transaction per case."""
+    """Cancel abandoned drafts, then erase every closed case past its retention, one
+    transaction per case."""
     settings = get_settings()
+    with session_scope() as session:
+        cases.abandon_stale_drafts(session, settings)
     with session_scope() as session:
         ids = service.due(session, settings)
     for case_id in ids:

@@ -123,6 +123,9 @@ class Settings(BaseSettings):
     closing_push_to_devices: bool = True
     # The child's personal data is erased this long after the case closed.
     erasure_retention_days: float = Field(default=7, ge=0, le=3650)
+    # A draft (never submitted, or rejected back to its officer) untouched this long is
+    # cancelled as abandoned, and then erased on the schedule above like any closed case.
+    draft_retention_days: float = Field(default=30, gt=0, le=3650)
 
     @field_validator("timezone")
     @classmethod

@@ -131,6 +131,16 @@ def test_alert_reaches_devices_in_the_area_once_then_follows_a_sighting_and_clos
             f"targeted={len(near | west)} delivered={len({t for t, _ in counts})} "
             f"duplicated={len(duplicates)} lost=0"
         )
+        # The embedded database, Redis' append-only file and everything else in the data
+        # directory are the service user's only (they hold the child's details).
+        data = tmp_path / "d"
+        assert (data / "reunite.db").exists() and any(data.rglob("*.aof"))
+        exposed = [
+            str(p.relative_to(data))
+            for p in data.rglob("*")
+            if (p.is_file() or p.is_dir()) and p.stat().st_mode & 0o077
+        ]
+        assert exposed == [], f"readable by others: {exposed}"
 
 
 def _now_iso() -> str:

@@ -168,3 +168,46 @@ def test_active_case_is_never_erased(world):
     assert privacy_tasks.erase_due() == 0
     with session_scope() as s:
         assert s.get(Case, case_id).details is not None
+
+
+def test_abandoned_and_rejected_drafts_are_cancelled_then_erased(world, monkeypatch):
+    """Before, a draft never submitted (or rejected and never resubmitted) kept the child's
+    details for ever: erasure only took closed cases."""
+    from alerts.cases import service as cases
+    from alerts.cases.schemas import CaseCreate
+    from alerts.users.models import User
+    from ops.platform.audit.models import AuditEntry
+    from tests.conftest import clear_caches
+    from tests.factories import case_payload
+
+    monkeypatch.setenv("REUNITE_ERASURE_RETENTION_DAYS", "0")
+    clear_caches()
+    with session_scope() as s:
+        officer, sup = s.get(User, world["officer"]), s.get(User, world["sup"])
+        abandoned = cases.create(
+            s, CaseCreate.model_validate(case_payload()), officer, get_settings()
+        )
+        rejected = cases.create(
+            s, CaseCreate.model_validate(case_payload()), officer, get_settings()
+        )
+        fresh = cases.create(s, CaseCreate.model_validate(case_payload()), officer, get_settings())
+        cases.submit(s, rejected.id, officer)
+        cases.reject(s, rejected.id, sup, "wrong photo")
+        ids = abandoned.id, rejected.id, fresh.id
+    with session_scope() as s:
+        for case_id in ids[:2]:
+            s.get(Case, case_id).updated_at -= timedelta(
+                days=get_settings().draft_retention_days + 1
+            )
+
+    assert privacy_tasks.erase_due() == 2
+
+    with session_scope() as s:
+        stale = [s.get(Case, i) for i in ids[:2]]
+        assert [(c.state, c.details) for c in stale] == [("cancelled", None)] * 2
+        assert s.get(Case, ids[2]).details is not None, "a recent draft is kept"
+    with session_scope() as s:
+        entries = s.scalars(
+            select(AuditEntry).where(AuditEntry.subject == f"case:{ids[0]}")
+        )
+        assert {"case.cancelled", "case.erased"} <= {e.action for e in entries}
