@@ -267,19 +267,51 @@ def agencies_live_exercises(
     typer.echo(f"agency {name}: drills {state}")
 
 
+@agencies_app.command("require-totp")
+def agencies_require_totp(
+    name: str,
+    enable: Annotated[bool, typer.Option("--on/--off", help="Officers need TOTP too")],
+) -> None:
+    """Require a second factor (TOTP) of this agency's officers too, or stop; audited.
+    Supervisors, operators and admins always need one."""
+    from sqlalchemy import select
+
+    from alerts.users.models import Agency
+    from ops.platform.audit import service as audit
+    from ops.platform.db import session_scope
+
+    with session_scope() as session:
+        agency = session.scalar(select(Agency).where(Agency.name == name))
+        if agency is None:
+            typer.echo(f"error: no agency named {name!r}", err=True)
+            raise typer.Exit(2)
+        agency.require_totp = enable
+        audit.record(
+            session,
+            actor="cli",
+            action="agency.require_totp_set",
+            subject=f"agency:{agency.id}",
+            detail={"require_totp": enable},
+        )
+    typer.echo(f"agency {name}: officers {'need' if enable else 'may use'} TOTP")
+
+
 @users_app.command("create")
 def users_create(
     username: str,
     role: Annotated[Role, typer.Option(help="officer, supervisor, operator or admin")],
     agency: Annotated[str, typer.Option(help="Agency name (created if missing)")],
     rank: Annotated[Rank, typer.Option(help="Police rank")] = Rank.CONSTABLE,
-    password: Annotated[
-        str, typer.Option(prompt=True, hide_input=True, confirmation_prompt=True)
-    ] = "",
+    password_stdin: Annotated[
+        bool, typer.Option("--password-stdin", help="Read the password from standard input")
+    ] = False,
 ) -> None:
-    """Create a user; the password is hashed with argon2id."""
+    """Create a user; the password is asked for (hidden) or read from standard input, never
+    taken from the command line (where `ps` and shell history would show it); argon2id."""
     from alerts.users import service as users
     from ops.platform.db import session_scope
+
+    password = _read_password(password_stdin)
 
     with session_scope() as session:
         agency_row = users.agency_by_name(session, agency) or users.create_agency(
@@ -300,24 +332,65 @@ def users_create(
         typer.echo(f"user {user.id} {user.username} ({role.value}, {agency_row.name})")
 
 
+def _read_password(from_stdin: bool) -> str:
+    if from_stdin:
+        return sys.stdin.readline().rstrip("\r\n")
+    return typer.prompt("Password", hide_input=True, confirmation_prompt=True)
+
+
 @users_app.command("token")
-def users_token(
-    username: str,
-    password: Annotated[str, typer.Option(prompt=True, hide_input=True)] = "",
-) -> None:
-    """Print a bearer token for scripts (same as POST /api/v1/auth/token)."""
+def users_token(username: str) -> None:
+    """Print a bearer token for scripts (as POST /api/v1/auth/token): asks for the password,
+    and for a TOTP code where the account needs one."""
     from datetime import timedelta
 
+    from alerts.console import security
     from alerts.users import service as users
     from ops.platform.db import session_scope
 
+    password = typer.prompt("Password", hide_input=True)
     with session_scope() as session:
         user = users.authenticate(session, username, password)
         if user is None:
             typer.echo("error: wrong username or password", err=True)
             raise typer.Exit(2)
+        row = security.totp_row(session, user, lock=True)
+        enrolled = row is not None and row.confirmed_at is not None
+        if users.needs_second_factor(session, user) or enrolled:
+            if not enrolled:
+                typer.echo("error: enrol a second factor (TOTP) in the console first", err=True)
+                raise typer.Exit(2)
+            if not security.check_code(row, typer.prompt("TOTP code")):
+                typer.echo("error: wrong TOTP code", err=True)
+                raise typer.Exit(2)
         token, _ = users.issue_token(session, user, timedelta(hours=get_settings().token_ttl_hours))
     typer.echo(token)
+
+
+@users_app.command("enrolment-code")
+def users_enrolment_code(
+    username: str,
+    ttl_hours: Annotated[float, typer.Option(min=0.1, max=168, help="Valid for")] = 24,
+) -> None:
+    """Issue a one-time code for the user's first TOTP enrolment (audited); hand it over in
+    person or by a second channel. It replaces any earlier code."""
+    from datetime import timedelta
+
+    from sqlalchemy import select
+
+    from alerts.users import service as users
+    from alerts.users.models import User
+    from ops.platform.db import session_scope
+
+    with session_scope() as session:
+        user = session.scalar(select(User).where(User.username == username))
+        if user is None:
+            typer.echo(f"error: no user named {username!r}", err=True)
+            raise typer.Exit(2)
+        code = users.issue_enrolment_code(
+            session, user, actor="cli", ttl=timedelta(hours=ttl_hours)
+        )
+    typer.echo(f"enrolment code for {username} (valid {ttl_hours:g} h, once): {code}")
 
 
 @rules_app.command("preview")

@@ -45,6 +45,10 @@ MESSAGES: dict[str, dict[str, str]] = {
         "enrol.done": "两步验证已启用。",
         "enrol.prompt": "建议启用两步验证以保护账户。",
         "enrol.prompt_link": "立即绑定",
+        "enrol.code_intro": "请输入管理员发给您的一次性绑定码（例如 3F2A9C-11B0D4-7E6F21）。",
+        "enrol.code_label": "绑定码",
+        "enrol.code_wrong": "绑定码不正确或已过期，请向管理员重新申请。",
+        "enrol.code_submit": "继续",
         "dash.title": "案件看板",
         "dash.active": "预警中",
         "dash.submitted": "待审批",
@@ -289,6 +293,15 @@ MESSAGES: dict[str, dict[str, str]] = {
         "enrol.done": "Two-step verification is on.",
         "enrol.prompt": "Protect your account with two-step verification.",
         "enrol.prompt_link": "Set it up now",
+        "enrol.code_intro": (
+            "Enter the one-time enrolment code your administrator gave you"
+            " (for example 3F2A9C-11B0D4-7E6F21)."
+        ),
+        "enrol.code_label": "Enrolment code",
+        "enrol.code_wrong": (
+            "That enrolment code is wrong or has expired; ask your administrator for a new one."
+        ),
+        "enrol.code_submit": "Continue",
         "dash.title": "Dashboard",
         "dash.active": "Active alerts",
         "dash.submitted": "Awaiting approval",

@@ -21,17 +21,17 @@ from datetime import timedelta
 
 import pyotp
 import redis
-from sqlalchemy import delete, or_
+from sqlalchemy import delete, or_, select
 from sqlalchemy.orm import Session
 
 from alerts.console.models import ConsoleSession, TotpSecret
 from alerts.users.models import User
-from alerts.users.roles import Role
+from alerts.users.service import SECOND_FACTOR_ROLES
 from ops.platform import crypto
 from ops.platform.clock import utcnow
 from ops.platform.config import Settings
 
-MFA_REQUIRED = frozenset({Role.SUPERVISOR, Role.OPERATOR, Role.ADMIN})
+MFA_REQUIRED = SECOND_FACTOR_ROLES  # always; officers too where their agency requires it
 TOTP_STEP = 30
 ISSUER = "Reunite"
 
@@ -187,8 +187,14 @@ class Throttle:
 # --- TOTP -----------------------------------------------------------------------------------
 
 
-def totp_row(session: Session, user: User) -> TotpSecret | None:
-    """The user's TOTP secret row, confirmed or not."""
+def totp_row(session: Session, user: User, *, lock: bool = False) -> TotpSecret | None:
+    """The user's TOTP secret row, confirmed or not. `lock` takes its row lock (PostgreSQL),
+    so concurrent logins with the same code are checked one after the other and the code's
+    step is accepted once."""
+    if lock:
+        return session.scalars(
+            select(TotpSecret).where(TotpSecret.user_id == user.id).with_for_update()
+        ).first()
     return session.get(TotpSecret, user.id)
 
 
@@ -196,6 +202,16 @@ def totp_enrolled(session: Session, user: User) -> bool:
     """Whether the user has a confirmed second factor."""
     row = totp_row(session, user)
     return row is not None and row.confirmed_at is not None
+
+
+def restart_enrolment(session: Session, user: User) -> str:
+    """A fresh pending secret (after a valid enrolment code): any earlier unconfirmed one is
+    dropped, so a secret shown before is never the one confirmed."""
+    row = totp_row(session, user)
+    if row is not None and row.confirmed_at is None:
+        session.delete(row)
+        session.flush()
+    return begin_enrolment(session, user)
 
 
 def begin_enrolment(session: Session, user: User) -> str:

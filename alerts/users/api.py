@@ -5,31 +5,87 @@ from __future__ import annotations
 from datetime import timedelta
 from typing import Annotated
 
-from fastapi import APIRouter, Form, HTTPException, status
+from fastapi import APIRouter, Form, HTTPException, Request, status
 
+from alerts.console import security
+from alerts.console.web import client_address
 from alerts.deps import AdminUser, CurrentUser, SessionDep, SettingsDep
 from alerts.users import service as users
-from alerts.users.models import Agency
-from alerts.users.schemas import AgencyRead, AgencySelfApprovalUpdate, TokenRead, UserRead
+from alerts.users.models import Agency, User
+from alerts.users.schemas import (
+    AgencyRead,
+    AgencySelfApprovalUpdate,
+    EnrolmentCodeRead,
+    TokenRead,
+    UserRead,
+)
+from ops.platform.audit import service as audit
+from ops.platform.redis_client import get_redis
 
 router = APIRouter(prefix="/api/v1", tags=["auth"])
 
 
-@router.post("/auth/token", response_model=TokenRead)
+@router.post(
+    "/auth/token",
+    response_model=TokenRead,
+    responses={
+        401: {"description": "Wrong username, password or TOTP code (field `totp`)"},
+        403: {"description": "The account must enrol a second factor in the console first"},
+        429: {"description": "Locked out after repeated failures (Retry-After)"},
+    },
+)
 def issue_token(
+    request: Request,
     session: SessionDep,
     settings: SettingsDep,
     username: Annotated[str, Form(max_length=64)],
     password: Annotated[str, Form(max_length=256)],
+    totp: Annotated[str | None, Form(max_length=12)] = None,
 ) -> TokenRead:
-    """Exchange a username and password for a bearer token (OAuth2 password form)."""
+    """Exchange a username, password and (supervisors, operators, admins, and anyone enrolled)
+    a TOTP code for a bearer token. Failures count towards the console's lockout: a locked
+    account gets no token either."""
+    throttle = security.Throttle(get_redis(), settings)
+    address = client_address(request)
+    lock = throttle.locked(username, address)
+    if lock is not None:
+        raise _locked(lock.seconds)
+
+    def refuse(code: int, detail: str) -> HTTPException:
+        new_lock = throttle.failed(username, address)
+        session.commit()  # the audited failure stands
+        return _locked(new_lock.seconds) if new_lock is not None else HTTPException(code, detail)
+
     user = users.authenticate(session, username, password)
     if user is None:
-        # Commit the audited failure before answering.
-        session.commit()
-        raise HTTPException(status.HTTP_401_UNAUTHORIZED, "wrong username or password")
+        raise refuse(status.HTTP_401_UNAUTHORIZED, "wrong username or password")
+    row = security.totp_row(session, user, lock=True)
+    enrolled = row is not None and row.confirmed_at is not None
+    if users.needs_second_factor(session, user) or enrolled:
+        if not enrolled:
+            raise HTTPException(
+                status.HTTP_403_FORBIDDEN,
+                "enrol a second factor (TOTP) in the console before asking for API tokens",
+            )
+        if not totp or not security.check_code(row, totp):
+            audit.record(
+                session,
+                actor=f"user:{user.id}",
+                action="auth.mfa_failed",
+                subject=f"user:{user.id}",
+            )
+            raise refuse(status.HTTP_401_UNAUTHORIZED, "totp: a valid TOTP code is required")
+    throttle.succeeded(username)
     token, expires_at = users.issue_token(session, user, timedelta(hours=settings.token_ttl_hours))
     return TokenRead(access_token=token, expires_at=expires_at)
+
+
+def _locked(seconds: int) -> HTTPException:
+    return HTTPException(
+        status.HTTP_429_TOO_MANY_REQUESTS,
+        f"too many failed attempts; try again in {seconds} s",
+        headers={"Retry-After": str(seconds)},
+    )
 
 
 @router.get("/me", response_model=UserRead)
@@ -60,3 +116,21 @@ def set_self_approval(
         session, agency, body.self_approval_min_rank, actor=f"user:{admin.id}", reason=body.reason
     )
     return AgencyRead.model_validate(agency)
+
+
+@router.post(
+    "/users/{user_id}/enrolment-code",
+    response_model=EnrolmentCodeRead,
+    status_code=status.HTTP_201_CREATED,
+    tags=["admin"],
+)
+def issue_enrolment_code(user_id: int, session: SessionDep, admin: AdminUser) -> EnrolmentCodeRead:
+    """A one-time code for the user's first TOTP enrolment (audited; replaces an earlier one).
+    Hand it over in person or by a second channel: the password alone never enrols."""
+    user = session.get(User, user_id)
+    if user is None:
+        raise HTTPException(status.HTTP_404_NOT_FOUND, f"user {user_id} not found")
+    code = users.issue_enrolment_code(session, user, actor=f"user:{admin.id}")
+    return EnrolmentCodeRead(
+        username=user.username, code=code, expires_at=user.enrolment_code_expires_at
+    )

@@ -23,6 +23,9 @@ class Agency(Base):
     # not only to test devices and opted-in partners. Set only with `reunite agencies
     # live-exercises`, which is audited.
     live_exercises: Mapped[bool] = mapped_column(default=False, server_default=false())
+    # Officers of this agency need a second factor too (supervisors, operators and admins
+    # always do). Set with `reunite agencies require-totp`, which is audited.
+    require_totp: Mapped[bool] = mapped_column(default=False, server_default=false())
     created_at: Mapped[datetime] = mapped_column(default=utcnow)
 
 
@@ -37,6 +40,10 @@ class User(Base):
     agency_id: Mapped[int] = mapped_column(ForeignKey("agencies.id"))
     active: Mapped[bool] = mapped_column(default=True)
     created_at: Mapped[datetime] = mapped_column(default=utcnow)
+    # A one-time code an admin issues for the user's first TOTP enrolment (SHA-256 only): the
+    # password alone never enrols a second factor.
+    enrolment_code_hash: Mapped[str | None] = mapped_column(String(64))
+    enrolment_code_expires_at: Mapped[datetime | None]
 
 
 class ApiToken(Base):

@@ -45,3 +45,11 @@ class AgencySelfApprovalUpdate(BaseModel):
         StringConstraints(strip_whitespace=True, min_length=1, max_length=500),
         AfterValidator(clean_text),
     ]
+
+
+class EnrolmentCodeRead(BaseModel):
+    """A one-time code for a user's first TOTP enrolment: shown here once."""
+
+    username: str
+    code: str
+    expires_at: datetime

@@ -3,8 +3,9 @@
 from __future__ import annotations
 
 import hashlib
+import hmac
 import secrets
-from datetime import datetime, timedelta
+from datetime import UTC, datetime, timedelta
 
 from argon2 import PasswordHasher
 from argon2.exceptions import InvalidHashError, VerificationError
@@ -21,6 +22,8 @@ _hasher = PasswordHasher()
 # Verifying against this keeps unknown usernames as slow as wrong passwords.
 _DUMMY_HASH = _hasher.hash("not-a-real-password")
 MIN_PASSWORD = 12
+# Roles that always need a second factor (console and API tokens alike).
+SECOND_FACTOR_ROLES = frozenset({Role.SUPERVISOR, Role.OPERATOR, Role.ADMIN})
 
 
 class UserError(ValueError):
@@ -196,3 +199,45 @@ def user_for_token(session: Session, token: str) -> User | None:
         return None
     user = session.get(User, row.user_id)
     return user if user is not None and user.active else None
+
+
+def issue_enrolment_code(
+    session: Session, user: User, *, actor: str, ttl: timedelta = timedelta(hours=24)
+) -> str:
+    """A one-time code for the user's first TOTP enrolment, shown once to the admin who
+    hands it over (in person or by a second channel); replaces any earlier code."""
+    code = "-".join(secrets.token_hex(3).upper() for _ in range(3))
+    user.enrolment_code_hash = _digest(code.replace("-", "").upper())
+    user.enrolment_code_expires_at = utcnow() + ttl
+    audit.record(
+        session,
+        actor=actor,
+        action="user.enrolment_code_issued",
+        subject=f"user:{user.id}",
+        detail={"ttl_hours": ttl.total_seconds() / 3600},
+    )
+    return code
+
+
+def use_enrolment_code(session: Session, user: User, code: str) -> bool:
+    """Spend the user's enrolment code: True once for the right, unexpired code."""
+    if user.enrolment_code_hash is None or user.enrolment_code_expires_at is None:
+        return False
+    expires = user.enrolment_code_expires_at
+    if expires.tzinfo is None:
+        expires = expires.replace(tzinfo=UTC)
+    given = _digest(code.replace("-", "").replace(" ", "").upper())
+    if expires <= utcnow() or not hmac.compare_digest(given, user.enrolment_code_hash):
+        return False
+    user.enrolment_code_hash = None
+    user.enrolment_code_expires_at = None
+    return True
+
+
+def needs_second_factor(session: Session, user: User) -> bool:
+    """Whether the user must use TOTP: supervisors, operators and admins always; officers when
+    their agency requires it."""
+    if Role(user.role) in SECOND_FACTOR_ROLES:
+        return True
+    agency = session.get(Agency, user.agency_id)
+    return agency is not None and agency.require_totp

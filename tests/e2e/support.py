@@ -11,12 +11,13 @@ import httpx
 from tests.factories import PASSWORD, case_payload
 
 
-def cli(args: list[str], env: dict[str, str], cwd: Path) -> str:
+def cli(args: list[str], env: dict[str, str], cwd: Path, stdin: str | None = None) -> str:
     """Run `reunite ARGS`; fail the test with its stderr if it fails."""
     out = subprocess.run(
         [sys.executable, "-m", "alerts.cli", *args],
         env=env,
         cwd=cwd,
+        input=stdin,
         capture_output=True,
         text=True,
         timeout=60,
@@ -42,11 +43,11 @@ def create_police(env: dict[str, str], cwd: Path, agency: str = "Guangzhou") -> 
                 rank,
                 "--agency",
                 agency,
-                "--password",
-                PASSWORD,
+                "--password-stdin",
             ],
             env,
             cwd,
+            stdin=PASSWORD + "\n",
         )
 
 
@@ -58,11 +59,70 @@ def ready(http: httpx.Client) -> bool:
         return False
 
 
-def login(http: httpx.Client, username: str) -> dict[str, str]:
-    """Authorization header from the token endpoint."""
-    res = http.post("/api/v1/auth/token", data={"username": username, "password": PASSWORD})
+_SECRETS: dict[tuple[str, str], str] = {}  # (server, username) -> TOTP secret
+_STEPS: dict[tuple[str, str], int] = {}  # the last TOTP step used per account
+
+
+def login(
+    http: httpx.Client, username: str, env: dict[str, str] | None = None, cwd: Path | None = None
+) -> dict[str, str]:
+    """Authorization header from the token endpoint. A supervisor first enrols TOTP through
+    the console, as a person would, with an enrolment code from `reunite users
+    enrolment-code` (needs the server's env and cwd)."""
+    account = (str(http.base_url), username)
+    data = {"username": username, "password": PASSWORD}
+    res = http.post("/api/v1/auth/token", data=data)
+    if res.status_code == 403 and "enrol" in res.text:
+        assert env is not None and cwd is not None, "enrolling needs the server's env"
+        code = cli(["users", "enrolment-code", username], env, cwd).rsplit(" ", 1)[-1].strip()
+        _SECRETS[account] = enrol_in_console(http, username, code)
+    if account in _SECRETS:
+        data["totp"] = totp_now(account)
+        res = http.post("/api/v1/auth/token", data=data)
     assert res.status_code == 200, res.text
     return {"Authorization": f"Bearer {res.json()['access_token']}"}
+
+
+def totp_now(account: tuple[str, str]) -> str:
+    """A code for a time step this account has not used (the server takes each step once)."""
+    import time
+
+    import pyotp
+
+    step = max(int(time.time() // 30), _STEPS.get(account, 0) + 1)
+    while step > int(time.time() // 30) + 1:
+        time.sleep(1)
+    _STEPS[account] = step
+    return pyotp.TOTP(_SECRETS[account]).at(step * 30)
+
+
+def enrol_in_console(http: httpx.Client, username: str, enrolment_code: str) -> str:
+    """Log in to the console, give the enrolment code, read the secret, confirm a first code;
+    returns the secret."""
+    import re
+
+    csrf = re.compile(r'name="csrf_token" value="([^"]+)"')
+    page = http.get("/console/login")
+    http.post(
+        "/console/login",
+        data={"username": username, "password": PASSWORD, "csrf_token": csrf.search(page.text)[1]},
+    )
+    page = http.get("/console/totp/enrol")
+    http.post(
+        "/console/totp/enrol/code",
+        data={"enrolment_code": enrolment_code, "csrf_token": csrf.search(page.text)[1]},
+    )
+    page = http.get("/console/totp/enrol")
+    secret = re.search(r'id="totp-secret">([^<]+)<', page.text)[1].replace(" ", "")
+    account = (str(http.base_url), username)
+    _SECRETS[account] = secret
+    done = http.post(
+        "/console/totp/enrol",
+        data={"code": totp_now(account), "csrf_token": csrf.search(page.text)[1]},
+    )
+    assert done.status_code == 303, done.text
+    http.cookies.clear()
+    return secret
 
 
 def new_submitted_case(http: httpx.Client, officer: dict[str, str]) -> str:

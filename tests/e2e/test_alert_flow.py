@@ -80,7 +80,7 @@ def test_alert_reaches_devices_in_the_area_once_then_follows_a_sighting_and_clos
         res = http.post("/api/v1/partner/devices/bulk", json=rows, headers=partner)
         assert res.status_code == 200 and res.json()["applied"] == len(rows), res.text
 
-        officer, sup = login(http, "officer1"), login(http, "sup1")
+        officer, sup = login(http, "officer1"), login(http, "sup1", env, tmp_path)
         case_id = new_submitted_case(http, officer)
         assert http.post(f"/api/v1/cases/{case_id}/approve", headers=sup).status_code == 200
 

@@ -45,11 +45,15 @@ if not Path(CHROMIUM).exists():  # .ci/run installs it; a bare checkout may not 
     pytest.skip("Debian chromium is not installed", allow_module_level=True)
 
 
-def cli(args: list[str], env, cwd) -> str:
+ENROLMENT_CODES: dict[str, str] = {}  # what the admin hands over for a first TOTP enrolment
+
+
+def cli(args: list[str], env, cwd, stdin: str | None = None) -> str:
     out = subprocess.run(
         [sys.executable, "-m", "alerts.cli", *args],
         env=env,
         cwd=cwd,
+        input=stdin,
         capture_output=True,
         text=True,
         timeout=60,
@@ -99,12 +103,15 @@ def server(tmp_path_factory):
                     rank,
                     "--agency",
                     "Guangzhou",
-                    "--password",
-                    PASSWORD,
+                    "--password-stdin",
                 ],
                 env,
                 tmp,
+                stdin=PASSWORD + "\n",
             )
+        for name in ("sup1", "ops1"):
+            out = cli(["users", "enrolment-code", name], env, tmp)
+            ENROLMENT_CODES[name] = out.strip().rsplit(" ", 1)[-1]
         out = cli(["partners", "create", "MapsApp", "--scope", "devices:write"], env, tmp)
         key = out.strip().rsplit(" ", 1)[-1]
         for i in range(12):
@@ -208,6 +215,11 @@ def test_officer_creates_supervisor_approves_delivery_moves_and_case_resolves(br
     english(sup)
     sign_in(sup, "sup1")
     assert sup.url.endswith("/console/totp/enrol")
+    # The password alone never enrols: first the one-time code the admin handed over.
+    assert sup.locator(".qr svg").count() == 0
+    sup.fill("#enrolment_code", ENROLMENT_CODES["sup1"])
+    sup.click("main button[type=submit]")
+    sup.wait_for_url("**/console/totp/enrol")
     assert sup.locator(".qr svg").count() == 1
     shot(sup, "totp-enrol")
     secret = sup.locator("#totp-secret").inner_text().replace(" ", "")
@@ -269,6 +281,9 @@ def test_officer_creates_supervisor_approves_delivery_moves_and_case_resolves(br
     ops.goto("/console/login")
     english(ops)
     sign_in(ops, "ops1")
+    ops.fill("#enrolment_code", ENROLMENT_CODES["ops1"])
+    ops.click("main button[type=submit]")
+    ops.wait_for_url("**/console/totp/enrol")
     secret = ops.locator("#totp-secret").inner_text().replace(" ", "")
     ops.fill("#code", pyotp.TOTP(secret).now())
     ops.click("main button[type=submit]")

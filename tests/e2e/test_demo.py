@@ -10,6 +10,7 @@ import time
 from pathlib import Path
 
 import httpx
+import pyotp
 import pytest
 
 from tests.factories import case_payload
@@ -28,8 +29,13 @@ def latest_sinks(log: Path) -> dict[str, int] | None:
     return dict(zip(["apns", "fcm", "sms", "webhook"], values, strict=True))
 
 
-def login(http: httpx.Client, username: str, password: str) -> dict[str, str]:
-    res = http.post("/api/v1/auth/token", data={"username": username, "password": password})
+def login(
+    http: httpx.Client, username: str, password: str, totp: str | None = None
+) -> dict[str, str]:
+    data = {"username": username, "password": password}
+    if totp is not None:  # the demo prints the supervisors' TOTP secrets
+        data["totp"] = pyotp.TOTP(totp).now()
+    res = http.post("/api/v1/auth/token", data=data)
     assert res.status_code == 200, res.text
     return {"Authorization": f"Bearer {res.json()['access_token']}"}
 
@@ -70,8 +76,8 @@ def test_demo_seeds_starts_sinks_and_an_approved_case_is_delivered(tmp_path):
         assert creds["passwords"]["sup1"] in text, "the banner prints the credentials"
 
         http = httpx.Client(base_url=f"http://127.0.0.1:{port}", timeout=30)
-        officer = login(http, "officer1", creds["passwords"]["officer1"])
-        sup = login(http, "sup1", creds["passwords"]["sup1"])
+        officer = login(http, "officer1", creds["passwords"]["officer1"], creds["totp"]["officer1"])
+        sup = login(http, "sup1", creds["passwords"]["sup1"], creds["totp"]["sup1"])
         res = http.post("/api/v1/cases", json=case_payload(), headers=officer)
         assert res.status_code == 201, res.text
         case_id = res.json()["id"]

@@ -59,7 +59,7 @@ def test_drill_reaches_only_test_devices_and_opted_in_partners_marked_on_every_m
             res = http.put(f"/api/v1/partner/devices/dev-{i}", json=body, headers=drill_app)
             assert res.status_code == 200, res.text
 
-        officer, sup = login(http, "officer1"), login(http, "sup1")
+        officer, sup = login(http, "officer1"), login(http, "sup1", env, tmp_path)
         case_id = new_submitted_case(http, officer)
         assert http.put(f"/api/v1/cases/{case_id}/drill", headers=sup).status_code == 204
         assert http.post(f"/api/v1/cases/{case_id}/approve", headers=sup).status_code == 200

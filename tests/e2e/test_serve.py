@@ -38,7 +38,7 @@ def test_serve_dispatches_an_approved_case_and_survives_a_broker_outage(tmp_path
         http = httpx.Client(base_url=f"http://127.0.0.1:{port}", timeout=10)
         wait_for(lambda: ready(http), timeout=60)
         create_police(env, tmp_path)
-        officer, sup = login(http, "officer1"), login(http, "sup1")
+        officer, sup = login(http, "officer1"), login(http, "sup1", env, tmp_path)
 
         # Two-person rule over HTTP: the submitter's own approval is refused.
         first = new_submitted_case(http, officer)

@@ -80,7 +80,7 @@ def login(
     enrolled = security.totp_enrolled(ctx.db, user)
     if enrolled:
         stage = "totp"
-    elif Role(user.role) in security.MFA_REQUIRED:
+    elif users.needs_second_factor(ctx.db, user):
         stage = "enrol"
     else:
         stage = "ok"
@@ -114,7 +114,7 @@ def totp_submit(
     if throttle.locked(user.username, address) is not None:
         ctx.replace_session(user_id=None, stage="anonymous")
         return ctx.render("login.html", status=429, error=ctx.t("login.locked_short"))
-    row = security.totp_row(ctx.db, user)
+    row = security.totp_row(ctx.db, user, lock=True)
     if row is None or row.confirmed_at is None or not security.check_code(row, code):
         audit.record(
             ctx.db, actor=f"user:{user.id}", action="auth.mfa_failed", subject=f"user:{user.id}"
@@ -139,18 +139,24 @@ def totp_submit(
     return _see_other(_home(user))
 
 
+ENROLLING = ("enrol", "ok", "enrol_secret")  # session stages that may enrol a second factor
+
+
 def _enrolment_user(ctx) -> User:
-    if ctx.user is None or ctx.session is None or ctx.session.stage not in ("enrol", "ok"):
+    if ctx.user is None or ctx.session is None or ctx.session.stage not in ENROLLING:
         raise Redirect("/console/login")
     return ctx.user
 
 
 @router.get("/totp/enrol")
 def enrol_page(ctx: AnyConsole) -> Response:
-    """Show a QR code (rendered here as SVG) and the secret for manual entry."""
+    """First the admin-issued enrolment code; then, in the same session only, a QR code
+    (rendered here as SVG) and the secret for manual entry."""
     user = _enrolment_user(ctx)
     if security.totp_enrolled(ctx.db, user):
         return ctx.render("enrol.html", done=True)
+    if ctx.session.stage != "enrol_secret":
+        return ctx.render("enrol.html", need_code=True, done=False)
     secret = security.begin_enrolment(ctx.db, user)
     qr = segno.make(security.provisioning_uri(secret, user.username), error="m")
     svg = qr.svg_inline(scale=5, dark="#111827", light="#ffffff", title=ctx.t("enrol.qr_title"))
@@ -158,10 +164,42 @@ def enrol_page(ctx: AnyConsole) -> Response:
     return ctx.render("enrol.html", qr_svg=svg, secret=grouped, done=False)
 
 
+@router.post("/totp/enrol/code", dependencies=[CsrfChecked])
+def enrol_code(
+    request: Request, ctx: AnyConsole, enrolment_code: Annotated[str, Form(max_length=24)]
+) -> Response:
+    """Check the one-time enrolment code an admin issued; a wrong one counts towards the
+    same lockout as a wrong password (the password alone never enrols a second factor)."""
+    user = _enrolment_user(ctx)
+    if security.totp_enrolled(ctx.db, user):
+        return _see_other("/console/totp/enrol")
+    address = client_address(request)
+    throttle = _throttle(ctx)
+    if throttle.locked(user.username, address) is not None:
+        ctx.replace_session(user_id=None, stage="anonymous")
+        return ctx.render("login.html", status=429, error=ctx.t("login.locked_short"))
+    if not users.use_enrolment_code(ctx.db, user, enrolment_code):
+        audit.record(
+            ctx.db,
+            actor=f"user:{user.id}",
+            action="auth.enrolment_code_failed",
+            subject=f"user:{user.id}",
+        )
+        throttle.failed(user.username, address)
+        return ctx.render(
+            "enrol.html", status=422, need_code=True, done=False, error=ctx.t("enrol.code_wrong")
+        )
+    security.restart_enrolment(ctx.db, user)
+    ctx.replace_session(user_id=user.id, stage="enrol_secret")
+    return _see_other("/console/totp/enrol")
+
+
 @router.post("/totp/enrol", dependencies=[CsrfChecked])
 def enrol_confirm(ctx: AnyConsole, code: Annotated[str, Form(max_length=12)]) -> Response:
     """Confirm the authenticator with a first code; completes a pending login."""
     user = _enrolment_user(ctx)
+    if ctx.session.stage != "enrol_secret":
+        raise Redirect("/console/totp/enrol")
     row = security.totp_row(ctx.db, user)
     if row is None or row.confirmed_at is not None:
         raise Redirect("/console/totp/enrol")

@@ -169,9 +169,7 @@ def test_truncating_the_newest_entries_is_caught_by_the_signed_checkpoint(
     assert code == 1 and "entry 10 (checkpointed" in out and "truncated" in out, out
 
 
-def test_a_checkpoint_forged_to_match_a_truncated_log_is_detected(
-    database, tmp_path, monkeypatch
-):
+def test_a_checkpoint_forged_to_match_a_truncated_log_is_detected(database, tmp_path, monkeypatch):
     import json
 
     from tests.conftest import clear_caches

@@ -47,11 +47,32 @@ def login(client: TestClient, username: str, password: str = PASSWORD):
     )
 
 
+def enrolment_code(username: str) -> str:
+    """What an admin hands over for a first TOTP enrolment (`reunite users enrolment-code`)."""
+    from sqlalchemy import select
+
+    from alerts.users import service as users
+    from alerts.users.models import User
+    from ops.platform.db import session_scope
+
+    with session_scope() as session:
+        user = session.scalar(select(User).where(User.username == username))
+        return users.issue_enrolment_code(session, user, actor="test:admin")
+
+
 def login_with_totp(client: TestClient, username: str) -> str:
     """Log in a user who must use TOTP, enrolling first if needed; returns the secret."""
     res = login(client, username)
     assert res.status_code == 303, res.text
     if res.headers["location"] == "/console/totp/enrol":
+        # First the one-time enrolment code an admin issued, then the secret.
+        page = client.get("/console/totp/enrol")
+        sent = client.post(
+            "/console/totp/enrol/code",
+            data={"enrolment_code": enrolment_code(username), "csrf_token": csrf_of(page.text)},
+            follow_redirects=False,
+        )
+        assert sent.status_code == 303, sent.text
         page = client.get("/console/totp/enrol")
         secret = re.search(r'id="totp-secret">([^<]+)<', page.text).group(1).replace(" ", "")
         done = client.post(
