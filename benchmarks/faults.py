@@ -56,6 +56,7 @@ from __future__ import annotations
 import argparse
 import contextlib
 import json
+import logging
 import math
 import os
 import shutil
@@ -72,6 +73,8 @@ from pathlib import Path
 from typing import Any
 
 ROOT = Path(__file__).resolve().parents[1]
+# Not benchmarks/ itself: benchmarks/priority.py would shadow the `priority` package of h2.
+sys.path[:] = [p for p in sys.path if Path(p or ".").resolve() != ROOT / "benchmarks"]
 sys.path.insert(0, str(ROOT))
 # Decide the services before any Reunite module reads its settings: nothing shared by accident.
 os.environ["REUNITE_MODE"] = "test"
@@ -101,6 +104,7 @@ class Figures:
     timings: dict[str, float] = field(default_factory=dict)
     notes: list[str] = field(default_factory=list)
     failures: list[str] = field(default_factory=list)
+    counted: bool = True  # False: a comparison of runs, with no fan-out of its own
 
     @property
     def delivered(self) -> int:
@@ -122,10 +126,11 @@ class Figures:
     def show(self) -> None:
         """Print the figures block."""
         print(f"\n== {self.name}")
-        print(
-            f"   targeted={self.targeted} delivered={self.delivered} lost={self.lost} "
-            f"duplicated={self.duplicated}"
-        )
+        if self.counted:
+            print(
+                f"   targeted={self.targeted} delivered={self.delivered} lost={self.lost} "
+                f"duplicated={self.duplicated}"
+            )
         for key, value in self.timings.items():
             print(f"   {key}: {value:.1f} s")
         for note in self.notes:
@@ -367,6 +372,11 @@ def log_lines(paths: list[Path], *needles: str, limit: int = 8) -> list[str]:
     return [f"{n}x {line}" for line, n in list(seen.items())[:limit]]
 
 
+def count_lines(paths: list[Path], needle: str) -> int:
+    """How many log lines contain needle."""
+    return sum(path.read_text(errors="replace").count(needle) for path in paths if path.exists())
+
+
 # --------------------------------------------------------------------------- the app's side
 
 
@@ -428,6 +438,16 @@ def knobs(doc: dict[str, Any]) -> str:
     """The non-default knobs of a run, for its figures."""
     shown = {k: v for k, v in doc.items() if k not in ("apns",)}
     return "knobs: " + ", ".join(f"{k}={v}" for k, v in shown.items())
+
+
+def uncap_sink_connections() -> None:
+    """hypercorn ends an HTTP/2 connection with GOAWAY after 1,000 requests by default; APNs
+    does not. Each such GOAWAY makes the client re-send the streams it had in flight (their
+    answers cannot be read after GOAWAY), which would show up here as duplicates that no fault
+    caused. The sinks in this process get no such cap (ops/peers is left as it is)."""
+    from hypercorn.config import Config
+
+    Config.keep_alive_max_requests = 2**31
 
 
 @contextlib.contextmanager
@@ -789,8 +809,12 @@ def pg_outage(args: argparse.Namespace) -> list[Figures]:
                 "fan-out start -> every device alerted": done - started,
             }
             fig.notes.insert(0, f"delivered at the stop: {at_stop}; when it came back: {during}")
-            retries = log_lines(world.logs(), "OperationalError", limit=3)
-            fig.notes.append(f"worker log lines naming OperationalError (sample): {retries}")
+            logs = world.logs()
+            fig.notes.append(
+                f"logs: {count_lines(logs, 'OperationalError')} lines naming OperationalError, "
+                f"{count_lines(logs, ' retry')} Celery task retries, "
+                f"{count_lines(logs, 'reconciler re-queued')} reconciler re-queues"
+            )
             return [fig]
     finally:
         cluster.destroy()
@@ -841,16 +865,19 @@ def worker_kill(args: argparse.Namespace) -> list[Figures]:
                 "fan-out start -> every device alerted": done - started,
             }
             streams = args.streams or 200
-            dup_bound = FLUSH_EVERY * args.concurrency
+            flush_bound = FLUSH_EVERY * args.concurrency
+            dup_bound = args.concurrency * (FLUSH_EVERY + streams)
             fig.notes += [
                 f"delivered at the kill: {at_kill} ({rate:.0f} pushes/s before it)",
                 f"recovery bound: reconcile_interval {args.reconcile_interval_s:g} + owner_grace "
                 f"{args.owner_grace_s:g} + remaining work at the pre-kill rate {remaining:.1f} + "
                 f"margin {args.margin_s:g} = {bound:.1f} s (visibility timeout: 600 s)",
-                f"duplicate bound: FLUSH_EVERY {FLUSH_EVERY} x {args.concurrency} killed "
-                f"processes = {dup_bound}; with the in-flight streams "
-                f"({args.concurrency} x ({FLUSH_EVERY} + {streams})) = "
-                f"{args.concurrency * (FLUSH_EVERY + streams)}",
+                f"duplicates vs one flush chunk per killed process: FLUSH_EVERY {FLUSH_EVERY} x "
+                f"{args.concurrency} = {flush_bound} -> "
+                f"{'held' if fig.duplicated <= flush_bound else 'EXCEEDED'}",
+                f"duplicates vs flush chunk + in-flight HTTP/2 streams per killed process: "
+                f"{args.concurrency} x ({FLUSH_EVERY} + {streams}) = {dup_bound} -> "
+                f"{'held' if fig.duplicated <= dup_bound else 'EXCEEDED'}",
             ]
             if not recovery < bound:
                 fig.failures.append(f"recovery {recovery:.1f} s >= bound {bound:.1f} s")
@@ -976,7 +1003,9 @@ def partners(args: argparse.Namespace) -> list[Figures]:
             hang_done = time.monotonic() - healed_hang
             healed.cancel()
 
-            fig = Figures("partners: isolation (faulty run / all-healthy run)", 0, Counter())
+            fig = Figures(
+                "partners: isolation (faulty run / all-healthy run)", 0, Counter(), counted=False
+            )
             lat_base = base.latencies(stamped["healthy"])
             lat_faulty = faulty.latencies(stamped["healthy"])
             p99_ratio = percentile(lat_faulty, 99) / percentile(lat_base, 99)
@@ -1133,6 +1162,11 @@ def parse_args() -> argparse.Namespace:
 def main() -> int:
     """Run the chosen scenarios and print their figures; 1 if any failed."""
     args = parse_args()
+    # A SIGTERM (timeout, Ctrl-C from a supervisor) still stops every process this script started.
+    signal.signal(signal.SIGTERM, lambda *_: sys.exit(143))
+    # The sinks' connections are cancelled at shutdown; asyncio would print each as an error.
+    logging.getLogger("asyncio").setLevel(logging.CRITICAL)
+    uncap_sink_connections()
     chosen = SCENARIOS if args.scenario == "all" else (args.scenario,)
     results: list[Figures] = []
     for name in chosen:
@@ -1149,6 +1183,9 @@ def main() -> int:
     print("\nsummary:")
     for fig in results:
         status = "FAIL " + "; ".join(fig.failures) if fig.failures else "ok"
+        if not fig.counted:
+            print(f"  {fig.name}: {status}")
+            continue
         print(
             f"  {fig.name}: targeted={fig.targeted} delivered={fig.delivered} lost={fig.lost} "
             f"duplicated={fig.duplicated} -> {status}"
