@@ -367,6 +367,35 @@ def users_token(username: str) -> None:
     typer.echo(token)
 
 
+@users_app.command("set-password")
+def users_set_password(
+    username: str,
+    password_stdin: Annotated[
+        bool, typer.Option("--password-stdin", help="Read the password from standard input")
+    ] = False,
+) -> None:
+    """Reset a user's password (asked for, or from standard input; never argv); their API
+    tokens stop working. Audited."""
+    from sqlalchemy import select
+
+    from alerts.users import service as users
+    from alerts.users.models import User
+    from ops.platform.db import session_scope
+
+    password = _read_password(password_stdin)
+    with session_scope() as session:
+        user = session.scalar(select(User).where(User.username == username))
+        if user is None:
+            typer.echo(f"error: no user named {username!r}", err=True)
+            raise typer.Exit(2)
+        try:
+            users.change_password(session, user, "", password, actor="cli")
+        except users.UserError as exc:
+            typer.echo(f"error: {exc}", err=True)
+            raise typer.Exit(2) from None
+    typer.echo(f"password of {username} reset")
+
+
 @users_app.command("enrolment-code")
 def users_enrolment_code(
     username: str,

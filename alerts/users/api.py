@@ -5,7 +5,7 @@ from __future__ import annotations
 from datetime import timedelta
 from typing import Annotated
 
-from fastapi import APIRouter, Form, HTTPException, Request, status
+from fastapi import APIRouter, Form, HTTPException, Request, Response, status
 
 from alerts.console import security
 from alerts.console.web import client_address
@@ -16,6 +16,7 @@ from alerts.users.schemas import (
     AgencyRead,
     AgencySelfApprovalUpdate,
     EnrolmentCodeRead,
+    PasswordChange,
     TokenRead,
     UserRead,
 )
@@ -134,3 +135,18 @@ def issue_enrolment_code(user_id: int, session: SessionDep, admin: AdminUser) ->
     return EnrolmentCodeRead(
         username=user.username, code=code, expires_at=user.enrolment_code_expires_at
     )
+
+
+@router.post("/auth/password", status_code=status.HTTP_204_NO_CONTENT)
+def change_password(body: PasswordChange, session: SessionDep, user: CurrentUser) -> Response:
+    """Change your password; every API token you hold stops working (audited). A weak,
+    common or leaked password is 422 naming `new_password`."""
+    try:
+        users.change_password(session, user, body.current_password, body.new_password)
+    except users.UserError as exc:
+        field, _, message = str(exc).partition(": ")
+        field = "new_password" if field == "password" else field
+        raise HTTPException(
+            status.HTTP_422_UNPROCESSABLE_ENTITY, [{"field": field, "message": message}]
+        ) from None
+    return Response(status_code=status.HTTP_204_NO_CONTENT)

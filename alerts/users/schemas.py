@@ -53,3 +53,12 @@ class EnrolmentCodeRead(BaseModel):
     username: str
     code: str
     expires_at: datetime
+
+
+class PasswordChange(BaseModel):
+    """Your current password and the new one (checked for strength and leaked lists)."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    current_password: Annotated[str, StringConstraints(max_length=256)]
+    new_password: Annotated[str, StringConstraints(max_length=256)]

@@ -11,6 +11,7 @@ from argon2 import PasswordHasher
 from argon2.exceptions import InvalidHashError, VerificationError
 from sqlalchemy import select
 from sqlalchemy.orm import Session
+from zxcvbn import zxcvbn
 
 from alerts.users.models import Agency, ApiToken, User
 from alerts.users.roles import Rank, Role
@@ -22,6 +23,8 @@ _hasher = PasswordHasher()
 # Verifying against this keeps unknown usernames as slow as wrong passwords.
 _DUMMY_HASH = _hasher.hash("not-a-real-password")
 MIN_PASSWORD = 12
+MAX_PASSWORD = 256
+MIN_PASSWORD_SCORE = 3  # zxcvbn: 0 (too guessable) .. 4 (very unguessable)
 # Roles that always need a second factor (console and API tokens alike).
 SECOND_FACTOR_ROLES = frozenset({Role.SUPERVISOR, Role.OPERATOR, Role.ADMIN})
 
@@ -30,11 +33,49 @@ class UserError(ValueError):
     """A user or agency request that cannot be carried out (names the field)."""
 
 
-def hash_password(password: str) -> str:
-    """argon2id hash of a password."""
+def check_password(password: str, *, username: str = "") -> None:
+    """Refuse short, common, breached-list or guessable passwords (zxcvbn: Dropbox's
+    estimator, with its frequency lists of leaked passwords, names and keyboard patterns;
+    score 3 of 4 at least, and never one built on the username)."""
     if len(password) < MIN_PASSWORD:
         raise UserError(f"password: must be at least {MIN_PASSWORD} characters")
+    if len(password) > MAX_PASSWORD:
+        raise UserError(f"password: must be at most {MAX_PASSWORD} characters")
+    # zxcvbn's cost grows with length; beyond 100 characters a passphrase is long enough.
+    result = zxcvbn(password[:100], user_inputs=[username, "reunite", "police"])
+    if result["score"] < MIN_PASSWORD_SCORE:
+        hint = result["feedback"]["warning"] or "it is too easy to guess"
+        raise UserError(f"password: too weak ({hint.rstrip('.')}); use a longer passphrase")
+
+
+def hash_password(password: str, *, username: str = "") -> str:
+    """argon2id hash of a password that passed `check_password`."""
+    check_password(password, username=username)
     return _hasher.hash(password)
+
+
+def change_password(
+    session: Session, user: User, current: str, new: str, *, actor: str | None = None
+) -> None:
+    """Set a new password (the current one is checked unless an admin resets it: actor);
+    every API token of the user stops working."""
+    if actor is None and not _verify(user, current):
+        raise UserError("current_password: wrong password")
+    user.password_hash = hash_password(new, username=user.username)
+    session.query(ApiToken).filter(ApiToken.user_id == user.id).delete()
+    audit.record(
+        session,
+        actor=actor or f"user:{user.id}",
+        action="user.password_changed" if actor is None else "user.password_reset",
+        subject=f"user:{user.id}",
+    )
+
+
+def _verify(user: User, password: str) -> bool:
+    try:
+        return _hasher.verify(user.password_hash, password)
+    except (VerificationError, InvalidHashError):
+        return False
 
 
 def create_agency(
@@ -140,7 +181,7 @@ def create_user(
         raise UserError(f"username: {username!r} exists already")
     user = User(
         username=username,
-        password_hash=hash_password(password),
+        password_hash=hash_password(password, username=username),
         role=role.value,
         rank=rank.value,
         agency_id=agency.id,

@@ -170,3 +170,37 @@ def test_six_console_sessions_with_one_code_sign_in_once(api, database):
     # their failures lock the account).
     assert len(results) == 6 and results.count(303) == 1, results
     assert set(results) - {303} <= {401, 429}, results
+
+
+@pytest.mark.parametrize(
+    "weak", ["password1234", "qwertyuiop12", "officer1officer1", "Password2024!", "iloveyou1234"]
+)
+def test_common_leaked_or_guessable_passwords_are_refused(database, weak):
+    """Before, the only rule was 12 characters: 'password1234' was accepted."""
+    with pytest.raises(users.UserError, match="password: too weak"):
+        users.check_password(weak, username="officer1")
+
+
+def test_a_user_changes_their_password_and_their_tokens_stop_working(api):
+    officer = {"Authorization": f"Bearer {ask(api, 'officer1').json()['access_token']}"}
+    weak = api.post(
+        "/api/v1/auth/password",
+        json={"current_password": PASSWORD, "new_password": "password1234"},
+        headers=officer,
+    )
+    assert weak.status_code == 422 and weak.json()["detail"][0]["field"] == "new_password"
+    wrong = api.post(
+        "/api/v1/auth/password",
+        json={"current_password": "not-my-password", "new_password": "amber lantern 42 river"},
+        headers=officer,
+    )
+    assert wrong.status_code == 422 and wrong.json()["detail"][0]["field"] == "current_password"
+    ok = api.post(
+        "/api/v1/auth/password",
+        json={"current_password": PASSWORD, "new_password": "amber lantern 42 river"},
+        headers=officer,
+    )
+    assert ok.status_code == 204, ok.text
+    assert api.get("/api/v1/me", headers=officer).status_code == 401, "old tokens revoked"
+    assert ask(api, "officer1").status_code == 401
+    assert ask(api, "officer1", password="amber lantern 42 river").status_code == 200
