@@ -98,6 +98,10 @@ def api(
         port=port if port is not None else settings.api_port,
         log_level=settings.log_level.lower(),
         log_config=None,  # ops.logging already configured the root logger
+        # X-Forwarded-For only from the configured proxies; by default from nobody (uvicorn
+        # would trust 127.0.0.1, letting any local client pick the address lockout sees).
+        proxy_headers=bool(settings.trusted_proxies),
+        forwarded_allow_ips=settings.trusted_proxies or None,
     )
 
 

@@ -135,7 +135,14 @@ class Lock:
 
 
 class Throttle:
-    """Failure counters and locks per account and per source address, in Redis."""
+    """Failure counters per account and per source address, in Redis.
+
+    An account locks after `login_max_failures` failures, for a doubling time. An address is
+    never locked (a police station or a proxy is one address for many officers): past
+    `login_ip_max_failures` each attempt from it is delayed instead, doubling up to
+    `login_address_max_delay_seconds`, so a guesser is slowed and a colleague with the right
+    password and code still gets in.
+    """
 
     def __init__(self, client: redis.Redis, settings: Settings) -> None:
         self.r = client
@@ -146,42 +153,55 @@ class Throttle:
         # Hashed: Redis holds no usernames.
         return _digest(username.strip().lower())[:32]
 
-    def _keys(self, username: str, address: str) -> list[tuple[str, str, int]]:
-        acct = self._account(username)
-        return [
-            ("account", f"console:login:{{a{acct}}}", self.s.login_max_failures),
-            ("address", f"console:login:{{i{address}}}", self.s.login_ip_max_failures),
-        ]
+    def _account_key(self, username: str) -> str:
+        return f"console:login:{{a{self._account(username)}}}"
+
+    @staticmethod
+    def _address_key(address: str) -> str:
+        return f"console:login:{{i{address}}}"
 
     def locked(self, username: str, address: str) -> Lock | None:
-        """The lock in force for this account or address, if any."""
-        for scope, key, _ in self._keys(username, address):
-            ttl = self.r.ttl(f"{key}:lock")
-            if ttl and ttl > 0:
-                return Lock(scope, int(ttl))
-        return None
+        """The account's lock in force, if any (addresses are delayed, never locked)."""
+        ttl = self.r.ttl(f"{self._account_key(username)}:lock")
+        return Lock("account", int(ttl)) if ttl and ttl > 0 else None
+
+    def delay(self, address: str) -> float:
+        """Seconds to hold an attempt from this address before checking it (0 when calm)."""
+        fails = int(self.r.get(f"{self._address_key(address)}:fails") or 0)
+        over = fails - self.s.login_ip_max_failures
+        if over < 0:
+            return 0.0
+        return min(0.25 * 2 ** min(over, 16), self.s.login_address_max_delay_seconds)
+
+    def pause(self, address: str) -> float:
+        """Sleep for this address's delay; returns it."""
+        seconds = self.delay(address)
+        if seconds:
+            time.sleep(seconds)
+        return seconds
 
     def failed(self, username: str, address: str) -> Lock | None:
-        """Count a failure; returns the lock it triggered, if any."""
-        triggered = None
-        for scope, key, limit in self._keys(username, address):
-            pipe = self.r.pipeline()
+        """Count a failure for the account and the address; returns the account lock it
+        triggered, if any."""
+        window = self.s.login_failure_window_seconds
+        pipe = self.r.pipeline()
+        for key in (self._account_key(username), self._address_key(address)):
             pipe.incr(f"{key}:fails")
-            pipe.expire(f"{key}:fails", self.s.login_failure_window_seconds)
-            count = int(pipe.execute()[0])
-            if count >= limit:
-                seconds = min(
-                    self.s.login_lockout_seconds * 2 ** min(count - limit, 20),
-                    self.s.login_lockout_max_seconds,
-                )
-                self.r.set(f"{key}:lock", 1, ex=seconds)
-                triggered = triggered or Lock(scope, seconds)
-        return triggered
+            pipe.expire(f"{key}:fails", window)
+        count = int(pipe.execute()[0])
+        limit = self.s.login_max_failures
+        if count < limit:
+            return None
+        seconds = min(
+            self.s.login_lockout_seconds * 2 ** min(count - limit, 20),
+            self.s.login_lockout_max_seconds,
+        )
+        self.r.set(f"{self._account_key(username)}:lock", 1, ex=seconds)
+        return Lock("account", seconds)
 
     def succeeded(self, username: str) -> None:
         """A full login clears the account's counter (the address keeps its own)."""
-        acct = self._account(username)
-        self.r.delete(f"console:login:{{a{acct}}}:fails")
+        self.r.delete(f"{self._account_key(username)}:fails")
 
 
 # --- TOTP -----------------------------------------------------------------------------------

@@ -284,5 +284,6 @@ Anyone = Annotated[Console, Depends(require())]
 
 
 def client_address(request: Request) -> str:
-    """The peer address (a proxy in front must be trusted explicitly; it is not, here)."""
+    """The client's address: the peer's, or X-Forwarded-For's when the peer is one of
+    REUNITE_TRUSTED_PROXIES (uvicorn applies that rule; see `reunite api`)."""
     return request.client.host if request.client else "unknown"

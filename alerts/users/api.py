@@ -57,6 +57,7 @@ def issue_token(
         session.commit()  # the audited failure stands
         return _locked(new_lock.seconds) if new_lock is not None else HTTPException(code, detail)
 
+    throttle.pause(address)  # a busy address is slowed, never refused
     user = users.authenticate(session, username, password)
     if user is None:
         raise refuse(status.HTTP_401_UNAUTHORIZED, "wrong username or password")

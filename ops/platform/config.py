@@ -81,7 +81,12 @@ class Settings(BaseSettings):
     # None: Secure cookies unless mode is development or test (plain-HTTP local runs).
     cookie_secure: bool | None = None
     login_max_failures: int = Field(default=5, ge=1, le=100)
+    # Past this many failures from one address its attempts are delayed (never refused).
     login_ip_max_failures: int = Field(default=20, ge=1, le=10_000)
+    login_address_max_delay_seconds: float = Field(default=3.0, ge=0, le=30)
+    # Reverse proxies whose X-Forwarded-For the API believes (comma-separated addresses or
+    # networks, e.g. the compose nginx). Empty: the peer address is the client, always.
+    trusted_proxies: str = ""
     login_failure_window_seconds: int = Field(default=900, ge=60)
     login_lockout_seconds: int = Field(default=60, ge=1)
     login_lockout_max_seconds: int = Field(default=3600, ge=1)

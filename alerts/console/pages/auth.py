@@ -62,6 +62,7 @@ def login(
         return ctx.render(
             "login.html", status=429, error=ctx.t("login.locked", seconds=lock.seconds)
         )
+    throttle.pause(address)  # a busy address is slowed, never refused
     user = users.authenticate(ctx.db, username, password)
     if user is None:
         new_lock = throttle.failed(username, address)
@@ -114,6 +115,7 @@ def totp_submit(
     if throttle.locked(user.username, address) is not None:
         ctx.replace_session(user_id=None, stage="anonymous")
         return ctx.render("login.html", status=429, error=ctx.t("login.locked_short"))
+    throttle.pause(address)
     row = security.totp_row(ctx.db, user, lock=True)
     if row is None or row.confirmed_at is None or not security.check_code(row, code):
         audit.record(
@@ -178,6 +180,7 @@ def enrol_code(
     if throttle.locked(user.username, address) is not None:
         ctx.replace_session(user_id=None, stage="anonymous")
         return ctx.render("login.html", status=429, error=ctx.t("login.locked_short"))
+    throttle.pause(address)
     if not users.use_enrolment_code(ctx.db, user, enrolment_code):
         audit.record(
             ctx.db,
