@@ -27,6 +27,8 @@ from geo.rulesets import api as rules_api
 from ops import api as ops_api
 from ops import health
 from ops import logging as ops_logging
+from ops.bodylimit import BodyLimitMiddleware
+from ops.platform.config import get_settings
 
 
 def _error(code: int, message: str) -> JSONResponse:
@@ -72,6 +74,25 @@ def _declare_field_errors(app: FastAPI) -> None:
     app.openapi = openapi  # type: ignore[method-assign]
 
 
+SIGN_IN_MAX_BYTES = 16 * 1024
+FORM_SLACK = 256 * 1024  # a case form's text fields beside its photo
+
+
+def _body_limits() -> list[tuple[str, int]]:
+    s = get_settings()
+    return [
+        ("/api/v1/auth/", SIGN_IN_MAX_BYTES),
+        ("/console/login", SIGN_IN_MAX_BYTES),
+        ("/console/totp", SIGN_IN_MAX_BYTES),
+        ("/console/cases", s.photo_max_bytes + FORM_SLACK),
+        ("/api/v1/partner/devices/bulk", s.bulk_max_bytes),
+    ]
+
+
+def _default_body_limit() -> int:
+    return get_settings().body_max_bytes
+
+
 def create_app() -> FastAPI:
     """Build the API with every router and the domain error mapping."""
     bootstrap.wire()
@@ -84,6 +105,9 @@ def create_app() -> FastAPI:
     app.include_router(ops_api.router)
     _declare_field_errors(app)
     app.add_middleware(ops_logging.RequestIdMiddleware)
+    # Bodies are bounded before authentication or parsing, per route (outermost: it runs
+    # before anything reads the body).
+    app.add_middleware(BodyLimitMiddleware, limits=_body_limits, default=_default_body_limit)
     app.include_router(users_api.router)
     app.include_router(cases_api.router)
     app.include_router(dispatch_api.deliveries_router)

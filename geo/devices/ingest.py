@@ -37,6 +37,8 @@ def parse_payload(body: bytes, content_type: str, max_rows: int) -> list[Any]:
                 rows.append(json.loads(line))
             except ValueError:
                 raise PayloadError(f"line {number}: not valid JSON") from None
+            except RecursionError:
+                raise PayloadError(f"line {number}: nested too deeply") from None
             if len(rows) > max_rows:
                 raise PayloadError(f"more than {max_rows} rows; split the upload")
         return rows
@@ -44,6 +46,8 @@ def parse_payload(body: bytes, content_type: str, max_rows: int) -> list[Any]:
         data = json.loads(body)
     except ValueError as exc:
         raise PayloadError(f"body is not valid JSON ({exc.msg} at char {exc.pos})") from None
+    except RecursionError:
+        raise PayloadError("body is nested too deeply (rows are flat objects)") from None
     if isinstance(data, dict) and isinstance(data.get("devices"), list):
         data = data["devices"]
     if not isinstance(data, list):

@@ -91,6 +91,8 @@ class Settings(BaseSettings):
     login_lockout_seconds: int = Field(default=60, ge=1)
     login_lockout_max_seconds: int = Field(default=3600, ge=1)
     photo_max_bytes: int = Field(default=10 * 1024 * 1024, ge=1024)
+    # Any other request body (JSON, forms); sign-in forms get 16 KB (ops.bodylimit).
+    body_max_bytes: int = Field(default=1024 * 1024, ge=16 * 1024)
     photo_max_pixels: int = Field(default=40_000_000, ge=10_000)
     # e.g. https://tiles.example/{z}/{x}/{y}.png; unset: the map draws rings on a graticule.
     map_tile_url: str | None = None
