@@ -47,6 +47,7 @@ from channels import closure, reconcile
 from channels import service as channels
 from channels.messages import MessageId, MessageKind
 from geo import areas, rules
+from geo.rulesets import service as rulesets
 from geo.waves import service as waves
 from geo.waves.models import CaseGeo, Sighting, Wave
 from ops import metrics
@@ -462,6 +463,8 @@ def set_override(
     state.start_radius_km, state.cap_km = start_radius_km, cap_km
     state.area_vertices = [list(v) for v in vertices] if vertices else None
     waves.case_override(state)  # validates; raises rules.RuleError / areas.AreaError
+    if vertices:
+        _check_ceiling(session, case, vertices)
     state.override_by, state.override_reason = user_id, reason
     audit.record(
         session,
@@ -480,6 +483,24 @@ def set_override(
         waves.replan(session, case, now)
         queue_due(session, now, case.id)
     return state
+
+
+def _check_ceiling(session: Session, case: Case, vertices: list[tuple[float, float]]) -> None:
+    """A drawn area must lie within the rule set's ceiling around the last-seen place (the
+    500 km rule by default): a supervisor narrows or shapes an alert, never makes it national."""
+    _version, rule_set, regions = rulesets.current(session)
+    lat0, lon0 = case.last_seen_lat, case.last_seen_lon
+    ceiling = rules.rules_for(rule_set, regions, lat0, lon0).max_radius_km
+    lats = np.array([v[0] for v in vertices])
+    lons = np.array([v[1] for v in vertices])
+    km = np.asarray(areas.geodesic_distance_m(lat0, lon0, lats, lons)) / 1000.0
+    worst = int(np.argmax(km))
+    if km[worst] > ceiling:
+        raise rules.RuleError(
+            f"vertices[{worst}]",
+            f"is {km[worst]:.0f} km from the last-seen place; a drawn area must lie within "
+            f"{ceiling:g} km (the rule set's ceiling)",
+        )
 
 
 OVERRIDE_ERRORS = (rules.RuleError, areas.AreaError)

@@ -264,6 +264,29 @@ def test_narrowing_a_live_area_is_one_supervisor_widening_it_needs_a_second(api)
     assert actions[-2:] == ["case.change_approved", "case.geo_override_set"]
 
 
+def test_a_drawn_area_beyond_the_rule_ceiling_is_refused_naming_the_vertex(api):
+    """Before, a manual area could cover the whole country: no ceiling applied to it."""
+    case_id = submitted_case(api)
+    sup = token(api, "sup1")
+    lat, lon = case_payload()["last_seen"]["lat"], case_payload()["last_seen"]["lon"]
+    far = [[lat, lon - 0.5], [lat + 0.5, lon + 0.5], [39.9, 116.4]]  # the last one: Beijing
+    res = api.put(
+        f"/api/v1/cases/{case_id}/geo-override",
+        json={"vertices": far, "reason": "whole country"},
+        headers=sup,
+    )
+    assert res.status_code == 422, res.text
+    [error] = res.json()["detail"]
+    assert error["field"] == "vertices[2]" and "500 km" in error["message"]
+    near = [[lat - 0.3, lon - 0.3], [lat + 0.3, lon - 0.3], [lat, lon + 0.4]]
+    ok = api.put(
+        f"/api/v1/cases/{case_id}/geo-override",
+        json={"vertices": near, "reason": "the river delta"},
+        headers=sup,
+    )
+    assert ok.status_code == 200, ok.text
+
+
 def test_active_case_location_changes_only_through_a_sighting(api):
     case_id = submitted_case(api)
     api.post(f"/api/v1/cases/{case_id}/approve", headers=token(api, "sup1"))
