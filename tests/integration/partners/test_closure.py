@@ -134,6 +134,13 @@ def test_closure_reaches_the_cell_topics_and_the_area_broadcast_that_carried_the
                 lambda: len(gateway.broadcasts) == 2 * len(languages), what="closure broadcast"
             )
 
+            def sent(channel: str) -> int:
+                return ledger.live_counts(get_redis(), closing)[(channel, 0)]["sent"]
+
+            # The peers saw every send; the worker records the last chunk just after.
+            fx.wait_until(lambda: sent("fcm_topic") == len(topics), what="topics in the ledger")
+            fx.wait_until(lambda: sent("sms_broadcast") == len(set(languages)), what="ledger")
+
     def kinds(target: str) -> list[str]:
         return [m.message["data"]["kind"] for m in fcm.accepted if m.target == target]
 
@@ -143,9 +150,6 @@ def test_closure_reaches_the_cell_topics_and_the_area_broadcast_that_carried_the
     alert_area = [b["area"]["polygons"] for b in gateway.broadcasts[: len(languages)]]
     closing_area = [b["area"]["polygons"] for b in gateway.broadcasts[len(languages) :]]
     assert closing_area == alert_area, "the closure is broadcast where the alert was"
-    counts = ledger.live_counts(get_redis(), closing)
-    assert counts[("fcm_topic", 0)]["sent"] == len(topics)
-    assert counts[("sms_broadcast", 0)]["sent"] == len(set(languages))
 
 
 def test_an_audited_agency_setting_opens_its_drills_to_the_public_still_marked(world):
