@@ -4,7 +4,7 @@ the session-loading dependencies, CSRF and role checks, and template rendering."
 from __future__ import annotations
 
 import logging
-from collections.abc import Callable
+from collections.abc import AsyncIterator, Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Annotated, Any
@@ -267,8 +267,12 @@ async def csrf_protect(request: Request, ctx: AnyConsole) -> None:
     if declared.isdigit() and int(declared) > ctx.settings.photo_max_bytes + 256 * 1024:
         # Refused before the body is parsed: no console form is legitimately this large.
         raise HTTPException(413, ctx.t("v.photo_size", mb=ctx.settings.photo_max_bytes // 2**20))
-    supplied = request.headers.get("x-csrf-token")
+    supplied = request.headers.get("x-csrf-token") or request.query_params.get("csrf_token")
     if supplied is None:
+        if request.headers.get("content-type", "").startswith("multipart/"):
+            # Uploads carry the token in the form's action URL: the session and the token are
+            # checked before a byte of the multipart body is parsed or spooled to disk.
+            raise HTTPException(403, ctx.t("err.csrf"))
         form = await request.form()
         value = form.get("csrf_token")
         supplied = value if isinstance(value, str) else None
@@ -277,6 +281,16 @@ async def csrf_protect(request: Request, ctx: AnyConsole) -> None:
 
 
 CsrfChecked = Depends(csrf_protect)
+
+
+async def close_form(request: Request) -> AsyncIterator[None]:
+    """After the response, on every path (errors too): close a parsed form's uploads, so
+    their temporary files are gone at once rather than at garbage collection."""
+    yield
+    await request.close()
+
+
+FormClosed = Depends(close_form)
 Police = Annotated[Console, Depends(require(Role.OFFICER, Role.SUPERVISOR))]
 Supervisor = Annotated[Console, Depends(require(Role.SUPERVISOR))]
 Staff = Annotated[Console, Depends(require(Role.OPERATOR, Role.ADMIN))]

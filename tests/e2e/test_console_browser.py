@@ -354,7 +354,7 @@ def test_negative_paths_in_the_browser(browser, server):
     assert "10 MB" in officer.locator("#client-errors").inner_text()
     token = officer.locator("input[name=csrf_token]").first.get_attribute("value")
     res = request.post(
-        f"{server}/console/cases",
+        f"{server}/console/cases?csrf_token={token}",  # as the form's action carries it
         multipart={
             "csrf_token": token,
             "child_name": "x",

@@ -7,6 +7,7 @@ import io
 import re
 import time
 from datetime import timedelta
+from pathlib import Path
 
 import pyotp
 import pytest
@@ -54,9 +55,58 @@ def jpeg_with_gps() -> bytes:
 
 
 def post_case(client, files=None, **overrides):
+    """Post the new-case form as the browser does: an upload carries the CSRF token in the
+    form's action URL (checked before the body is parsed), the fields carry it too."""
     page = client.get("/console/cases/new")
-    data = case_form(**overrides) | {"csrf_token": csrf_of(page.text)}
-    return client.post("/console/cases", data=data, files=files, follow_redirects=False)
+    token = csrf_of(page.text)
+    data = case_form(**overrides) | {"csrf_token": token}
+    url = f"/console/cases?csrf_token={token}" if files else "/console/cases"
+    return client.post(url, data=data, files=files, follow_redirects=False)
+
+
+def _open_temp_files() -> list[str]:
+    import os
+    import tempfile
+
+    fds = Path("/proc/self/fd")
+    targets = []
+    for fd in fds.iterdir():
+        try:
+            targets.append(os.readlink(fd))
+        except OSError:
+            continue
+    return [t for t in targets if t.startswith(tempfile.gettempdir())]
+
+
+def test_an_uploads_temporary_file_is_closed_when_the_request_ends(console):
+    """Before, a refused upload's spooled temp file stayed open until garbage collection."""
+    import gc
+
+    login(console, "officer1")
+    gc.disable()  # so only the request's own cleanup can close the file
+    try:
+        before = len(_open_temp_files())
+        fake = b"%PDF-1.4 " + b"0" * (3 * 2**20)  # > 1 MB: spooled to disk, then refused
+        res = post_case(console, files={"photo": ("kid.jpg", fake, "image/jpeg")})
+        assert res.status_code == 422
+        assert len(_open_temp_files()) == before
+    finally:
+        gc.enable()
+
+
+def test_an_upload_without_the_token_in_its_url_is_refused_before_its_body_is_read(console):
+    """Before, the multipart body (up to the photo limit) was parsed and spooled to a temp
+    file to find the token in it, even for a session that was not logged in."""
+    login(console, "officer1")
+    page = console.get("/console/cases/new")
+    data = case_form() | {"csrf_token": csrf_of(page.text)}
+    files = {"photo": ("kid.jpg", b"\xff\xd8" + b"0" * 1000, "image/jpeg")}
+    res = console.post("/console/cases", data=data, files=files, follow_redirects=False)
+    assert res.status_code == 403
+    res = console.post(
+        "/console/cases?csrf_token=not-the-token", data=data, files=files, follow_redirects=False
+    )
+    assert res.status_code == 403
 
 
 def actions(*names: str) -> list[str]:
@@ -323,7 +373,7 @@ def test_correcting_an_active_case_in_the_console_queues_an_update(console):
     review = console.get(f"/console/cases/{case_id}/review")
     console.post(f"/console/cases/{case_id}/approve", data={"csrf_token": csrf_of(review.text)})
     page = console.get(f"/console/cases/{case_id}")
-    assert f'action="/console/cases/{case_id}/edit"' in page.text
+    assert f'action="/console/cases/{case_id}/edit?csrf_token=' in page.text
     saved = console.post(
         f"/console/cases/{case_id}/edit",
         data=case_form(clothing="green raincoat") | {"csrf_token": csrf_of(page.text)},

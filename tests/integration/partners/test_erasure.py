@@ -207,7 +207,5 @@ def test_abandoned_and_rejected_drafts_are_cancelled_then_erased(world, monkeypa
         assert [(c.state, c.details) for c in stale] == [("cancelled", None)] * 2
         assert s.get(Case, ids[2]).details is not None, "a recent draft is kept"
     with session_scope() as s:
-        entries = s.scalars(
-            select(AuditEntry).where(AuditEntry.subject == f"case:{ids[0]}")
-        )
+        entries = s.scalars(select(AuditEntry).where(AuditEntry.subject == f"case:{ids[0]}"))
         assert {"case.cancelled", "case.erased"} <= {e.action for e in entries}
