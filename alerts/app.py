@@ -4,11 +4,13 @@ from __future__ import annotations
 
 import logging
 
-from fastapi import FastAPI, Request, status
+from fastapi import FastAPI, Request, Response, status
+from fastapi.exception_handlers import http_exception_handler
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
 from sqlalchemy.exc import DataError
 from sqlalchemy.exc import OperationalError as DatabaseUnavailable
+from starlette.exceptions import HTTPException as StarletteHTTPException
 
 from alerts import bootstrap
 from alerts.cases import api as cases_api
@@ -45,6 +47,10 @@ def _field_errors(exc: RequestValidationError) -> list[dict]:
         }
         for err in exc.errors()
     ]
+
+
+def _body_error(message: str) -> dict:
+    return {"field": "body", "message": message, "type": "value_error"}
 
 
 # The 422 body Reunite sends (see _field_errors), declared in place of FastAPI's default.
@@ -125,6 +131,15 @@ def create_app() -> FastAPI:
             status_code=422,
             content={"detail": _field_errors(exc)},
         )
+
+    @app.exception_handler(StarletteHTTPException)
+    async def _http(req: Request, exc: StarletteHTTPException) -> Response:
+        # FastAPI turns any JSON parsing failure into a 400; nesting deeper than the parser's
+        # recursion limit is a request the client can fix: 422 naming the body.
+        if exc.status_code == 400 and isinstance(exc.__cause__, RecursionError):
+            message = "is nested too deeply"
+            return JSONResponse(status_code=422, content={"detail": [_body_error(message)]})
+        return await http_exception_handler(req, exc)
 
     @app.exception_handler(IllegalTransition)
     async def _illegal(_req: Request, exc: IllegalTransition) -> JSONResponse:

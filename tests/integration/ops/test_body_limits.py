@@ -104,3 +104,11 @@ def test_a_deeply_nested_bulk_upload_is_422_naming_the_body(server, redis_client
         "field": "body",
         "message": "body is nested too deeply (rows are flat objects)",
     }
+
+
+def test_deep_nesting_in_any_json_body_is_422_naming_the_body(server):
+    body = b'{"child": ' + b"[" * 100_000 + b"]" * 100_000 + b"}"
+    with httpx.Client(base_url=server, timeout=30) as http:
+        res = http.post("/api/v1/cases", content=body, headers={"content-type": "application/json"})
+    assert res.status_code == 422, res.text
+    assert res.json()["detail"][0]["field"] == "body"
