@@ -248,6 +248,14 @@ def agencies_live_exercises(
     enable: Annotated[bool, typer.Option("--on/--off", help="Drills reach the public")],
 ) -> None:
     """Let this agency's drills reach the public registry (still marked), or stop it; audited."""
+    _set_agency_flag(name, "live_exercises", enable)
+    state = "reach the public (marked)" if enable else "reach test devices and opted-in partners"
+    typer.echo(f"agency {name}: drills {state}")
+
+
+def _set_agency_flag(name: str, flag: str, enable: bool) -> None:
+    """Set one of an agency's yes/no settings, audited as agency.<flag>_set; exit 2 if the
+    agency does not exist."""
     from sqlalchemy import select
 
     from alerts.users.models import Agency
@@ -259,16 +267,14 @@ def agencies_live_exercises(
         if agency is None:
             typer.echo(f"error: no agency named {name!r}", err=True)
             raise typer.Exit(2)
-        agency.live_exercises = enable
+        setattr(agency, flag, enable)
         audit.record(
             session,
             actor="cli",
-            action="agency.live_exercises_set",
+            action=f"agency.{flag}_set",
             subject=f"agency:{agency.id}",
-            detail={"live_exercises": enable},
+            detail={flag: enable},
         )
-    state = "reach the public (marked)" if enable else "reach test devices and opted-in partners"
-    typer.echo(f"agency {name}: drills {state}")
 
 
 @agencies_app.command("require-totp")
@@ -278,25 +284,7 @@ def agencies_require_totp(
 ) -> None:
     """Require a second factor (TOTP) of this agency's officers too, or stop; audited.
     Supervisors, operators and admins always need one."""
-    from sqlalchemy import select
-
-    from alerts.users.models import Agency
-    from ops.platform.audit import service as audit
-    from ops.platform.db import session_scope
-
-    with session_scope() as session:
-        agency = session.scalar(select(Agency).where(Agency.name == name))
-        if agency is None:
-            typer.echo(f"error: no agency named {name!r}", err=True)
-            raise typer.Exit(2)
-        agency.require_totp = enable
-        audit.record(
-            session,
-            actor="cli",
-            action="agency.require_totp_set",
-            subject=f"agency:{agency.id}",
-            detail={"require_totp": enable},
-        )
+    _set_agency_flag(name, "require_totp", enable)
     typer.echo(f"agency {name}: officers {'need' if enable else 'may use'} TOTP")
 
 

@@ -14,7 +14,6 @@ from datetime import timedelta
 
 import pyotp
 import pytest
-import uvicorn
 from sqlalchemy import select
 from typer.testing import CliRunner
 
@@ -28,7 +27,7 @@ from ops.platform.clock import utcnow
 from ops.platform.config import get_settings
 from ops.platform.db import session_scope
 from tests.factories import PASSWORD
-from tests.workers import free_port, wait_for
+from tests.workers import serving
 
 TOKEN = "/api/v1/auth/token"
 
@@ -120,20 +119,22 @@ def test_six_console_sessions_with_one_code_sign_in_once(api, database):
         pytest.skip("row locks are PostgreSQL's; SQLite serialises every write anyway")
     import re
 
-    import httpx
-
     from alerts.app import create_app
 
     secret = enrol("sup1")
-    port = free_port()
-    server = uvicorn.Server(
-        uvicorn.Config(create_app(), host="127.0.0.1", port=port, log_level="warning")
-    )
-    thread = threading.Thread(target=server.run, daemon=True)
-    thread.start()
-    wait_for(lambda: server.started, timeout=20)
     csrf = re.compile(r'name="csrf_token" value="([^"]+)"')
-    clients = [httpx.Client(base_url=f"http://127.0.0.1:{port}", timeout=20) for _ in range(6)]
+    with serving(create_app()) as base:
+        results = _six_sessions_one_code(base, secret, csrf)
+    # One session signs in (303 to the console); the others are refused (401, or 429 once
+    # their failures lock the account).
+    assert len(results) == 6 and results.count(303) == 1, results
+    assert set(results) - {303} <= {401, 429}, results
+
+
+def _six_sessions_one_code(base: str, secret: str, csrf) -> list[int]:
+    import httpx
+
+    clients = [httpx.Client(base_url=base, timeout=20) for _ in range(6)]
     try:
         tokens = []
         for client in clients:
@@ -164,12 +165,7 @@ def test_six_console_sessions_with_one_code_sign_in_once(api, database):
     finally:
         for client in clients:
             client.close()
-        server.should_exit = True
-        thread.join(timeout=10)
-    # One session signs in (303 to the console); the others are refused (401, or 429 once
-    # their failures lock the account).
-    assert len(results) == 6 and results.count(303) == 1, results
-    assert set(results) - {303} <= {401, 429}, results
+    return results
 
 
 @pytest.mark.parametrize(

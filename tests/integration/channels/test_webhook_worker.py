@@ -11,6 +11,9 @@ import signal
 import subprocess
 import sys
 import time
+from collections.abc import Iterator
+from contextlib import contextmanager
+from pathlib import Path
 
 import pytest
 
@@ -21,6 +24,27 @@ from tests.integration.channels import fanout_env as fx
 from tests.integration.channels.test_fanout_partners import partners, register
 
 pytestmark = pytest.mark.slow
+
+
+@contextmanager
+def webhooks_worker(env: dict[str, str], log: Path) -> Iterator[None]:
+    """`reunite webhooks` (the thread-pool worker) until the block ends."""
+    with open(log, "ab") as out:
+        proc = subprocess.Popen(
+            [sys.executable, "-m", "alerts.cli", "webhooks", "--concurrency", "16"],
+            env=env,
+            stdout=out,
+            stderr=subprocess.STDOUT,
+            start_new_session=True,
+        )
+    try:
+        fx.wait_until(lambda: b"ready" in log.read_bytes(), timeout=60, what="worker start")
+        yield
+    finally:
+        os.killpg(proc.pid, signal.SIGTERM)
+        proc.wait(timeout=30)
+
+
 TIMEOUT_S = 3.0
 
 
@@ -39,25 +63,12 @@ def test_healthy_partner_is_served_at_once_while_three_partners_hang(
         register("Healthy", eps["healthy"][1], secret, timeout_s=TIMEOUT_S)
         messages = [fx.new_message(case_id, wave=w) for w in range(1, 5)]
         env = fx.worker_env(database, tmp_path, channels_json)
-        log = tmp_path / "webhooks.log"
-        with open(log, "ab") as out:
-            proc = subprocess.Popen(
-                [sys.executable, "-m", "alerts.cli", "webhooks", "--concurrency", "16"],
-                env=env,
-                stdout=out,
-                stderr=subprocess.STDOUT,
-                start_new_session=True,
-            )
-        try:
-            fx.wait_until(lambda: b"ready" in log.read_bytes(), timeout=60, what="worker start")
+        with webhooks_worker(env, tmp_path / "webhooks.log"):
             start = time.monotonic()
             for m in messages:
                 assert service.fan_out_partners(m) == 4
             fx.wait_until(lambda: len(healthy.events) == 4, timeout=30, what="healthy events")
             healthy_s = time.monotonic() - start
-        finally:
-            os.killpg(proc.pid, signal.SIGTERM)
-            proc.wait(timeout=30)
 
     print(f"webhooks: healthy partner served in {healthy_s:.2f} s while 3 partners hang")
     # With the 12 hanging requests on prefork processes this would take several timeouts.
@@ -78,17 +89,7 @@ def test_a_hanging_partner_trips_its_breaker_within_one_timeout_round(
         endpoint_id = register("Hang", eps["hang"][1], secret, max_concurrency=2, timeout_s=3.0)
         messages = [fx.new_message(case_id, wave=w) for w in range(1, 9)]
         env = fx.worker_env(database, tmp_path, channels_json)
-        log = tmp_path / "webhooks.log"
-        with open(log, "ab") as out:
-            proc = subprocess.Popen(
-                [sys.executable, "-m", "alerts.cli", "webhooks", "--concurrency", "16"],
-                env=env,
-                stdout=out,
-                stderr=subprocess.STDOUT,
-                start_new_session=True,
-            )
-        try:
-            fx.wait_until(lambda: b"ready" in log.read_bytes(), timeout=60, what="worker start")
+        with webhooks_worker(env, tmp_path / "webhooks.log"):
             breaker = pacing.Breaker(redis_client, f"webhook:{endpoint_id}", 5, 30.0)
             start = time.monotonic()
             for m in messages:
@@ -99,9 +100,6 @@ def test_a_hanging_partner_trips_its_breaker_within_one_timeout_round(
             opened_s = time.monotonic() - start
             time.sleep(2.0)
             attempts = hanging.attempts
-        finally:
-            os.killpg(proc.pid, signal.SIGTERM)
-            proc.wait(timeout=30)
 
     print(f"webhooks: hanging partner's breaker open after {opened_s:.2f} s, {attempts} attempts")
     assert opened_s < 3.0 + 2.0, f"breaker took {opened_s:.2f} s to open"

@@ -7,15 +7,13 @@ Before, a 200 MB JSON body to /api/v1/cases answered 401 only after the API had 
 from __future__ import annotations
 
 import socket
-import threading
 import time
 from collections.abc import Iterator
 
 import httpx
 import pytest
-import uvicorn
 
-from tests.workers import free_port, wait_for
+from tests.workers import serving
 
 pytestmark = pytest.mark.parametrize("database", ["sqlite"], indirect=True)
 
@@ -24,16 +22,8 @@ pytestmark = pytest.mark.parametrize("database", ["sqlite"], indirect=True)
 def server(database) -> Iterator[str]:
     from alerts.app import create_app
 
-    port = free_port()
-    srv = uvicorn.Server(
-        uvicorn.Config(create_app(), host="127.0.0.1", port=port, log_level="warning")
-    )
-    thread = threading.Thread(target=srv.run, daemon=True)
-    thread.start()
-    wait_for(lambda: srv.started, timeout=20)
-    yield f"http://127.0.0.1:{port}"
-    srv.should_exit = True
-    thread.join(timeout=10)
+    with serving(create_app()) as url:
+        yield url
 
 
 def _raw_post(base: str, path: str, headers: str, chunks: Iterator[bytes]) -> tuple[bytes, int]:

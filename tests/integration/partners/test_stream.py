@@ -8,7 +8,6 @@ from collections.abc import Iterator
 
 import httpx
 import pytest
-import uvicorn
 
 from alerts.app import create_app
 from tests.factories import token
@@ -21,7 +20,7 @@ from tests.integration.partners.support import (
     create_partner,
     start_first_wave,
 )
-from tests.workers import free_port, wait_for
+from tests.workers import serving
 
 httpx_sse = pytest.importorskip("httpx_sse")
 
@@ -32,21 +31,8 @@ pytestmark = pytest.mark.parametrize("database", ["sqlite"], indirect=True)
 
 @pytest.fixture
 def server(world) -> Iterator[str]:
-    port = free_port()
-    config = uvicorn.Config(
-        create_app(),
-        host="127.0.0.1",
-        port=port,
-        log_level="warning",
-        timeout_graceful_shutdown=2,
-    )
-    srv = uvicorn.Server(config)
-    thread = threading.Thread(target=srv.run, daemon=True)
-    thread.start()
-    wait_for(lambda: srv.started, timeout=20)
-    yield f"http://127.0.0.1:{port}"
-    srv.should_exit = True
-    thread.join(timeout=10)
+    with serving(create_app(), timeout_graceful_shutdown=2) as url:
+        yield url
 
 
 def read_events(base: str, headers: dict, count: int, last_id: str | None = None) -> list:
