@@ -58,10 +58,12 @@ def totp_code(username: str) -> str | None:
             )
             session.add(row)
             session.flush()
-        step = max(row.last_step + 1, int(time.time() // security.TOTP_STEP) - 1)
-        if step > int(time.time() // security.TOTP_STEP) + 1:
-            time.sleep(security.TOTP_STEP)  # three tokens this half-minute: wait for a new step
-            step = int(time.time() // security.TOTP_STEP)
+        # The current step (still accepted for one step after it ends), or the next one if
+        # this account used the current step already; never one further ahead than that.
+        now_step = int(time.time() // security.TOTP_STEP)
+        step = max(row.last_step + 1, now_step)
+        while step > int(time.time() // security.TOTP_STEP) + 1:
+            time.sleep(1)
         return pyotp.TOTP(crypto.decrypt(row.secret_enc)).at(step * security.TOTP_STEP)
 
 

@@ -103,4 +103,6 @@ def test_a_hanging_partner_trips_its_breaker_within_one_timeout_round(
 
     print(f"webhooks: hanging partner's breaker open after {opened_s:.2f} s, {attempts} attempts")
     assert opened_s < 3.0 + 2.0, f"breaker took {opened_s:.2f} s to open"
-    assert attempts <= 2 + 1, f"{attempts} requests reached a hanging partner"
+    # At most the two slots' worth in flight when the second timeout opens it, twice over
+    # (a slot freed by the first timeout may start one more request before the second).
+    assert attempts <= 2 * 2, f"{attempts} requests reached a hanging partner"
