@@ -8,6 +8,7 @@ from fastapi import FastAPI, Request, Response, status
 from fastapi.exception_handlers import http_exception_handler
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
+from fastapi_offline import FastAPIOffline
 from sqlalchemy.exc import DataError
 from sqlalchemy.exc import OperationalError as DatabaseUnavailable
 from starlette.exceptions import HTTPException as StarletteHTTPException
@@ -102,7 +103,9 @@ def _default_body_limit() -> int:
 def create_app() -> FastAPI:
     """Build the API with every router and the domain error mapping."""
     bootstrap.wire()
-    app = FastAPI(
+    # Swagger UI and Redoc served from the package's own copies: a police network is offline
+    # or filtered, and the browser must not contact a CDN or Google Fonts.
+    app = FastAPIOffline(
         title="Reunite",
         version="0.1.0",
         description="Verified missing-child alerts: intake, approval, geofenced waves, fan-out.",
