@@ -47,12 +47,16 @@ def _raw_post(base: str, path: str, headers: str, chunks: Iterator[bytes]) -> tu
             except (BlockingIOError, OSError):
                 break
             sent += len(chunk)
-        sock.settimeout(10)
-        if not answer:
+        # The rest of the answer, however it is split, until the server closes or goes quiet.
+        sock.settimeout(2)
+        while not answer or b"\r\n\r\n" not in answer or not answer.rstrip().endswith(b"}"):
             try:
-                answer = sock.recv(4096)
+                more = sock.recv(4096)
             except OSError:
-                answer = b""
+                break
+            if not more:
+                break
+            answer += more
     return answer, sent
 
 
