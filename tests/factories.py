@@ -47,7 +47,7 @@ def totp_code(username: str) -> str | None:
     with session_scope() as session:
         user = session.query(User).filter_by(username=username).one()
         row = session.get(TotpSecret, user.id)
-        if row is None and Role(user.role) not in security.MFA_REQUIRED:
+        if row is None and Role(user.role) not in users.SECOND_FACTOR_ROLES:
             return None
         if row is None:
             row = TotpSecret(

@@ -26,12 +26,10 @@ from sqlalchemy.orm import Session
 
 from alerts.console.models import ConsoleSession, TotpSecret
 from alerts.users.models import User
-from alerts.users.service import SECOND_FACTOR_ROLES
 from ops.platform import crypto
 from ops.platform.clock import utcnow
 from ops.platform.config import Settings
 
-MFA_REQUIRED = SECOND_FACTOR_ROLES  # always; officers too where their agency requires it
 TOTP_STEP = 30
 ISSUER = "Reunite"
 

@@ -26,6 +26,13 @@ deliveries_router = APIRouter(prefix="/api/v1/cases", tags=["deliveries"])
 STAFF = frozenset({Role.OPERATOR, Role.ADMIN})
 
 
+def _held(session, case, kind: cases.ChangeKind, body, user) -> JSONResponse:
+    """A live change held for a second supervisor (two-person rule): 202 with the change."""
+    change = cases.propose(session, case, kind, body.model_dump(mode="json"), user)
+    session.commit()
+    return cases_api.accepted(change)
+
+
 @router.post(
     "/sightings",
     response_model=SightingRead,
@@ -54,10 +61,7 @@ def add_sighting(
     except flows.SightingRefused as exc:
         raise _field_error(exc) from None
     if case.state == CaseState.ACTIVE and flows.moves_too_far(case, body.lat, body.lon):
-        payload = body.model_dump(mode="json")
-        change = cases.propose(session, case, cases.ChangeKind.SIGHTING, payload, user)
-        session.commit()
-        return cases_api.accepted(change)
+        return _held(session, case, cases.ChangeKind.SIGHTING, body, user)
     try:
         sighting = flows.add_sighting(
             session,
@@ -117,10 +121,7 @@ def set_override(
         except ValueError as exc:  # shapely: an unusable polygon
             raise HTTPException(422, f"vertices: {exc}") from None
         if widens:
-            payload = body.model_dump(mode="json")
-            change = cases.propose(session, case, cases.ChangeKind.AREA, payload, user)
-            session.commit()
-            return cases_api.accepted(change)
+            return _held(session, case, cases.ChangeKind.AREA, body, user)
     try:
         flows.set_override(
             session,
