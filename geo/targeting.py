@@ -21,7 +21,7 @@ waves (or two workers) never alert the same device twice.
 from __future__ import annotations
 
 import math
-from collections.abc import Iterator, Sequence
+from collections.abc import Iterable, Iterator, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from functools import lru_cache
@@ -78,11 +78,16 @@ def plan(area: areas.Area) -> list[ShardPlan]:
     return [ShardPlan(int(c), bool(i)) for c, i in zip(cand[keep], interior[keep], strict=True)]
 
 
-def topic_cells(covering: Sequence[ShardPlan], earlier: Sequence[areas.Area]) -> list[int]:
+def covered_cells(earlier: Iterable[areas.Area]) -> frozenset[int]:
+    """Every shard cell an earlier wave's plan kept, boundary ones included: any of them may
+    hold devices already alerted."""
+    return frozenset(s.cell for area in earlier for s in plan(area))
+
+
+def topic_cells(covering: Sequence[ShardPlan], told: frozenset[int]) -> list[int]:
     """Shard cells a wave may reach by cell topic: wholly inside its area (interior shards) and
-    clear of every earlier wave's area (any shard an earlier plan kept, boundary ones included,
-    may hold devices already alerted). Every other device goes per token, exactly tested."""
-    told = {s.cell for area in earlier for s in plan(area)}
+    clear of every cell an earlier wave covered (`covered_cells`). Every other device goes per
+    token, exactly tested."""
     return [s.cell for s in covering if s.interior and s.cell not in told]
 
 

@@ -159,10 +159,18 @@ def tick() -> int:
 # 3. A wave starts -----------------------------------------------------------------------
 
 
-def begin_wave(session: Session, wave_id: int) -> waves.WaveStart | None:
-    """Create the wave's message and list its shards; None if the wave must not run."""
+def begin_wave(
+    session: Session, wave_id: int, planned: waves.Coverage | None = None
+) -> waves.WaveStart | None:
+    """Create the wave's message and list its shards; None if the wave must not run.
+
+    `planned` is the wave's coverage, planned outside this transaction (`start_wave` does it
+    in a read-only session of its own); without it the plan is made here, before any lock.
+    """
+    if planned is None:
+        planned = waves.coverage(session, wave_id)
     wave = waves.lock_for_start(session, wave_id)
-    if wave is None:
+    if wave is None or planned is None:
         return None
     case = session.get(Case, wave.case_id)
     if not _active(case):
@@ -182,15 +190,19 @@ def begin_wave(session: Session, wave_id: int) -> waves.WaveStart | None:
         )
         feeds.publish(session, case, get_settings())  # the CAP document, as of now
     start = waves.begin_targeting(
-        session, wave, case.alert_languages, channels.use_fcm_topics, utcnow()
+        session, wave, case.alert_languages, channels.use_fcm_topics, utcnow(), planned
     )
     return replace(start, drill=_drill(session, case.id))
 
 
 def start_wave(outbox_id: int, wave_id: int) -> int:
     """Start a due wave: one targeting task per non-empty shard, then topics, area, partners."""
+    # Planning is CPU work on the wave's geometry: it runs before the start transaction, so
+    # the wave row and the audit lock (which every approval takes) are held for milliseconds.
     with session_scope() as session:
-        start = begin_wave(session, wave_id)
+        planned = waves.coverage(session, wave_id)
+    with session_scope() as session:
+        start = begin_wave(session, wave_id, planned)
         if start is None:
             outbox.complete(session, outbox_id)
     if start is None:

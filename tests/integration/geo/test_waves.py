@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import base64
 import json
+import threading
 import time
 from datetime import UTC, datetime, timedelta
 
@@ -312,3 +313,44 @@ def test_a_device_in_a_cell_topic_is_not_told_again_by_the_next_wave(world, monk
     for shard in second.shards:
         with session_scope() as s:
             assert flows.target_shard(s, w1.id, shard.cell, shard.interior).size == 0
+
+
+def test_a_maximal_wave_plan_does_not_hold_up_an_unrelated_approval(world, monkeypatch):
+    """Planning a wave is CPU work on its geometry (0.25 s at the 500 km ceiling; before the
+    ceiling held, a China-sized drawn area took 101 s). It runs before the start transaction,
+    so an approval elsewhere never waits on it: not for the audit lock on PostgreSQL, nor the
+    write lock on SQLite. The plan is held for 3 s here so any waiting would show."""
+    case_a = approved_case(world, minutes_ago=4 * 60)
+    with session_scope() as s:
+        wave = s.scalars(select(Wave).where(Wave.case_id == case_a, Wave.index == 0)).one()
+        assert wave.radius_km == 500.0, "last seen 4 h ago: the first wave is at the ceiling"
+        outbox_id = s.scalar(select(OutboxMessage.id).order_by(OutboxMessage.id.desc()))
+        wave_id = wave.id
+    payload = case_payload()
+    payload["last_seen"]["lat"], payload["last_seen"]["lon"] = place(800.0)
+    with session_scope() as s:
+        officer = s.get(User, world["officer"])
+        case_b = cases.create(s, CaseCreate.model_validate(payload), officer, get_settings()).id
+        cases.submit(s, case_b, officer)
+
+    planning, real_plan = threading.Event(), targeting.plan
+
+    def held_plan(area):
+        planning.set()
+        time.sleep(3.0)
+        return real_plan(area)
+
+    monkeypatch.setattr(targeting, "plan", held_plan)
+    starter = threading.Thread(target=flows.start_wave, args=(outbox_id, wave_id))
+    starter.start()
+    try:
+        assert planning.wait(10), "the wave's plan never started"
+        began = time.monotonic()
+        with session_scope() as s:
+            cases.approve(s, case_b, s.get(User, world["sup"]))
+        waited = time.monotonic() - began
+    finally:
+        starter.join(30)
+    assert waited < 1.0, f"the approval waited {waited:.2f} s behind a wave's plan"
+    with session_scope() as s:
+        assert s.get(Wave, wave_id).status == "started", "the held plan still started its wave"

@@ -144,7 +144,7 @@ def test_topic_cells_lie_inside_the_wave_and_outside_every_earlier_wave(
     (nobody alerted twice); every other device goes per token through the exact test above."""
     area = Area.circle(lat, lon, radius_km)
     earlier = Area.circle(lat, lon, radius_km * earlier_share)
-    topics = targeting.topic_cells(targeting.plan(area), [earlier])
+    topics = targeting.topic_cells(targeting.plan(area), targeting.covered_cells([earlier]))
     rng = np.random.default_rng(seed)
     for shard in rng.permutation(topics)[:5]:
         children = h3.cell_to_children(h3.int_to_str(int(shard)), cells.DEVICE_RES)
