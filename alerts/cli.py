@@ -28,6 +28,8 @@ app.add_typer(partners_app, name="partners")
 app.add_typer(dlq_app, name="dlq", help="Dead letters: list and replay.")
 app.add_typer(audit_app, name="audit")
 app.add_typer(rules_app, name="rules")
+privacy_app = typer.Typer(help="Erasure of children's personal data.", no_args_is_help=True)
+app.add_typer(privacy_app, name="privacy")
 
 
 def ensure_embedded_redis() -> bool:
@@ -517,6 +519,16 @@ def audit_checkpoint() -> None:
         typer.echo("nothing new to checkpoint")
     else:
         typer.echo(f"checkpoint: entry {point.seq} at {point.at}")
+
+
+@privacy_app.command("erase-due")
+def privacy_erase_due() -> None:
+    """Erase every closed case past its retention now, as beat does every 10 minutes (photos
+    included, from the shared photo store)."""
+    ensure_embedded_redis()
+    from alerts.privacy import tasks
+
+    typer.echo(f"erased {tasks.erase_due()} case(s)")
 
 
 @app.command()

@@ -11,6 +11,7 @@ from alerts.cases import service as cases
 from channels import reconcile
 from channels import status as channel_status
 from ops import status
+from ops.platform import blobstore
 from ops.platform.config import get_settings
 from ops.platform.db import session_scope
 
@@ -26,6 +27,7 @@ def print_status() -> int:
     except redis.RedisError as exc:
         typer.echo(f"redis: down ({type(exc).__name__})", err=True)
         return 1
+    typer.echo(f"photo store: {blobstore.describe(get_settings())}")
     typer.echo("queues (waiting):")
     for queue, n in depths.items():
         typer.echo(f"  {queue:<10} {n:>8}")

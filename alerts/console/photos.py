@@ -2,7 +2,8 @@
 
 Only JPEG, PNG and WebP pass, judged by decoding (the declared type and file name are not
 trusted). Re-encoding from raw pixels drops EXIF (GPS included), XMP, ICC and text chunks.
-Originals stay on disk for the alert pipeline; the console only ever serves thumbnails.
+Both go to the shared photo store (ops/platform/blobstore.py) for the alert pipeline; the
+console only ever serves thumbnails.
 """
 
 from __future__ import annotations
@@ -11,13 +12,13 @@ import io
 import secrets
 import warnings
 from dataclasses import dataclass
-from pathlib import Path
 
 from PIL import Image, ImageOps, UnidentifiedImageError
 from sqlalchemy.orm import Session
 
 from alerts.console.models import ConsolePhoto
 from alerts.users.models import User
+from ops.platform import blobstore
 from ops.platform.config import Settings
 
 FORMATS = {
@@ -40,13 +41,6 @@ class PhotoRejected(ValueError):
 class Stored:
     ref: str
     content_type: str
-
-
-def photo_dir(settings: Settings) -> Path:
-    """Where photos live (created private on first use)."""
-    path = settings.data_dir / "photos"
-    path.mkdir(parents=True, exist_ok=True, mode=0o700)
-    return path
 
 
 def _decode(data: bytes, max_pixels: int) -> tuple[Image.Image, str]:
@@ -104,13 +98,10 @@ def store(session: Session, data: bytes, user: User, settings: Settings) -> Stor
         raise PhotoRejected("type", "the file is empty")
     body, thumb, content_type, (width, height) = sanitise(data, settings.photo_max_pixels)
     ref = "ph_" + secrets.token_urlsafe(24)
-    folder = photo_dir(settings)
     ext = {v[0]: v[1] for v in FORMATS.values()}[content_type]
-    for name, blob in ((f"{ref}.{ext}", body), (f"{ref}.thumb.jpg", thumb)):
-        path = folder / name
-        with open(path, "wb") as fh:
-            fh.write(blob)
-        path.chmod(0o600)
+    shared = blobstore.store_for(settings)
+    shared.put(f"{ref}.thumb.jpg", thumb, "image/jpeg")
+    shared.put(f"{ref}.{ext}", body, content_type)  # last: a ref with an original is whole
     session.add(
         ConsolePhoto(
             ref=ref,
@@ -125,6 +116,6 @@ def store(session: Session, data: bytes, user: User, settings: Settings) -> Stor
     return Stored(ref=ref, content_type=content_type)
 
 
-def thumbnail_path(settings: Settings, ref: str) -> Path:
-    """Path of a stored thumbnail (the ref was validated by the caller)."""
-    return photo_dir(settings) / f"{ref}.thumb.jpg"
+def thumbnail(settings: Settings, ref: str) -> bytes | None:
+    """A stored thumbnail (the ref was validated by the caller)."""
+    return blobstore.store_for(settings).get(f"{ref}.thumb.jpg")

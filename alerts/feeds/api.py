@@ -8,7 +8,7 @@ from typing import Annotated
 
 import anyio
 from fastapi import APIRouter, Header, HTTPException, Query, Request, Response, status
-from fastapi.responses import FileResponse, StreamingResponse
+from fastapi.responses import StreamingResponse
 from sqlalchemy import select
 
 from alerts.cases.lifecycle import CaseState
@@ -142,25 +142,26 @@ def stream(
     )
 
 
-@router.get("/photos/{ref}", response_class=FileResponse)
+@router.get("/photos/{ref}", response_class=Response)
 def photo(
     ref: str,
     session: SessionDep,
     settings: SettingsDep,
     expires: Annotated[int, Query()],
     sig: Annotated[str, Query(max_length=128)],
-) -> FileResponse:
+) -> Response:
     """A case photo behind an expiring signed URL; it stops working when the case closes."""
     if not photos.verify(settings, ref, expires, sig, time.time()):
         raise HTTPException(status.HTTP_403_FORBIDDEN, "photo link is invalid or expired")
-    path = photos.original(settings, ref)
     active = session.scalars(select(Case).where(Case.state == CaseState.ACTIVE.value)).unique()
-    if path is None or not any(
+    listed = any(
         c.details is not None and any(p.get("ref") == ref for p in c.details.photos or [])
         for c in active
-    ):
+    )
+    stored = photos.original(settings, ref) if listed else None
+    if stored is None:
         raise HTTPException(status.HTTP_410_GONE, "photo is no longer available")
-    return FileResponse(path, media_type=photos.TYPES.get(path.suffix.lstrip("."), "image/jpeg"))
+    return Response(stored.data, media_type=stored.content_type)
 
 
 class DrillKind(StrEnum):

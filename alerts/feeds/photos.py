@@ -1,41 +1,65 @@
 """Signed, expiring photo URLs: HMAC over the photo ref and expiry with the secret key.
 
-The console stores sanitised photos as `data_dir/photos/<ref>.<ext>` (alerts/console/photos.py);
-this module only finds, signs and hashes them. A URL works until its expiry and only while the
-case is active: closure stops every photo URL at once, erasure deletes the files.
+The console stores sanitised photos in the shared photo store as `<ref>.<ext>` and
+`<ref>.thumb.jpg` (alerts/console/photos.py, ops/platform/blobstore.py); this module finds,
+reads, signs and hashes them. A URL works until its expiry and only while the case is active:
+closure stops every photo URL at once, erasure deletes the objects.
 """
 
 from __future__ import annotations
 
 import hashlib
 import hmac
-from pathlib import Path
+from dataclasses import dataclass
 from urllib.parse import urlencode
 
+from ops.platform import blobstore
 from ops.platform.config import Settings
 
 TYPES = {"jpg": "image/jpeg", "jpeg": "image/jpeg", "png": "image/png", "webp": "image/webp"}
 
 
-def photo_dir(settings: Settings) -> Path:
-    """Where the console keeps photos."""
-    return settings.data_dir / "photos"
+@dataclass(frozen=True)
+class Original:
+    data: bytes
+    content_type: str
 
 
-def files_of(settings: Settings, ref: str) -> list[Path]:
-    """Every stored file of a photo ref (original and thumbnail)."""
-    folder = photo_dir(settings)
-    if not folder.is_dir():
+def names_of(settings: Settings, ref: str) -> list[str]:
+    """Every stored object of a photo ref (original and thumbnail)."""
+    if not ref:
         return []
-    return [p for p in folder.iterdir() if p.name.split(".", 1)[0] == ref]
+    return blobstore.store_for(settings).names(ref)
 
 
-def original(settings: Settings, ref: str) -> Path | None:
-    """The full-size photo file of a ref, if stored."""
-    for path in files_of(settings, ref):
-        if ".thumb." not in path.name and path.suffix.lstrip(".") in TYPES:
-            return path
+def _original_name(settings: Settings, ref: str) -> str | None:
+    for name in names_of(settings, ref):
+        if ".thumb." not in name and name.rpartition(".")[2] in TYPES:
+            return name
     return None
+
+
+def has_original(settings: Settings, ref: str) -> bool:
+    """Whether the full-size photo of a ref is stored."""
+    return _original_name(settings, ref) is not None
+
+
+def original(settings: Settings, ref: str) -> Original | None:
+    """The full-size photo of a ref, if stored."""
+    name = _original_name(settings, ref)
+    data = blobstore.store_for(settings).get(name) if name else None
+    if data is None:
+        return None
+    return Original(data=data, content_type=TYPES[name.rpartition(".")[2]])
+
+
+def erase(settings: Settings, ref: str) -> int:
+    """Delete every stored object of a ref; returns how many there were."""
+    store = blobstore.store_for(settings)
+    names = names_of(settings, ref)
+    for name in names:
+        store.delete(name)
+    return len(names)
 
 
 def signature(settings: Settings, ref: str, expires: int) -> str:
@@ -62,9 +86,9 @@ def verify(settings: Settings, ref: str, expires: int, sig: str, now: float) -> 
     )
 
 
-def sha1(path: Path) -> str:
-    """SHA-1 digest of a file, as CAP `digest` wants it."""
-    return hashlib.sha1(path.read_bytes()).hexdigest()
+def sha1(data: bytes) -> str:
+    """SHA-1 digest of a photo, as CAP `digest` wants it."""
+    return hashlib.sha1(data).hexdigest()
 
 
 def url_for_case(case, settings: Settings, now: float) -> str | None:
@@ -72,6 +96,6 @@ def url_for_case(case, settings: Settings, now: float) -> str | None:
     if case.state != "active" or case.details is None:
         return None
     for photo in case.details.photos or []:
-        if original(settings, str(photo.get("ref", ""))) is not None:
+        if has_original(settings, str(photo.get("ref", ""))):
             return signed_url(settings, photo["ref"], now)[0]
     return None

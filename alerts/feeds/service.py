@@ -78,8 +78,8 @@ def _photo_resources(settings: Settings, case: Case, now: float) -> list[cap.Res
     signed_at = now - now % step
     out = []
     for photo in case.details.photos or []:
-        path = photos.original(settings, photo["ref"])
-        if path is None:
+        stored = photos.original(settings, photo["ref"])
+        if stored is None:
             continue
         url, _ = photos.signed_url(settings, photo["ref"], signed_at)
         out.append(
@@ -87,8 +87,8 @@ def _photo_resources(settings: Settings, case: Case, now: float) -> list[cap.Res
                 description="Photo of the missing child",
                 mime_type=photo.get("content_type") or "image/jpeg",
                 uri=url,
-                digest=photos.sha1(path),
-                size=path.stat().st_size,
+                digest=photos.sha1(stored.data),
+                size=len(stored.data),
             )
         )
     return out

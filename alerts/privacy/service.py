@@ -45,9 +45,7 @@ def erase(session: Session, case_id: str, settings: Settings, kind: str = "reten
     deleted = 0
     if case.details is not None:
         for photo in case.details.photos or []:
-            for path in photos.files_of(settings, str(photo.get("ref", ""))):
-                path.unlink(missing_ok=True)
-                deleted += 1
+            deleted += photos.erase(settings, str(photo.get("ref", "")))
         case.details = None
     case.rejection_reason = None
     case.close_reason = None

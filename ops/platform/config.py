@@ -46,6 +46,9 @@ class Settings(BaseSettings):
     # database's owners cannot rewrite it (another host's volume, a synced object store).
     audit_checkpoint_path: Path | None = None
     audit_checkpoint_interval_s: float = Field(default=60.0, ge=1)
+    # Where case photos live, shared by the API and every worker (ops/platform/blobstore.py):
+    # unset is <data_dir>/photos; a directory path; or s3+https://KEY:SECRET@host/bucket.
+    photo_store: SecretStr | None = None
     # /metrics needs "Authorization: Bearer <token>" when set; production serves it only then.
     metrics_token: SecretStr | None = None
 

@@ -9,7 +9,7 @@ from datetime import UTC, datetime
 from fastapi import APIRouter, BackgroundTasks, HTTPException, Request
 from pydantic import ValidationError
 from sqlalchemy import select
-from starlette.responses import FileResponse, RedirectResponse, Response
+from starlette.responses import RedirectResponse, Response
 
 from alerts.cases import service as cases
 from alerts.cases.lifecycle import CaseState
@@ -352,9 +352,7 @@ def photo_thumb(ref: str, ctx: Police) -> Response:
     row = ctx.db.scalar(select(ConsolePhoto).where(ConsolePhoto.ref == ref))
     if row is None or row.agency_id not in cases.visible_agencies(ctx.db, ctx.user):
         raise HTTPException(404, "not found")
-    path = photos.thumbnail_path(ctx.settings, ref)
-    if not path.exists():
+    data = photos.thumbnail(ctx.settings, ref)
+    if data is None:
         raise HTTPException(404, "not found")
-    return FileResponse(
-        path, media_type="image/jpeg", headers={"Cache-Control": "private, no-store"}
-    )
+    return Response(data, media_type="image/jpeg", headers={"Cache-Control": "private, no-store"})

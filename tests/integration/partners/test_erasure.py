@@ -21,6 +21,7 @@ from channels import service as channels
 from geo.waves.models import Sighting
 from ops.peers import webhook as webhook_sink
 from ops.platform.audit import service as audit
+from ops.platform import blobstore
 from ops.platform.config import get_settings
 from ops.platform.db import get_engine, session_scope
 from ops.platform.redis_client import get_redis
@@ -109,10 +110,8 @@ def receiver():
 def test_nothing_personal_survives_erasure_in_tables_redis_or_files(world, api, receiver):
     sink, url = receiver
     settings = get_settings()
-    folder = photos.photo_dir(settings)
-    folder.mkdir(parents=True, exist_ok=True)
     for name in ("photo_0001abcd.jpg", "photo_0001abcd.thumb.jpg"):
-        (folder / name).write_bytes(b"\xff\xd8 pixels of " + MARKER)
+        blobstore.store_for(settings).put(name, b"\xff\xd8 pixels of " + MARKER, "image/jpeg")
     key = bearer(
         create_partner(api, token(api, "admin1"), "MapsApp", area=[GUANGZHOU])["key"]["key"]
     )
@@ -145,7 +144,7 @@ def test_nothing_personal_survives_erasure_in_tables_redis_or_files(world, api, 
     assert rows_with_marker() == []
     assert redis_with_marker() == []
     assert files_with_marker(settings.data_dir) == []
-    assert photos.files_of(settings, "photo_0001abcd") == []
+    assert photos.names_of(settings, "photo_0001abcd") == []
     with session_scope() as s:
         case = s.get(Case, case_id)
         assert case.details is None and case.close_reason is None

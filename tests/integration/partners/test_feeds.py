@@ -15,6 +15,7 @@ from alerts.cases.models import Case
 from alerts.feeds import cap, photos
 from alerts.feeds import service as feeds
 from channels import service as channels
+from ops.platform import blobstore
 from ops.platform.config import get_settings
 from ops.platform.db import session_scope
 from tests.factories import case_payload, token
@@ -160,10 +161,8 @@ def test_partner_languages_limit_the_cap_infos(world, api):
 
 def test_photo_is_a_signed_resource_with_sha1_and_stops_at_closure(world, api, partner):
     settings = get_settings()
-    folder = photos.photo_dir(settings)
-    folder.mkdir(parents=True, exist_ok=True)
     blob = b"\xff\xd8\xff\xe0 not really a jpeg"
-    (folder / "photo_0001abcd.jpg").write_bytes(blob)
+    blobstore.store_for(settings).put("photo_0001abcd.jpg", blob, "image/jpeg")
     case_id = approved_case(world)
     message_id = start_first_wave(case_id)
     identifier = feeds.identifier_of(message_id, "alert")
