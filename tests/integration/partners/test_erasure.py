@@ -20,8 +20,8 @@ from channels import fanout
 from channels import service as channels
 from geo.waves.models import Sighting
 from ops.peers import webhook as webhook_sink
-from ops.platform.audit import service as audit
 from ops.platform import blobstore
+from ops.platform.audit import service as audit
 from ops.platform.config import get_settings
 from ops.platform.db import get_engine, session_scope
 from ops.platform.redis_client import get_redis
