@@ -89,6 +89,8 @@ def api(
     """Run the HTTP API."""
     import uvicorn
 
+    from ops import slowclients
+
     settings = get_settings()
     _prepare_process()
     ensure_embedded_redis()
@@ -104,6 +106,8 @@ def api(
         # would trust 127.0.0.1, letting any local client pick the address lockout sees).
         proxy_headers=bool(settings.trusted_proxies),
         forwarded_allow_ips=settings.trusted_proxies or None,
+        # Deadlines for dribbled headers and stalled bodies (uvicorn has only keep-alive).
+        http=slowclients.guard(settings.http_header_timeout_s, settings.http_body_idle_timeout_s),
     )
 
 

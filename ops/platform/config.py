@@ -96,6 +96,10 @@ class Settings(BaseSettings):
     photo_max_bytes: int = Field(default=10 * 1024 * 1024, ge=1024)
     # Any other request body (JSON, forms); sign-in forms get 16 KB (ops.bodylimit).
     body_max_bytes: int = Field(default=1024 * 1024, ge=16 * 1024)
+    # Slow clients (ops/slowclients.py): a request's headers must arrive within this total,
+    # and a body may pause no longer than this between chunks.
+    http_header_timeout_s: float = Field(default=10.0, gt=0, le=300)
+    http_body_idle_timeout_s: float = Field(default=30.0, gt=0, le=600)
     photo_max_pixels: int = Field(default=40_000_000, ge=10_000)
     # e.g. https://tiles.example/{z}/{x}/{y}.png; unset: the map draws rings on a graticule.
     map_tile_url: str | None = None
