@@ -14,7 +14,7 @@ from sqlalchemy import select
 from alerts.cases.lifecycle import CaseState
 from alerts.cases.models import Case
 from alerts.deps import FeedsReader, SessionDep, SettingsDep, SupervisorUser
-from alerts.feeds import photos, sse
+from alerts.feeds import httpcache, photos, sse
 from alerts.feeds import service as feeds
 from alerts.feeds.models import CaseDrill
 from alerts.partners import service as partners
@@ -25,6 +25,7 @@ from ops.platform.redis_client import get_redis
 router = APIRouter(prefix="/api/v1", tags=["feeds"])
 CAP_TYPE = "application/cap+xml"
 ATOM_TYPE = "application/atom+xml"
+JSON_FEED_TYPE = "application/feed+json"
 STREAM_RECHECK_S = 2.0  # an open stream re-checks its key and partner this often
 
 
@@ -36,12 +37,24 @@ def _partner(session, key, fmt: partners.Format) -> Partner:
     return partner
 
 
-def _cached(body: bytes, media_type: str, last_modified: str, if_none_match: str | None):
-    tag = feeds.etag(body)
-    headers = {"ETag": tag, "Last-Modified": last_modified, "Cache-Control": "private, max-age=30"}
-    if if_none_match and tag in [t.strip() for t in if_none_match.split(",")]:
-        return Response(status_code=status.HTTP_304_NOT_MODIFIED, headers=headers)
-    return Response(content=body, media_type=media_type, headers=headers)
+def _cached(
+    name: str,
+    body: bytes,
+    media_type: str,
+    if_none_match: str | None,
+    if_modified_since: str | None,
+) -> Response:
+    tag = httpcache.etag(body)
+    modified = httpcache.changed_at(get_redis(), name, tag)
+    return httpcache.respond(
+        body,
+        media_type,
+        tag,
+        modified,
+        "private, max-age=30",
+        if_none_match,
+        if_modified_since,
+    )
 
 
 @router.get("/feeds/atom", response_class=Response, responses={200: {"content": {ATOM_TYPE: {}}}})
@@ -51,13 +64,15 @@ def atom_feed(
     key: FeedsReader,
     page: Annotated[int, Query(ge=1, le=10_000)] = 1,
     if_none_match: Annotated[str | None, Header()] = None,
+    if_modified_since: Annotated[str | None, Header()] = None,
 ) -> Response:
     """Atom feed of current alerts (one entry per alert, linking to its CAP document)."""
     partner = _partner(session, key, partners.Format.ATOM)
     docs = feeds.current(session, partner, settings)
     items, has_next = feeds.page_of(docs, page, settings.feed_page_size)
     body = feeds.atom(items, settings, page, has_next)
-    return _cached(body, ATOM_TYPE, feeds.last_modified(docs), if_none_match)
+    name = f"partner:{partner.id}:atom:{page}"
+    return _cached(name, body, ATOM_TYPE, if_none_match, if_modified_since)
 
 
 @router.get("/feeds/json", response_class=Response)
@@ -67,13 +82,15 @@ def json_feed(
     key: FeedsReader,
     page: Annotated[int, Query(ge=1, le=10_000)] = 1,
     if_none_match: Annotated[str | None, Header()] = None,
+    if_modified_since: Annotated[str | None, Header()] = None,
 ) -> Response:
     """JSON Feed 1.1 of the same alerts, for app developers."""
     partner = _partner(session, key, partners.Format.JSON)
     docs = feeds.current(session, partner, settings)
     items, has_next = feeds.page_of(docs, page, settings.feed_page_size)
     body = feeds.json_feed(items, settings, page, has_next)
-    return _cached(body, "application/feed+json", feeds.last_modified(docs), if_none_match)
+    name = f"partner:{partner.id}:json:{page}"
+    return _cached(name, body, JSON_FEED_TYPE, if_none_match, if_modified_since)
 
 
 @router.get("/feeds/cap/{identifier:path}", response_class=Response)
@@ -83,6 +100,7 @@ def cap_document(
     settings: SettingsDep,
     key: FeedsReader,
     if_none_match: Annotated[str | None, Header()] = None,
+    if_modified_since: Annotated[str | None, Header()] = None,
 ) -> Response:
     """One CAP 1.2 document."""
     partner = _partner(session, key, partners.Format.CAP)
@@ -92,7 +110,12 @@ def cap_document(
         raise HTTPException(status.HTTP_410_GONE, "this alert has ended and was erased") from None
     if doc is None:
         raise HTTPException(status.HTTP_404_NOT_FOUND, "no such current CAP document")
-    return _cached(doc.xml(), CAP_TYPE, feeds.last_modified([doc]), if_none_match)
+    body = doc.xml()
+    tag = httpcache.etag(body)
+    # A stored document never changes: its own time is its Last-Modified.
+    return httpcache.respond(
+        body, CAP_TYPE, tag, doc.sent, "private, max-age=30", if_none_match, if_modified_since
+    )
 
 
 @router.get("/feeds/stream", response_class=StreamingResponse)

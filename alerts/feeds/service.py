@@ -8,13 +8,11 @@ a closing message becomes an AllClear Update with a near expiry and then a Cance
 
 from __future__ import annotations
 
-import hashlib
 import json
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, replace
 from datetime import datetime, timedelta
-from email.utils import format_datetime
 from xml.etree import ElementTree as ET
 
 from pydantic import TypeAdapter
@@ -65,9 +63,12 @@ def identifier_of(message_id: str, variant: str) -> str:
     return f"reunite:{message_id}" + (":cancel" if variant == "cancel" else "")
 
 
-def cap_url(settings: Settings, identifier: str) -> str:
-    """Where a partner fetches one CAP document."""
-    return f"{settings.public_base_url.rstrip('/')}/api/v1/feeds/cap/{identifier}"
+def cap_url(settings: Settings, identifier: str, public: bool = False) -> str:
+    """Where a partner (or, `public`, anyone) fetches one CAP document."""
+    base = settings.public_base_url.rstrip("/")
+    if public:
+        return f"{base}/public/cap/{identifier}.xml"
+    return f"{base}/api/v1/feeds/cap/{identifier}"
 
 
 def _photo_resources(settings: Settings, case: Case, now: float) -> list[cap.Resource]:
@@ -136,9 +137,11 @@ DRILL_NOTES = {
 }
 
 
-def _for_drills(session: Session, case_id: str, partner: Partner | None) -> bool:
-    """A drill or test reaches only partners that opted in to drills."""
-    if partner is None or partner.drills:
+def _for_drills(
+    session: Session, case_id: str, partner: Partner | None, public: bool = False
+) -> bool:
+    """A drill or test reaches only partners that opted in to drills, never the public feed."""
+    if not public and (partner is None or partner.drills):
         return True
     return not content.restricted_audience(session, case_id)
 
@@ -315,14 +318,23 @@ def for_partner(doc: CapDoc, partner: Partner | None) -> CapDoc:
 
 
 def document(
-    session: Session, identifier: str, settings: Settings, partner: Partner | None
+    session: Session,
+    identifier: str,
+    settings: Settings,
+    partner: Partner | None,
+    public: bool = False,
 ) -> CapDoc | None:
-    """One CAP document by identifier, if the partner may see it; DocumentGone once erased."""
+    """One CAP document by identifier, if the partner (or, `public`, anyone) may see it;
+    DocumentGone once erased."""
     message_id = identifier.removeprefix("reunite:").removesuffix(":cancel")
     case = session.get(Case, MessageId.case_of(message_id))
     if case is not None and session.get(CaseErasure, case.id) is not None:
         raise DocumentGone(identifier)
-    if case is None or not _visible(case, settings) or not _for_drills(session, case.id, partner):
+    if (
+        case is None
+        or not _visible(case, settings)
+        or not _for_drills(session, case.id, partner, public)
+    ):
         return None
     for doc in case_documents(session, case, settings):
         if doc.identifier == identifier:
@@ -342,8 +354,11 @@ def _visible(case: Case, settings: Settings, now: datetime | None = None) -> boo
     return case.closed_at > (now or utcnow()) - timedelta(hours=settings.feed_removal_hours)
 
 
-def current(session: Session, partner: Partner | None, settings: Settings) -> list[CapDoc]:
-    """The current document of every alert in the feeds, newest first, for this partner."""
+def current(
+    session: Session, partner: Partner | None, settings: Settings, public: bool = False
+) -> list[CapDoc]:
+    """The current document of every alert in the feeds, newest first, for this partner (or,
+    `public`, for anyone: no drills)."""
     from ops.platform.clock import utcnow
 
     now = utcnow()
@@ -359,7 +374,7 @@ def current(session: Session, partner: Partner | None, settings: Settings) -> li
     ).unique()
     out = []
     for case in cases:
-        if not _for_drills(session, case.id, partner):
+        if not _for_drills(session, case.id, partner, public):
             continue
         docs = case_documents(session, case, settings)
         if not docs:
@@ -376,27 +391,17 @@ def current(session: Session, partner: Partner | None, settings: Settings) -> li
     return out
 
 
-def etag(body: bytes) -> str:
-    """A strong ETag of a response body."""
-    return '"' + hashlib.sha256(body).hexdigest()[:32] + '"'
-
-
-def last_modified(docs: list[CapDoc]) -> str:
-    """HTTP date of the newest document."""
-    from ops.platform.clock import utcnow
-
-    newest = max((d.sent for d in docs), default=utcnow().replace(microsecond=0))
-    return format_datetime(newest.replace(microsecond=0), usegmt=True)
-
-
 def page_of(docs: list[CapDoc], page: int, size: int) -> tuple[list[CapDoc], bool]:
     """One page of documents and whether another follows."""
     start = (page - 1) * size
     return docs[start : start + size], len(docs) > start + size
 
 
-def atom(docs: list[CapDoc], settings: Settings, page: int, has_next: bool) -> bytes:
-    """The Atom feed page: one entry per alert, linking to its CAP document."""
+def atom(
+    docs: list[CapDoc], settings: Settings, page: int, has_next: bool, public: bool = False
+) -> bytes:
+    """The Atom feed page: one entry per alert, linking to its CAP document (the public feed's
+    entries link to the public documents)."""
     ET.register_namespace("", ATOM_NS)
 
     def sub(parent: ET.Element, tag: str, text: str | None = None, **attrs: str) -> ET.Element:
@@ -405,9 +410,10 @@ def atom(docs: list[CapDoc], settings: Settings, page: int, has_next: bool) -> b
             el.text = text
         return el
 
-    base = settings.public_base_url.rstrip("/") + "/api/v1/feeds/atom"
+    path = "/public/alerts.atom" if public else "/api/v1/feeds/atom"
+    base = settings.public_base_url.rstrip("/") + path
     feed = ET.Element(f"{{{ATOM_NS}}}feed")
-    sub(feed, "id", "urn:reunite:feeds:atom")
+    sub(feed, "id", "urn:reunite:feeds:public" if public else "urn:reunite:feeds:atom")
     sub(feed, "title", "Reunite missing-child alerts")
     newest = max((d.sent for d in docs), default=None)
     sub(feed, "updated", cap.cap_time(newest) if newest else "1970-01-01T00:00:00+00:00")
@@ -431,14 +437,17 @@ def atom(docs: list[CapDoc], settings: Settings, page: int, has_next: bool) -> b
             "link",
             rel="alternate",
             type="application/cap+xml",
-            href=cap_url(settings, doc.identifier),
+            href=cap_url(settings, doc.identifier, public),
         )
     return ET.tostring(feed, encoding="utf-8", xml_declaration=True)
 
 
-def json_feed(docs: list[CapDoc], settings: Settings, page: int, has_next: bool) -> bytes:
+def json_feed(
+    docs: list[CapDoc], settings: Settings, page: int, has_next: bool, public: bool = False
+) -> bytes:
     """The JSON Feed 1.1 page of the same alerts, with the area and CAP link per item."""
-    base = settings.public_base_url.rstrip("/") + "/api/v1/feeds/json"
+    path = "/public/alerts.json" if public else "/api/v1/feeds/json"
+    base = settings.public_base_url.rstrip("/") + path
     items = []
     for doc in docs:
         d = doc.document
@@ -451,7 +460,7 @@ def json_feed(docs: list[CapDoc], settings: Settings, page: int, has_next: bool)
                 "date_modified": cap.cap_time(doc.sent),
                 "_reunite": {
                     "cap_identifier": doc.identifier,
-                    "cap_url": cap_url(settings, doc.identifier),
+                    "cap_url": cap_url(settings, doc.identifier, public),
                     "event": str(MessageId.parse(doc.message_id).event),
                     "msg_type": str(d.msg_type),
                     "status": str(d.status),

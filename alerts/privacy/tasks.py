@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from alerts.cases import service as cases
+from alerts.feeds import public
 from alerts.privacy import service
 from ops.platform.celery_app import celery_app
 from ops.platform.config import get_settings
@@ -24,4 +25,5 @@ def erase_due() -> int:
     if ids:
         with session_scope() as session:
             service.scrub_storage(session)
+        public.forget()  # cached public feeds and documents drop the erased cases now
     return len(ids)

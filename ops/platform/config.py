@@ -130,6 +130,8 @@ class Settings(BaseSettings):
     # The AllClear Update's near expiry.
     allclear_expires_minutes: int = Field(default=60, ge=1, le=24 * 60)
     feed_page_size: int = Field(default=50, ge=1, le=500)
+    # The public feed (alerts/feeds/public.py) is rebuilt at most this often, served from Redis.
+    public_feed_cache_s: float = Field(default=15, ge=1, le=3600)
     photo_url_ttl_seconds: int = Field(default=3600, ge=60, le=7 * 24 * 3600)
     # Live-stream events older than this are trimmed; a reconnect within it misses nothing.
     stream_retention_hours: float = Field(default=24, gt=0, le=24 * 14)
