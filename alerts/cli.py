@@ -346,7 +346,8 @@ def users_token(username: str) -> None:
     from alerts.users import service as users
     from ops.platform.db import session_scope
 
-    password = typer.prompt("Password", hide_input=True)
+    # Prompts go to stderr, so `export TOKEN="$(reunite users token admin1)"` captures the token.
+    password = typer.prompt("Password", hide_input=True, err=True)
     with session_scope() as session:
         user = users.authenticate(session, username, password)
         if user is None:
@@ -358,7 +359,7 @@ def users_token(username: str) -> None:
             if not enrolled:
                 typer.echo("error: enrol a second factor (TOTP) in the console first", err=True)
                 raise typer.Exit(2)
-            if not security.check_code(row, typer.prompt("TOTP code")):
+            if not security.check_code(row, typer.prompt("TOTP code", err=True)):
                 typer.echo("error: wrong TOTP code", err=True)
                 raise typer.Exit(2)
         token, _ = users.issue_token(session, user, timedelta(hours=get_settings().token_ttl_hours))

@@ -77,7 +77,7 @@ class CaseAlerts:
         case = session.get(Case, case_id)
         if case is None:
             return None
-        link_base = get_settings().channels.deep_link_base
+        link_base = get_settings().case_link_base
         return alert_content(case, kind, wave, link_base), list(case.alert_languages)
 
 

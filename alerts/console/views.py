@@ -163,9 +163,7 @@ class LanguagePreview:
 
 def message_previews(case: Case, settings: Settings) -> list[LanguagePreview]:
     """Exactly what the first alert would say, per language (push, SMS, CAP headline)."""
-    alert = content.alert_content(
-        case, messages.MessageKind.ALERT, 0, settings.channels.deep_link_base
-    )
+    alert = content.alert_content(case, messages.MessageKind.ALERT, 0, settings.case_link_base)
     out = []
     for lang in case.alert_languages:
         if lang not in messages.SUPPORTED_LANGUAGES:

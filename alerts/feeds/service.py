@@ -96,7 +96,7 @@ def _photo_resources(settings: Settings, case: Case, now: float) -> list[cap.Res
 
 
 def _infos(settings: Settings, case: Case, kind: MessageKind, wave: int, langs: list[str]):
-    alert = content.alert_content(case, kind, wave, settings.channels.deep_link_base)
+    alert = content.alert_content(case, kind, wave, settings.case_link_base)
     out = []
     for lang in langs:
         m = messages.render(

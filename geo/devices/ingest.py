@@ -26,19 +26,29 @@ class PayloadError(ValueError):
     """The upload as a whole cannot be read (not JSON, not a list, too many rows)."""
 
 
+@dataclass(frozen=True, slots=True)
+class Unreadable:
+    """An NDJSON line that is not a JSON value: a bad row like any other, reported by its
+    index (and line number) while the good rows around it are applied."""
+
+    line: int
+    reason: str
+
+
 def parse_payload(body: bytes, content_type: str, max_rows: int) -> list[Any]:
-    """Raw rows from a JSON array, a {"devices": [...]} object, or NDJSON."""
+    """Raw rows from a JSON array, a {"devices": [...]} object, or NDJSON (one row per
+    non-blank line; an unreadable line becomes an `Unreadable` row)."""
     if "ndjson" in content_type or "jsonl" in content_type:
-        rows = []
+        rows: list[Any] = []
         for number, line in enumerate(body.splitlines(), start=1):
             if not line.strip():
                 continue
             try:
                 rows.append(json.loads(line))
             except ValueError:
-                raise PayloadError(f"line {number}: not valid JSON") from None
+                rows.append(Unreadable(number, "not valid JSON"))
             except RecursionError:
-                raise PayloadError(f"line {number}: nested too deeply") from None
+                rows.append(Unreadable(number, "nested too deeply (rows are flat objects)"))
             if len(rows) > max_rows:
                 raise PayloadError(f"more than {max_rows} rows; split the upload")
         return rows
@@ -119,6 +129,11 @@ def apply_rows(
     rejected: list[RowError] = []
     good: list[_Location] = []
     for i, raw in enumerate(raw_rows):
+        if isinstance(raw, Unreadable):
+            rejected.append(
+                RowError(index=i, field="row", message=f"line {raw.line}: {raw.reason}")
+            )
+            continue
         loc = _plain_location(i, raw)
         if loc is None:
             try:

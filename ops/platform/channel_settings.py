@@ -145,7 +145,8 @@ class ChannelSettings(BaseModel):
     sms_provider: Literal["smpp", "http"] = "smpp"
     webhook: WebhookSettings = WebhookSettings()
 
-    deep_link_base: str = "https://reunite.example/c/"
+    # Where message links point; unset: the public case page, REUNITE_PUBLIC_BASE_URL + "/c/".
+    deep_link_base: str | None = None
     message_ttl_s: int = Field(default=24 * 3600, ge=60)
 
     # Provider limits: each channel class declares its own (rate_per_second, batch_size,

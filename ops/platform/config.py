@@ -5,6 +5,7 @@ from __future__ import annotations
 from enum import StrEnum
 from functools import lru_cache
 from pathlib import Path
+from urllib.parse import urlsplit
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 from pydantic import AliasChoices, Field, SecretStr, field_validator, model_validator
@@ -124,7 +125,8 @@ class Settings(BaseSettings):
 
     # Partner feeds, stream and privacy (alerts/feeds, alerts/partners, alerts/privacy).
     public_base_url: str = "http://127.0.0.1:8000"
-    cap_sender: str = "alerts@reunite.example"
+    # CAP <sender>: unset, "alerts@" + the public base URL's host.
+    cap_sender: str = ""
     # A closed case leaves the Atom/JSON feeds this long after closure.
     feed_removal_hours: float = Field(default=24, ge=0, le=24 * 30)
     # The AllClear Update's near expiry.
@@ -154,6 +156,13 @@ class Settings(BaseSettings):
         return value
 
     @model_validator(mode="after")
+    def _derive_cap_sender(self) -> Settings:
+        if not self.cap_sender:
+            host = urlsplit(self.public_base_url).hostname or "localhost"
+            self.cap_sender = f"alerts@{host}"
+        return self
+
+    @model_validator(mode="after")
     def _refuse_placeholder_secrets(self) -> Settings:
         if self.mode is Mode.PRODUCTION:
             if self.secret_key.get_secret_value().strip().lower() in PLACEHOLDER_SECRETS:
@@ -164,7 +173,19 @@ class Settings(BaseSettings):
                 raise ValueError("production mode needs DATABASE_URL and REDIS_URL")
             if self.cookie_secure is False:
                 raise ValueError("REUNITE_COOKIE_SECURE=false is for development only")
+            for name, value in (
+                ("REUNITE_PUBLIC_BASE_URL", self.public_base_url),
+                ("REUNITE_CAP_SENDER", self.cap_sender),
+                ("REUNITE_CHANNELS__DEEP_LINK_BASE", self.channels.deep_link_base or ""),
+            ):
+                if "reunite.example" in value.lower():
+                    raise ValueError(f"{name} is the reunite.example placeholder; set yours")
         return self
+
+    @property
+    def case_link_base(self) -> str:
+        """Base of every message's link to its case: the public case page unless overridden."""
+        return self.channels.deep_link_base or f"{self.public_base_url.rstrip('/')}/c/"
 
     @property
     def secure_cookies(self) -> bool:

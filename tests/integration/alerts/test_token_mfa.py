@@ -9,6 +9,7 @@ enrolment needed the password alone; `reunite users create` took --password on a
 
 from __future__ import annotations
 
+import re
 import threading
 from datetime import timedelta
 
@@ -110,6 +111,28 @@ def test_users_create_never_takes_the_password_from_the_command_line(database):
     assert made.exit_code == 0, made.output
     with session_scope() as s:
         assert users.authenticate(s, "newofficer", PASSWORD) is not None
+
+
+def test_users_token_prints_only_the_token_so_a_script_can_capture_it(api):
+    """`export ADMIN_TOKEN="$(reunite users token admin1)"`, as the partner guide says: the
+    prompts go to stderr, the token alone to stdout, and it works against the API."""
+    import os
+    import subprocess
+    import sys
+
+    result = subprocess.run(
+        [sys.executable, "-m", "alerts.cli", "users", "token", "officer1"],
+        input=PASSWORD + "\n",
+        capture_output=True,
+        text=True,
+        env=dict(os.environ),
+        timeout=60,
+    )
+    assert result.returncode == 0, result.stderr
+    assert re.fullmatch(r"rut_[A-Za-z0-9_\-]+\n", result.stdout), result.stdout
+    assert "Password" in result.stderr
+    me = api.get("/api/v1/me", headers={"Authorization": f"Bearer {result.stdout.strip()}"})
+    assert me.status_code == 200 and me.json()["username"] == "officer1"
 
 
 def test_six_console_sessions_with_one_code_sign_in_once(api, database):

@@ -121,7 +121,6 @@ def test_bulk_accepts_ten_thousand_rows_as_ndjson(api, key):
     [
         (b"{not json", "application/json", "not valid JSON"),
         (b'{"rows": 1}', "application/json", "JSON array"),
-        (b'{"id": "a"}\n{oops', "application/x-ndjson", "line 2"),
     ],
 )
 def test_unreadable_bulk_body_is_422_naming_the_cause(api, key, body, ctype, message):
@@ -129,6 +128,35 @@ def test_unreadable_bulk_body_is_422_naming_the_cause(api, key, body, ctype, mes
         "/api/v1/partner/devices/bulk", content=body, headers={**key, "Content-Type": ctype}
     )
     assert res.status_code == 422 and message in res.json()["detail"][0]["message"]
+
+
+def test_ndjson_reports_an_unreadable_line_by_index_and_applies_the_good_rows(api, key):
+    good = {"lat": 23.13, "lon": 113.26, "platform": "fcm"}
+    body = b"\n".join(
+        [
+            json.dumps({"id": "g1", "address": "token-00000001", **good}).encode(),
+            b'{"id": "broken", "lat": 23.1',  # cut off mid-row
+            b"",
+            json.dumps({"id": "g2", "address": "token-00000002", **good}).encode(),
+            b"[" * 5000 + b"]" * 5000,
+        ]
+    )
+    res = api.post(
+        "/api/v1/partner/devices/bulk",
+        content=body,
+        headers={**key, "Content-Type": "application/x-ndjson"},
+    )
+    assert res.status_code == 200, res.text
+    assert res.json()["applied"] == 2 and res.json()["received"] == 4
+    assert res.json()["rejected"] == [
+        {"index": 1, "field": "row", "message": "line 2: not valid JSON"},
+        {
+            "index": 3,
+            "field": "row",
+            "message": "line 5: nested too deeply (rows are flat objects)",
+        },
+    ]
+    assert len(in_area(23.13, 113.26, 5)) == 2
 
 
 def test_oversized_bulk_body_is_413(api, key, monkeypatch):

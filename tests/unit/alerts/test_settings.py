@@ -42,3 +42,32 @@ def test_production_with_real_secret_is_accepted():
         redis_url="redis://r:6379/0",
     )
     assert not s.embedded_redis
+
+
+@pytest.mark.parametrize(
+    ("field", "value", "named"),
+    [
+        ("public_base_url", "https://reunite.example", "REUNITE_PUBLIC_BASE_URL"),
+        ("cap_sender", "alerts@reunite.example", "REUNITE_CAP_SENDER"),
+        ("channels", {"deep_link_base": "https://Reunite.Example/c/"}, "DEEP_LINK_BASE"),
+    ],
+)
+def test_production_refuses_the_reunite_example_placeholder(field, value, named):
+    production = {
+        "mode": "production",
+        "secret_key": "k" * 40,
+        "database_url": "postgresql://u@db/r",
+        "redis_url": "redis://r:6379/0",
+    }
+    with pytest.raises(ValidationError, match=named):
+        Settings(**production, **{field: value})
+    Settings(**{field: value})  # development takes it
+
+
+def test_links_and_cap_sender_follow_the_public_base_url():
+    s = Settings(public_base_url="https://alerts.gz.example.gov.cn/")
+    assert s.case_link_base == "https://alerts.gz.example.gov.cn/c/"
+    assert s.cap_sender == "alerts@alerts.gz.example.gov.cn"
+    assert Settings(channels={"deep_link_base": "app://reunite/c/"}).case_link_base == (
+        "app://reunite/c/"
+    )
