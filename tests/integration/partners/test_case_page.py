@@ -99,8 +99,9 @@ def test_drafts_pending_and_unknown_cases_are_not_public(world, api):
 
     with session_scope() as s:
         officer = s.get(User, world["officer"])
-        draft = cases.create(s, CaseCreate.model_validate(case_payload()), officer, get_settings())
-        pending = cases.create(s, CaseCreate.model_validate(case_payload()), officer, get_settings())
+        payload = CaseCreate.model_validate(case_payload())
+        draft = cases.create(s, payload, officer, get_settings())
+        pending = cases.create(s, payload, officer, get_settings())
         cases.submit(s, pending.id, officer)
         ids = [draft.id, pending.id]
     for case_id in [*ids, "no-such-case", "x" * 300, "..%2e"]:
