@@ -15,7 +15,7 @@ from enum import StrEnum
 from typing import Any
 from zoneinfo import ZoneInfo
 
-from channels import sms
+from channels import romanise, sms
 from ops.platform.channel_settings import SMS_MAX_PARTS
 from ops.platform.config import DEFAULT_TIMEZONE
 
@@ -181,8 +181,10 @@ def _fit(
     ok: Callable[[str], bool],
     cut: Callable[[str, int], str],
     size: Callable[[str], int],
+    whole: frozenset[str] = frozenset(),
 ) -> str:
-    """Shrink fields, largest first within the earliest non-empty group, until ok(build(fields))."""
+    """Shrink fields, largest first within the earliest non-empty group, until ok(build(fields)).
+    A field in `whole` is dropped whole rather than shortened."""
     text = build(fields)
     for group in groups:
         while not ok(text):
@@ -190,8 +192,11 @@ def _fit(
             current = size(fields[name])
             if current == 0:
                 break
-            # Cut a quarter (at least one unit) per round: few rounds, little overshoot.
-            fields[name] = cut(fields[name], current - max(1, current // 4))
+            if name in whole:
+                fields[name] = ""
+            else:
+                # Cut a quarter (at least one unit) per round: few rounds, little overshoot.
+                fields[name] = cut(fields[name], current - max(1, current // 4))
             text = build(fields)
     return text
 
@@ -220,24 +225,29 @@ def _local_time(when: datetime, language: str, tz: str) -> str:
     return f"{local.day} {_MONTHS[local.month - 1]} {local:%H:%M} ({offset})"
 
 
-def _describe_zh(c: AlertContent) -> str:
+_HEIGHT = {"zh-CN": "身高约{cm}厘米", "en": "about {cm} cm tall"}
+
+
+def _height(c: AlertContent, language: str) -> str:
+    return _HEIGHT[language].format(cm=c.height_cm) if c.height_cm is not None else ""
+
+
+def _describe_zh(c: AlertContent, f: Mapping[str, str]) -> str:
     bits = [_SEX["zh-CN"][c.sex]]
     if c.age_years is not None:
         bits.append(f"{c.age_years}岁")
-    if c.height_cm is not None:
-        bits.append(f"身高约{c.height_cm}厘米")
+    bits.append(f["height"])
     return "，".join(b for b in bits if b)
 
 
-def _describe_en(c: AlertContent) -> str:
+def _describe_en(c: AlertContent, f: Mapping[str, str]) -> str:
     age = f"{c.age_years}-year-old " if c.age_years is not None else ""
-    height = f", about {c.height_cm} cm tall" if c.height_cm is not None else ""
+    height = f", {f['height']}" if f["height"] else ""
     return f"{age}{_SEX['en'][c.sex]}{height}"
 
 
 def _templates_zh(c: AlertContent, tz: str) -> tuple[Callable, Callable, Callable]:
     when = _local_time(c.last_seen_at, "zh-CN", tz)
-    desc = _describe_zh(c)
     prefix = {MessageKind.ALERT: "儿童失踪预警", MessageKind.UPDATE: "儿童失踪预警（更新）"}
 
     if c.kind in prefix:
@@ -248,14 +258,16 @@ def _templates_zh(c: AlertContent, tz: str) -> tuple[Callable, Callable, Callabl
         def body(f: Mapping[str, str]) -> str:
             wear = f"，穿{f['clothing']}" if f["clothing"] else ""
             place = f"在{f['place']}" if f["place"] else ""
+            desc = _describe_zh(c, f)
             return f"{f['name']}，{desc}{wear}。{when}{place}走失。如有线索请拨打{c.tip_line}。"
 
         def sms_text(f: Mapping[str, str]) -> str:
             wear = f"，穿{f['clothing']}" if f["clothing"] else ""
             place = f"在{f['place']}" if f["place"] else ""
+            link = f" {f['link']}" if f["link"] else ""
             return (
-                f"【{prefix[c.kind]}】{f['name']}，{desc}{wear}，{when}{place}走失。"
-                f"线索请拨{c.tip_line} {c.deep_link}"
+                f"【{prefix[c.kind]}】{f['name']}，{_describe_zh(c, f)}{wear}，{when}{place}走失。"
+                f"线索请拨{c.tip_line}{link}"
             )
 
     elif c.kind is MessageKind.RESOLVED:
@@ -296,7 +308,6 @@ def _templates_zh(c: AlertContent, tz: str) -> tuple[Callable, Callable, Callabl
 
 def _templates_en(c: AlertContent, tz: str) -> tuple[Callable, Callable, Callable]:
     when = _local_time(c.last_seen_at, "en", tz)
-    desc = _describe_en(c)
     prefix = {MessageKind.ALERT: "Missing child alert", MessageKind.UPDATE: "Missing child update"}
 
     if c.kind in prefix:
@@ -308,16 +319,17 @@ def _templates_en(c: AlertContent, tz: str) -> tuple[Callable, Callable, Callabl
             wear = f", wearing {f['clothing']}" if f["clothing"] else ""
             place = f" at {f['place']}" if f["place"] else ""
             return (
-                f"{f['name']}, {desc}{wear}. Last seen {when}{place}. "
+                f"{f['name']}, {_describe_en(c, f)}{wear}. Last seen {when}{place}. "
                 f"If you have information call {c.tip_line}."
             )
 
         def sms_text(f: Mapping[str, str]) -> str:
             wear = f", wearing {f['clothing']}" if f["clothing"] else ""
             place = f" at {f['place']}" if f["place"] else ""
+            link = f" {f['link']}" if f["link"] else ""
             return (
-                f"{prefix[c.kind].upper()}: {f['name']}, {desc}{wear}. Last seen {when}{place}. "
-                f"Call {c.tip_line} {c.deep_link}"
+                f"{prefix[c.kind].upper()}: {f['name']}, {_describe_en(c, f)}{wear}. "
+                f"Last seen {when}{place}. Call {c.tip_line}{link}"
             )
 
     elif c.kind is MessageKind.RESOLVED:
@@ -384,9 +396,20 @@ def render(
         "name": content.child_name.strip(),
         "clothing": content.clothing.strip(),
         "place": content.last_seen_place.strip(),
+        "height": _height(content, language),
+        "link": content.deep_link,
     }
+    if language != "zh-CN":
+        # Chinese in an English text would make the SMS UCS-2 and cost the name its room.
+        fields["name"] = romanise.name(fields["name"])
+        fields["clothing"] = romanise.text(fields["clothing"])
+        fields["place"] = romanise.text(fields["place"])
     # The name goes last: it is what people recognise and repeat.
     shrink = (("clothing", "place"), ("name",))
+    # An SMS drops the least important first: clothing, the height, the link (the page has
+    # the photo), and only then shortens the place and, last of all, the name. Age, sex,
+    # time and tip line are never cut.
+    sms_shrink = (("clothing",), ("height",), ("link",), ("place",), ("name",))
 
     def nbytes(s: str) -> int:
         return len(s.encode())
@@ -405,10 +428,11 @@ def render(
     sms_text = _fit(
         sms_t,
         dict(fields),
-        shrink,
+        sms_shrink,
         lambda t: sms.fits(t, sms_max_parts),
         _sms_cut,
         len,
+        whole=frozenset({"height", "link"}),
     )
     ended = content.kind.closes
     return RenderedMessage(

@@ -76,15 +76,18 @@ def test_long_description_is_cut_with_ellipsis_and_tip_line_kept():
     assert "张小明" in m.body
 
 
-def test_name_is_cut_only_after_clothing_and_place():
+def test_an_sms_drops_clothing_height_and_link_before_it_shortens_the_place():
     content = sample_content(
-        child_name="Lily Chen", clothing="red coat " * 50, last_seen_place="Park " * 30
+        child_name="Lily Chen", clothing="red coat " * 50, last_seen_place="Park " * 60
     )
 
     m = messages.render(content, "en")
 
-    assert "Lily Chen," in m.sms_text
-    assert m.sms_text.count("...") == 2
+    assert "Lily Chen," in m.sms_text and "6-year-old" in m.sms_text and "Call 110" in m.sms_text
+    assert "wearing" not in m.sms_text, "clothing goes first"
+    assert "cm tall" not in m.sms_text and content.deep_link not in m.sms_text
+    assert m.sms_text.count("...") == 1, "then the place is shortened; the name never was"
+    assert "cm tall" in m.body and "red coat" in m.body, "the push keeps what the SMS dropped"
 
 
 def test_sms_text_fits_two_parts_and_keeps_tip_line_and_link():
@@ -130,7 +133,7 @@ def test_unknown_age_and_height_are_left_out():
     m = messages.render(sample_content(age_years=None, height_cm=None), "en")
 
     assert "year-old" not in m.body and "cm" not in m.body
-    assert m.body.startswith("张小明, boy")
+    assert m.body.startswith("Zhang Xiaoming, boy")
 
 
 def test_last_seen_time_is_converted_from_any_zone():
