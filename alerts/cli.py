@@ -355,7 +355,9 @@ def users_token(username: str) -> None:
             if not security.check_code(row, typer.prompt("TOTP code")):
                 typer.echo("error: wrong TOTP code", err=True)
                 raise typer.Exit(2)
-        token, _ = users.issue_token(session, user, timedelta(hours=get_settings().token_ttl_hours))
+        token, _ = users.issue_token(
+            session, user, timedelta(hours=get_settings().token_ttl_hours), name="cli"
+        )
     typer.echo(token)
 
 
