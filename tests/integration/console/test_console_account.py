@@ -216,3 +216,22 @@ def test_changing_the_password_revokes_tokens_keeps_this_session_and_ends_others
     assert login(console, "sup1").status_code == 401, "the old password is refused"
     passed = login(console, "sup1", NEW_PASSWORD)
     assert passed.headers["location"] == "/console/login/totp", "the new one is accepted"
+
+
+def test_an_admins_password_reset_revokes_tokens_and_ends_console_sessions(console):
+    from typer.testing import CliRunner
+
+    from alerts.cli import app as cli_app
+
+    login_with_totp(console, "sup1")
+    token = secret_of(make_token(console, name="before the reset"))
+    result = CliRunner().invoke(
+        cli_app, ["users", "set-password", "sup1", "--password-stdin"], input=NEW_PASSWORD + "\n"
+    )
+    assert result.exit_code == 0, result.output
+    assert "1 API token(s) revoked, 1 console session(s) ended" in result.output
+    assert console.get("/api/v1/me", headers=bearer(token)).status_code == 401
+    res = console.get("/console/", follow_redirects=False)
+    assert res.headers["location"] == "/console/login"
+    (reset,) = actions("user.password_reset")
+    assert reset.actor == "cli" and reset.detail == {"tokens_revoked": 1}
