@@ -93,6 +93,7 @@ def _body_limits() -> list[tuple[str, int]]:
         ("/api/v1/auth/", SIGN_IN_MAX_BYTES),
         ("/console/login", SIGN_IN_MAX_BYTES),
         ("/console/totp", SIGN_IN_MAX_BYTES),
+        ("/console/account", SIGN_IN_MAX_BYTES),
         ("/console/cases", s.photo_max_bytes + FORM_SLACK),
         ("/api/v1/partner/devices/bulk", s.bulk_max_bytes),
     ]

@@ -362,7 +362,9 @@ def users_token(username: str) -> None:
             if not security.check_code(row, typer.prompt("TOTP code", err=True)):
                 typer.echo("error: wrong TOTP code", err=True)
                 raise typer.Exit(2)
-        token, _ = users.issue_token(session, user, timedelta(hours=get_settings().token_ttl_hours))
+        token, _ = users.issue_token(
+            session, user, timedelta(hours=get_settings().token_ttl_hours), name="cli"
+        )
     typer.echo(token)
 
 
@@ -374,9 +376,10 @@ def users_set_password(
     ] = False,
 ) -> None:
     """Reset a user's password (asked for, or from standard input; never argv); their API
-    tokens stop working. Audited."""
+    tokens are revoked and their console sessions end. Audited."""
     from sqlalchemy import select
 
+    from alerts.console import security
     from alerts.users import service as users
     from alerts.users.models import User
     from ops.platform.db import session_scope
@@ -388,11 +391,16 @@ def users_set_password(
             typer.echo(f"error: no user named {username!r}", err=True)
             raise typer.Exit(2)
         try:
-            users.change_password(session, user, "", password, actor="cli")
+            revoked = users.change_password(session, user, "", password, actor="cli")
         except users.UserError as exc:
             typer.echo(f"error: {exc}", err=True)
             raise typer.Exit(2) from None
-    typer.echo(f"password of {username} reset")
+        # Whoever holds the old password may be signed in: a reset cuts them off too.
+        ended = security.end_other_sessions(session, user.id, keep=None)
+    typer.echo(
+        f"password of {username} reset; {revoked} API token(s) revoked, "
+        f"{ended} console session(s) ended"
+    )
 
 
 @users_app.command("enrolment-code")

@@ -5,14 +5,15 @@ from __future__ import annotations
 from collections.abc import Iterator
 from typing import Annotated
 
-from fastapi import Depends, HTTPException, status
+from fastapi import Depends, HTTPException, Request, status
 from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
 from sqlalchemy.orm import Session
 
 from alerts.partners.models import PartnerKey
+from alerts.users import roles
 from alerts.users import service as users
 from alerts.users.models import User
-from alerts.users.roles import Role
+from alerts.users.roles import Role, TokenScope
 from ops.platform.config import Settings, get_settings
 from ops.platform.db import session_scope
 
@@ -31,22 +32,30 @@ _bearer = HTTPBearer(auto_error=False)
 
 
 def current_user(
+    request: Request,
     session: SessionDep,
     credentials: Annotated[HTTPAuthorizationCredentials | None, Depends(_bearer)],
 ) -> User:
-    """The user behind the bearer token, or 401."""
+    """The user behind the bearer token: 401 without a live one (missing, unknown, expired or
+    revoked), 403 when the token's scope does not cover the request (a read token writing)."""
     if credentials is None:
         raise HTTPException(
             status.HTTP_401_UNAUTHORIZED,
             "missing bearer token",
             headers={"WWW-Authenticate": "Bearer"},
         )
-    user = users.user_for_token(session, credentials.credentials)
-    if user is None:
+    found = users.bearer(session, credentials.credentials)
+    if found is None:
         raise HTTPException(
             status.HTTP_401_UNAUTHORIZED,
-            "token is invalid or expired",
+            "token is invalid, expired or revoked",
             headers={"WWW-Authenticate": "Bearer"},
+        )
+    user, token = found
+    # Every user route resolves its caller here, so no route can forget the scope.
+    if not roles.scope_allows(TokenScope(token.scope), request.method):
+        raise HTTPException(
+            status.HTTP_403_FORBIDDEN, f"token scope '{token.scope}' does not allow this request"
         )
     return user
 

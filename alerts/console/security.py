@@ -2,7 +2,7 @@
 
 Sessions: the cookie holds 32 random bytes; the table holds only their SHA-256, the CSRF token,
 the login stage and the language. A new session id is issued at every privilege change
-(password accepted, second factor accepted, logout) and a session dies after
+(password accepted, second factor accepted, password changed, logout) and a session dies after
 `session_idle_minutes` without a request or `session_max_hours` after it began.
 
 Throttling: failures count per account and per source address in Redis within a window; at
@@ -99,6 +99,15 @@ def rotate(
         session.delete(old)
         session.flush()
     return start_session(session, user_id=user_id, stage=stage, language=language)
+
+
+def end_other_sessions(session: Session, user_id: int, keep: ConsoleSession | None) -> int:
+    """Sign the user out everywhere but this session (after a password change: whoever knew
+    the old password is out too); returns how many sessions ended."""
+    query = delete(ConsoleSession).where(ConsoleSession.user_id == user_id)
+    if keep is not None:
+        query = query.where(ConsoleSession.id_hash != keep.id_hash)
+    return session.execute(query).rowcount or 0
 
 
 def purge_expired(session: Session, settings: Settings) -> int:

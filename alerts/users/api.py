@@ -5,16 +5,17 @@ from __future__ import annotations
 from datetime import timedelta
 from typing import Annotated
 
-from fastapi import APIRouter, Form, HTTPException, Request, Response, status
+from fastapi import APIRouter, Form, HTTPException, Path, Request, Response, status
 
 from alerts.console import security
 from alerts.console.web import client_address
 from alerts.deps import AdminUser, CurrentUser, SessionDep, SettingsDep
 from alerts.users import service as users
-from alerts.users.models import Agency, User
+from alerts.users.models import Agency, ApiToken, User
 from alerts.users.schemas import (
     AgencyRead,
     AgencySelfApprovalUpdate,
+    ApiTokenRead,
     EnrolmentCodeRead,
     PasswordChange,
     TokenRead,
@@ -78,8 +79,8 @@ def issue_token(
             )
             raise refuse(status.HTTP_401_UNAUTHORIZED, "totp: a valid TOTP code is required")
     throttle.succeeded(username)
-    token, expires_at = users.issue_token(session, user, timedelta(hours=settings.token_ttl_hours))
-    return TokenRead(access_token=token, expires_at=expires_at)
+    token, row = users.issue_token(session, user, timedelta(hours=settings.token_ttl_hours))
+    return TokenRead(access_token=token, expires_at=row.expires_at, id=row.id)
 
 
 def _locked(seconds: int) -> HTTPException:
@@ -87,6 +88,51 @@ def _locked(seconds: int) -> HTTPException:
         status.HTTP_429_TOO_MANY_REQUESTS,
         f"too many failed attempts; try again in {seconds} s",
         headers={"Retry-After": str(seconds)},
+    )
+
+
+@router.get(
+    "/auth/tokens",
+    response_model=list[ApiTokenRead],
+    responses={401: {"description": "Missing, invalid, expired or revoked bearer token"}},
+)
+def list_tokens(session: SessionDep, user: CurrentUser) -> list[ApiTokenRead]:
+    """Your API tokens, newest first: live ones and those that expired or were revoked in the
+    last 30 days, with scope and origin (never the secret or its hash)."""
+    return [_token_read(row) for row in users.tokens_of(session, user)]
+
+
+@router.delete(
+    "/auth/tokens/{token_id}",
+    status_code=status.HTTP_204_NO_CONTENT,
+    responses={
+        401: {"description": "Missing, invalid, expired or revoked bearer token"},
+        403: {"description": "A read-scope token may not revoke (token scope 'read')"},
+        404: {"description": "You have no token with this id"},
+    },
+)
+def revoke_token(
+    token_id: Annotated[str, Path(max_length=16)], session: SessionDep, user: CurrentUser
+) -> Response:
+    """Revoke one of your API tokens at once (audited; revoking it again changes nothing).
+    Another user's token is 404, as an unknown one is."""
+    try:
+        users.revoke_token(session, user, token_id)
+    except users.TokenNotFound:
+        raise HTTPException(status.HTTP_404_NOT_FOUND, f"token {token_id} not found") from None
+    return Response(status_code=status.HTTP_204_NO_CONTENT)
+
+
+def _token_read(row: ApiToken) -> ApiTokenRead:
+    return ApiTokenRead(
+        id=row.id,
+        name=row.name,
+        scope=row.scope,
+        state=users.token_state(row),
+        created_via=row.created_via,
+        created_at=row.created_at,
+        expires_at=row.expires_at,
+        revoked_at=row.revoked_at,
     )
 
 
@@ -138,10 +184,18 @@ def issue_enrolment_code(user_id: int, session: SessionDep, admin: AdminUser) ->
     )
 
 
-@router.post("/auth/password", status_code=status.HTTP_204_NO_CONTENT)
+@router.post(
+    "/auth/password",
+    status_code=status.HTTP_204_NO_CONTENT,
+    responses={
+        401: {"description": "Missing, invalid, expired or revoked bearer token"},
+        403: {"description": "A read-scope token may not change the password"},
+    },
+)
 def change_password(body: PasswordChange, session: SessionDep, user: CurrentUser) -> Response:
-    """Change your password; every API token you hold stops working (audited). A weak,
-    common or leaked password is 422 naming `new_password`."""
+    """Change your password; every API token you hold is revoked, this one too (audited). A
+    wrong current password is 422 naming `current_password`; a weak, common or leaked new
+    one is 422 naming `new_password`."""
     try:
         users.change_password(session, user, body.current_password, body.new_password)
     except users.UserError as exc:

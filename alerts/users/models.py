@@ -49,8 +49,17 @@ class User(Base):
 class ApiToken(Base):
     __tablename__ = "api_tokens"
 
-    # Only the SHA-256 of the token is stored: a database leak gives no usable token.
+    # Only the SHA-256 of the token is stored: a database leak gives no usable token. The hash
+    # is the key a bearer token is looked up by; `id` is the public handle that listings show
+    # and revocation names (it reveals nothing about the secret).
     token_hash: Mapped[str] = mapped_column(String(64), primary_key=True)
+    id: Mapped[str] = mapped_column(String(16), unique=True)
     user_id: Mapped[int] = mapped_column(ForeignKey("users.id", ondelete="CASCADE"), index=True)
+    name: Mapped[str] = mapped_column(String(64))
+    # alerts.users.roles.TokenScope: "full", or "read" (GET and HEAD only).
+    scope: Mapped[str] = mapped_column(String(8), default="full", server_default="full")
+    # alerts.users.roles.TokenOrigin: "password+totp" (the token endpoint, the CLI) or "console".
+    created_via: Mapped[str] = mapped_column(String(16))
     created_at: Mapped[datetime] = mapped_column(default=utcnow)
     expires_at: Mapped[datetime]
+    revoked_at: Mapped[datetime | None]

@@ -1,4 +1,4 @@
-"""Roles, ranks and the two-person approval rule. Pure: no I/O."""
+"""Roles, ranks, API token scopes and the two-person approval rule. Pure: no I/O."""
 
 from __future__ import annotations
 
@@ -26,6 +26,35 @@ class Rank(StrEnum):
     @property
     def level(self) -> int:
         return list(Rank).index(self)
+
+
+class TokenScope(StrEnum):
+    """What an API token may do: everything its user may, or only read."""
+
+    FULL = "full"
+    READ = "read"
+
+
+class TokenOrigin(StrEnum):
+    """How an API token was obtained (both ways prove the second factor where one is due)."""
+
+    PASSWORD_TOTP = "password+totp"
+    CONSOLE = "console"
+
+
+class TokenState(StrEnum):
+    ACTIVE = "active"
+    EXPIRED = "expired"
+    REVOKED = "revoked"
+
+
+# RFC 9110 safe methods that carry a bearer token; OPTIONS and TRACE are left out on purpose.
+READ_METHODS = frozenset({"GET", "HEAD"})
+
+
+def scope_allows(scope: TokenScope, method: str) -> bool:
+    """Whether a token of this scope may make a request with this HTTP method."""
+    return scope is TokenScope.FULL or method.upper() in READ_METHODS
 
 
 CASE_AUTHORS = frozenset({Role.OFFICER, Role.SUPERVISOR})

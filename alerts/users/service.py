@@ -9,12 +9,12 @@ from datetime import UTC, datetime, timedelta
 
 from argon2 import PasswordHasher
 from argon2.exceptions import InvalidHashError, VerificationError
-from sqlalchemy import select
+from sqlalchemy import or_, select, update
 from sqlalchemy.orm import Session
 from zxcvbn import zxcvbn
 
 from alerts.users.models import Agency, ApiToken, User
-from alerts.users.roles import Rank, Role
+from alerts.users.roles import Rank, Role, TokenOrigin, TokenScope, TokenState
 from ops.platform.audit import service as audit
 from ops.platform.clock import utcnow
 
@@ -27,10 +27,31 @@ MAX_PASSWORD = 256
 MIN_PASSWORD_SCORE = 3  # zxcvbn: 0 (too guessable) .. 4 (very unguessable)
 # Roles that always need a second factor (console and API tokens alike).
 SECOND_FACTOR_ROLES = frozenset({Role.SUPERVISOR, Role.OPERATOR, Role.ADMIN})
+# A token that expired or was revoked stays in its owner's list this long, then drops out.
+ENDED_TOKENS_LISTED = timedelta(days=30)
 
 
 class UserError(ValueError):
     """A user or agency request that cannot be carried out (names the field)."""
+
+
+class PasswordRefused(UserError):
+    """A new password refused by `check_password`; `kind` is "short", "long" or "weak"."""
+
+    def __init__(self, kind: str, message: str) -> None:
+        super().__init__(f"password: {message}")
+        self.kind = kind
+
+
+class WrongPassword(UserError):
+    """The current password given to change it is wrong."""
+
+    def __init__(self) -> None:
+        super().__init__("current_password: wrong password")
+
+
+class TokenNotFound(LookupError):
+    """The user has no API token with this id (someone else's is not found either)."""
 
 
 def check_password(password: str, *, username: str = "") -> None:
@@ -38,14 +59,14 @@ def check_password(password: str, *, username: str = "") -> None:
     estimator, with its frequency lists of leaked passwords, names and keyboard patterns;
     score 3 of 4 at least, and never one built on the username)."""
     if len(password) < MIN_PASSWORD:
-        raise UserError(f"password: must be at least {MIN_PASSWORD} characters")
+        raise PasswordRefused("short", f"must be at least {MIN_PASSWORD} characters")
     if len(password) > MAX_PASSWORD:
-        raise UserError(f"password: must be at most {MAX_PASSWORD} characters")
+        raise PasswordRefused("long", f"must be at most {MAX_PASSWORD} characters")
     # zxcvbn's cost grows with length; beyond 100 characters a passphrase is long enough.
     result = zxcvbn(password[:100], user_inputs=[username, "reunite", "police"])
     if result["score"] < MIN_PASSWORD_SCORE:
         hint = result["feedback"]["warning"] or "it is too easy to guess"
-        raise UserError(f"password: too weak ({hint.rstrip('.')}); use a longer passphrase")
+        raise PasswordRefused("weak", f"too weak ({hint.rstrip('.')}); use a longer passphrase")
 
 
 def hash_password(password: str, *, username: str = "") -> str:
@@ -56,19 +77,25 @@ def hash_password(password: str, *, username: str = "") -> str:
 
 def change_password(
     session: Session, user: User, current: str, new: str, *, actor: str | None = None
-) -> None:
+) -> int:
     """Set a new password (the current one is checked unless an admin resets it: actor);
-    every API token of the user stops working."""
+    every API token of the user is revoked (they stay listed as revoked). Returns how many."""
     if actor is None and not _verify(user, current):
-        raise UserError("current_password: wrong password")
+        raise WrongPassword
     user.password_hash = hash_password(new, username=user.username)
-    session.query(ApiToken).filter(ApiToken.user_id == user.id).delete()
+    revoked = session.execute(
+        update(ApiToken)
+        .where(ApiToken.user_id == user.id, ApiToken.revoked_at.is_(None))
+        .values(revoked_at=utcnow())
+    ).rowcount
     audit.record(
         session,
         actor=actor or f"user:{user.id}",
         action="user.password_changed" if actor is None else "user.password_reset",
         subject=f"user:{user.id}",
+        detail={"tokens_revoked": revoked},
     )
+    return revoked
 
 
 def _verify(user: User, password: str) -> bool:
@@ -224,22 +251,102 @@ def _digest(token: str) -> str:
     return hashlib.sha256(token.encode()).hexdigest()
 
 
-def issue_token(session: Session, user: User, ttl: timedelta) -> tuple[str, datetime]:
-    """A new random bearer token for the user; only its digest is stored."""
+def issue_token(
+    session: Session,
+    user: User,
+    ttl: timedelta,
+    *,
+    name: str = "api",
+    scope: TokenScope = TokenScope.FULL,
+    via: TokenOrigin = TokenOrigin.PASSWORD_TOTP,
+) -> tuple[str, ApiToken]:
+    """A new random bearer token for the user, returned once; only its digest is stored.
+    Audited with its public id, scope and origin."""
     token = "rut_" + secrets.token_urlsafe(32)
-    expires_at = utcnow() + ttl
-    session.add(ApiToken(token_hash=_digest(token), user_id=user.id, expires_at=expires_at))
+    row = ApiToken(
+        token_hash=_digest(token),
+        id=secrets.token_hex(6),
+        user_id=user.id,
+        name=name,
+        scope=scope.value,
+        created_via=via.value,
+        expires_at=utcnow() + ttl,
+    )
+    session.add(row)
     session.flush()
-    return token, expires_at
+    audit.record(
+        session,
+        actor=f"user:{user.id}",
+        action="auth.token_issued",
+        subject=f"user:{user.id}",
+        detail={
+            "token": row.id,
+            "scope": row.scope,
+            "via": row.created_via,
+            "ttl_hours": round(ttl.total_seconds() / 3600, 2),
+        },
+    )
+    return token, row
+
+
+def bearer(session: Session, token: str) -> tuple[User, ApiToken] | None:
+    """The active user and the live token row (neither revoked nor expired) a bearer token
+    names, or None."""
+    row = session.get(ApiToken, _digest(token))
+    if row is None or token_state(row) is not TokenState.ACTIVE:
+        return None
+    user = session.get(User, row.user_id)
+    return (user, row) if user is not None and user.active else None
 
 
 def user_for_token(session: Session, token: str) -> User | None:
     """The active user a live token belongs to."""
-    row = session.get(ApiToken, _digest(token))
-    if row is None or row.expires_at <= utcnow():
-        return None
-    user = session.get(User, row.user_id)
-    return user if user is not None and user.active else None
+    found = bearer(session, token)
+    return found[0] if found is not None else None
+
+
+def token_state(row: ApiToken, now: datetime | None = None) -> TokenState:
+    """Whether a token is active, expired or revoked (revocation wins over expiry)."""
+    if row.revoked_at is not None:
+        return TokenState.REVOKED
+    return TokenState.EXPIRED if row.expires_at <= (now or utcnow()) else TokenState.ACTIVE
+
+
+def tokens_of(session: Session, user: User, now: datetime | None = None) -> list[ApiToken]:
+    """The user's tokens, newest first: the live ones and those that ended (expired or were
+    revoked) within ENDED_TOKENS_LISTED."""
+    since = (now or utcnow()) - ENDED_TOKENS_LISTED
+    return list(
+        session.scalars(
+            select(ApiToken)
+            .where(
+                ApiToken.user_id == user.id,
+                ApiToken.expires_at > since,
+                or_(ApiToken.revoked_at.is_(None), ApiToken.revoked_at > since),
+            )
+            .order_by(ApiToken.created_at.desc(), ApiToken.id)
+        )
+    )
+
+
+def revoke_token(session: Session, user: User, token_id: str) -> ApiToken:
+    """Revoke one of the user's own tokens; audited the first time (revoking again changes
+    nothing). TokenNotFound for an unknown id or another user's token."""
+    row = session.scalar(
+        select(ApiToken).where(ApiToken.id == token_id, ApiToken.user_id == user.id)
+    )
+    if row is None:
+        raise TokenNotFound(token_id)
+    if row.revoked_at is None:
+        row.revoked_at = utcnow()
+        audit.record(
+            session,
+            actor=f"user:{user.id}",
+            action="auth.token_revoked",
+            subject=f"user:{user.id}",
+            detail={"token": row.id},
+        )
+    return row
 
 
 def issue_enrolment_code(

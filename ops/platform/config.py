@@ -59,7 +59,11 @@ class Settings(BaseSettings):
     # Threads of `reunite webhooks`: partner requests in flight at once on one machine.
     webhook_worker_concurrency: int = Field(default=16, ge=1, le=256)
 
+    # Tokens from the token endpoint and the CLI (password and TOTP): a working day.
     token_ttl_hours: int = Field(default=12, ge=1, le=24 * 30)
+    # Tokens made in a console session (named, scoped, listed, revocable) are for scripts and
+    # integrations that cannot type a TOTP code each day: the longest lifetime one may have.
+    api_token_max_days: int = Field(default=90, ge=1, le=365)
     # A last-seen time older than this is a typo, not a case an alert can help with.
     last_seen_max_age_days: int = Field(default=30, ge=1, le=3650)
     alert_lifetime_hours: int = Field(default=72, ge=1, le=24 * 30)

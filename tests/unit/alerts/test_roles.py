@@ -1,6 +1,14 @@
 import pytest
 
-from alerts.users.roles import ApprovalRefused, Approver, Rank, Role, check_approval
+from alerts.users.roles import (
+    ApprovalRefused,
+    Approver,
+    Rank,
+    Role,
+    TokenScope,
+    check_approval,
+    scope_allows,
+)
 
 
 def approver(user_id=2, role=Role.SUPERVISOR, rank=Rank.INSPECTOR, agency_id=10) -> Approver:
@@ -76,3 +84,18 @@ def test_own_case_at_the_configured_rank_is_a_self_approval():
         )
         is True
     )
+
+
+@pytest.mark.parametrize("method", ["GET", "HEAD", "get"])
+def test_a_read_token_may_make_safe_requests(method):
+    assert scope_allows(TokenScope.READ, method)
+
+
+@pytest.mark.parametrize("method", ["POST", "PUT", "PATCH", "DELETE", "OPTIONS", "TRACE"])
+def test_a_read_token_may_not_make_any_other_request(method):
+    assert not scope_allows(TokenScope.READ, method)
+
+
+@pytest.mark.parametrize("method", ["GET", "POST", "DELETE"])
+def test_a_full_token_may_make_any_request(method):
+    assert scope_allows(TokenScope.FULL, method)
