@@ -95,6 +95,7 @@ def _body_limits() -> list[tuple[str, int]]:
         ("/console/totp", SIGN_IN_MAX_BYTES),
         ("/console/account", SIGN_IN_MAX_BYTES),
         ("/console/cases", s.photo_max_bytes + FORM_SLACK),
+        ("/api/v1/cases/*/photos", s.photo_max_bytes),
         ("/api/v1/partner/devices/bulk", s.bulk_max_bytes),
     ]
 

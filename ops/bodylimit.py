@@ -3,13 +3,14 @@
 Every request body is checked against its route's limit before authentication or parsing:
 a declared Content-Length over it is refused at once (413), and a chunked or lying body is cut
 off as soon as the bytes received pass it, so a 200 MB anonymous upload never grows the
-process. Limits are by path prefix (the longest matching prefix wins).
+process. Limits are by path prefix or "*" pattern (the longest matching entry wins).
 """
 
 from __future__ import annotations
 
 import json
 from collections.abc import Callable, Sequence
+from fnmatch import fnmatchcase
 from typing import Any
 
 from starlette.exceptions import HTTPException
@@ -36,7 +37,9 @@ class BodyLimitMiddleware:
     def limit_for(self, path: str) -> int:
         best, size = "", self._default()
         for prefix, limit in self._limits():
-            if path.startswith(prefix) and len(prefix) > len(best):
+            # A "*" entry is a pattern for the whole path ("/api/v1/cases/*/photos").
+            hit = fnmatchcase(path, prefix) if "*" in prefix else path.startswith(prefix)
+            if hit and len(prefix) > len(best):
                 best, size = prefix, limit
         return size
 

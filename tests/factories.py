@@ -82,6 +82,33 @@ def token(client, username: str) -> dict[str, str]:
     return dict(cache[username])
 
 
+def uploaded_photo(
+    user_id: int, data: bytes = b"\xff\xd8\xff\xe0 pixels", ref: str = "photo_0001abcd"
+) -> dict[str, str]:
+    """A photo as if the user had uploaded it (row and stored file); the case payload's
+    `photos` entry for it. Its bytes are whatever the test needs to recognise."""
+    from alerts.console.models import ConsolePhoto
+    from alerts.users.models import User
+    from ops.platform import blobstore
+    from ops.platform.config import get_settings
+    from ops.platform.db import session_scope
+
+    with session_scope() as session:
+        user = session.get(User, user_id)
+        session.add(
+            ConsolePhoto(
+                ref=ref,
+                agency_id=user.agency_id,
+                uploaded_by_id=user.id,
+                content_type="image/jpeg",
+                width=1,
+                height=1,
+            )
+        )
+    blobstore.store_for(get_settings()).put(f"{ref}.jpg", data, "image/jpeg")
+    return {"ref": ref, "content_type": "image/jpeg"}
+
+
 def case_payload(**overrides: Any) -> dict[str, Any]:
     """A complete, valid case as the API takes it."""
     payload: dict[str, Any] = {
@@ -96,7 +123,7 @@ def case_payload(**overrides: Any) -> dict[str, Any]:
             "distinguishing_marks": "small scar on left cheek",
             "languages_spoken": ["Cantonese", "Mandarin"],
         },
-        "photos": [{"ref": "photo_0001abcd", "content_type": "image/jpeg"}],
+        "photos": [],  # a photo must be uploaded first: see uploaded_photo()
         "last_seen": {
             "at": (datetime.now(UTC) - timedelta(minutes=30)).isoformat(),
             "lat": 23.1291,

@@ -4,8 +4,9 @@ from __future__ import annotations
 
 from typing import Annotated
 
-from fastapi import APIRouter, BackgroundTasks, Query, status
+from fastapi import APIRouter, BackgroundTasks, HTTPException, Query, Request, status
 from fastapi.responses import JSONResponse
+from starlette.concurrency import run_in_threadpool
 
 from alerts.cases import service
 from alerts.cases.lifecycle import CaseState
@@ -17,8 +18,10 @@ from alerts.cases.schemas import (
     CaseUpdate,
     ChangeRead,
     OptionalReason,
+    PhotoAdded,
     Reason,
 )
+from alerts.console import photos as console_photos
 from alerts.deps import CurrentUser, SessionDep, SettingsDep
 from ops.platform.outbox import relay
 
@@ -31,6 +34,45 @@ def create_case(
 ) -> CaseRead:
     """Create a draft case for the officer's agency."""
     return service.to_read(service.create(session, body, user, settings))
+
+
+PHOTO_TYPES = ("image/jpeg", "image/png", "image/webp")
+
+
+@router.post(
+    "/{case_id}/photos",
+    response_model=PhotoAdded,
+    status_code=status.HTTP_201_CREATED,
+    openapi_extra={
+        "requestBody": {
+            "required": True,
+            "description": "The image itself (JPEG, PNG or WebP), at most 10 MB.",
+            "content": {t: {"schema": {"type": "string", "format": "binary"}} for t in PHOTO_TYPES},
+        }
+    },
+)
+async def add_photo(
+    case_id: str, request: Request, session: SessionDep, user: CurrentUser, settings: SettingsDep
+) -> PhotoAdded:
+    """Upload a photo to a case, sanitised as in the console (decoded, re-encoded without EXIF
+    or GPS, size and pixel limits). A draft lists it at once; for a live case, list its `ref`
+    in an update (a second supervisor approves). A case may list only its own photos. The body
+    is read only after the token is checked."""
+    declared = request.headers.get("content-type", "").split(";")[0].strip().lower()
+    if declared not in PHOTO_TYPES:
+        raise HTTPException(415, f"content-type must be one of {', '.join(PHOTO_TYPES)}")
+    data = await request.body()
+
+    def store_and_add() -> PhotoAdded:
+        service.get(session, case_id, user)  # 404 before anything is stored
+        try:
+            stored = console_photos.store(session, data, user, settings)
+        except console_photos.PhotoRejected as exc:
+            raise HTTPException(422, [{"field": "photo", "message": str(exc)}]) from None
+        listed = service.add_photo(session, case_id, stored.ref, user)
+        return PhotoAdded(ref=stored.ref, content_type=stored.content_type, listed=listed)
+
+    return await run_in_threadpool(store_and_add)
 
 
 @router.get("", response_model=CasePage)

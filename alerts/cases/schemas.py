@@ -107,6 +107,14 @@ class Photo(Strict):
     content_type: Annotated[str, StringConstraints(pattern=r"^image/(jpeg|png|webp)$")]
 
 
+class PhotoAdded(BaseModel):
+    """A photo stored for a case: list `ref` in the case's `photos` (a draft already does)."""
+
+    ref: str
+    content_type: str
+    listed: bool = Field(description="Whether the case lists the photo now (drafts only)")
+
+
 class LastSeen(Strict):
     at: PastTime
     lat: float = Field(ge=-90, le=90, allow_inf_nan=False)

@@ -15,9 +15,9 @@ from sqlalchemy import event, func, select
 from sqlalchemy.orm import Session
 
 from alerts.cases import lifecycle
-from alerts.cases.lifecycle import Action, CaseEvent, CaseState
+from alerts.cases.lifecycle import CLOSED_STATES, Action, CaseEvent, CaseState
 from alerts.cases.models import Case, CaseChange, CaseDetails
-from alerts.cases.schemas import CaseCreate, CaseRead, CaseUpdate, LastSeen
+from alerts.cases.schemas import CaseCreate, CaseRead, CaseUpdate, LastSeen, Photo
 from alerts.dispatch import service as dispatch
 from alerts.users import service as users
 from alerts.users.models import Agency, User
@@ -86,6 +86,61 @@ def _check_last_seen_age(last_seen: LastSeen, settings: Settings) -> None:
         )
 
 
+MAX_PHOTOS = 10
+
+
+def _claim_photos(session: Session, case: Case, refs: list[Photo], user: User) -> None:
+    """Each referenced photo must be one uploaded to this case, or one this user uploaded for
+    no case yet (the console stores an upload just before it creates or edits the case); it is
+    then the case's for good. A ref never uploaded, or another case's photo (a closed case's
+    child attached to a new alert), is refused naming the field."""
+    from alerts.console.models import ConsolePhoto
+
+    for i, photo in enumerate(refs):
+        row = session.get(ConsolePhoto, photo.ref, with_for_update=True)
+        field = f"photos.{i}.ref"
+        if row is None:
+            raise InvalidCase(field, "no such uploaded photo (POST /api/v1/cases/{id}/photos)")
+        unclaimed_own = row.case_id is None and row.uploaded_by_id == user.id
+        if row.case_id != case.id and not unclaimed_own:
+            raise InvalidCase(field, "is not a photo of this case; upload it to this case")
+        if row.content_type != photo.content_type:
+            raise InvalidCase(f"photos.{i}.content_type", f"is {row.content_type} for this photo")
+        row.case_id = case.id
+
+
+def add_photo(session: Session, case_id: str, ref: str, user: User) -> bool:
+    """Give an uploaded photo (already sanitised and stored, see alerts.console.photos) to a
+    case. A draft lists it at once (True); any other open case only owns it, and an update
+    that lists it goes through the usual path (a live case's second supervisor)."""
+    from alerts.console.models import ConsolePhoto
+
+    case = get(session, case_id, user, lock=True)
+    if Role(user.role) not in CASE_AUTHORS:
+        raise Forbidden(f"role {user.role} cannot edit cases")
+    if case.state in CLOSED_STATES:
+        raise CaseConflict(f"case is {case.state}; a closed case takes no photos")
+    details = case.details
+    assert details is not None
+    listed = case.state == CaseState.DRAFT
+    if listed and len(details.photos or []) >= MAX_PHOTOS:
+        raise CaseConflict(f"a case holds at most {MAX_PHOTOS} photos")
+    row = session.get(ConsolePhoto, ref)
+    assert row is not None and row.case_id is None
+    row.case_id = case.id
+    if listed:
+        details.photos = [*(details.photos or []), {"ref": ref, "content_type": row.content_type}]
+        case.updated_at = utcnow()
+    audit.record(
+        session,
+        actor=f"user:{user.id}",
+        action="case.photo_added",
+        subject=f"case:{case.id}",
+        detail={"listed": listed},
+    )
+    return listed
+
+
 def create(session: Session, data: CaseCreate, officer: User, settings: Settings) -> Case:
     """Create a draft case for the officer's agency."""
     if Role(officer.role) not in CASE_AUTHORS:
@@ -115,6 +170,7 @@ def create(session: Session, data: CaseCreate, officer: User, settings: Settings
     )
     session.add(case)
     session.flush()
+    _claim_photos(session, case, data.photos, officer)
     audit.record(
         session, actor=f"user:{officer.id}", action="case.created", subject=f"case:{case.id}"
     )
@@ -164,6 +220,8 @@ def update(
     if Role(user.role) not in CASE_AUTHORS:
         raise Forbidden(f"role {user.role} cannot edit cases")
     changed = data.model_fields_set
+    if data.photos is not None and case.state in (CaseState.DRAFT, CaseState.ACTIVE):
+        _claim_photos(session, case, data.photos, user)
     if case.state == CaseState.ACTIVE:
         fixed = sorted(changed & ACTIVE_FIXED)
         if fixed:

@@ -45,13 +45,17 @@ class TotpSecret(Base):
 
 
 class ConsolePhoto(Base):
-    """A sanitised upload; files live under data_dir/photos by this opaque ref."""
+    """A sanitised upload; its files live in the shared photo store under this opaque ref."""
 
     __tablename__ = "console_photos"
 
     ref: Mapped[str] = mapped_column(String(64), primary_key=True)
     agency_id: Mapped[int] = mapped_column(ForeignKey("agencies.id"), index=True)
     uploaded_by_id: Mapped[int] = mapped_column(ForeignKey("users.id"))
+    # The case the photo was uploaded to or first attached to; no other case may use it.
+    case_id: Mapped[str | None] = mapped_column(
+        ForeignKey("cases.id", ondelete="SET NULL"), index=True
+    )
     content_type: Mapped[str] = mapped_column(String(20))
     width: Mapped[int] = mapped_column(Integer)
     height: Mapped[int] = mapped_column(Integer)

@@ -14,10 +14,9 @@ from alerts.cases.models import Case
 from alerts.feeds import public
 from alerts.privacy import tasks as privacy_tasks
 from channels.models import Message
-from ops.platform import blobstore
 from ops.platform.config import get_settings
 from ops.platform.db import session_scope
-from tests.factories import CHILD_NAME, case_payload
+from tests.factories import CHILD_NAME, case_payload, uploaded_photo
 from tests.integration.partners.support import approved_case, close, start_first_wave
 
 
@@ -28,8 +27,8 @@ def page(api, case_id: str, **headers) -> tuple[int, str, object]:
 
 
 def test_every_message_links_to_a_live_page_with_the_whole_alert(world, api):
-    blobstore.store_for(get_settings()).put("photo_0001abcd.jpg", b"\xff\xd8 jpeg", "image/jpeg")
-    case_id = approved_case(world)
+    photo = uploaded_photo(world["officer"])
+    case_id = approved_case(world, photos=[photo])
     start_first_wave(case_id)
     with session_scope() as s:
         rendered = s.scalars(select(Message).where(Message.case_id == case_id)).first().rendered

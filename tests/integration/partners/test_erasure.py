@@ -25,7 +25,7 @@ from ops.platform.audit import service as audit
 from ops.platform.config import get_settings
 from ops.platform.db import get_engine, session_scope
 from ops.platform.redis_client import get_redis
-from tests.factories import CHILD_NAME, token
+from tests.factories import CHILD_NAME, token, uploaded_photo
 from tests.integration.partners.support import (
     GUANGZHOU,
     add_sighting,
@@ -110,15 +110,15 @@ def receiver():
 def test_nothing_personal_survives_erasure_in_tables_redis_or_files(world, api, receiver):
     sink, url = receiver
     settings = get_settings()
-    for name in ("photo_0001abcd.jpg", "photo_0001abcd.thumb.jpg"):
-        blobstore.store_for(settings).put(name, b"\xff\xd8 pixels of " + MARKER, "image/jpeg")
+    photo = uploaded_photo(world["officer"], b"\xff\xd8 pixels of " + MARKER)
+    blobstore.store_for(settings).put("photo_0001abcd.thumb.jpg", MARKER, "image/jpeg")
     key = bearer(
         create_partner(api, token(api, "admin1"), "MapsApp", area=[GUANGZHOU])["key"]["key"]
     )
     created = api.post("/api/v1/partner/webhooks", json={"url": f"{url}/hooks/m"}, headers=key)
     sink.secret = created.json()["secret"]
 
-    case_id = approved_case(world)
+    case_id = approved_case(world, photos=[photo])
     alert_id = start_first_wave(case_id)
     fanout.run_webhook(
         alert_id,

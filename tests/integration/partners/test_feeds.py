@@ -15,10 +15,9 @@ from alerts.cases.models import Case
 from alerts.feeds import cap, photos
 from alerts.feeds import service as feeds
 from channels import service as channels
-from ops.platform import blobstore
 from ops.platform.config import get_settings
 from ops.platform.db import session_scope
-from tests.factories import case_payload, token
+from tests.factories import case_payload, token, uploaded_photo
 from tests.integration.partners.support import (
     GUANGZHOU,
     URUMQI,
@@ -162,8 +161,7 @@ def test_partner_languages_limit_the_cap_infos(world, api):
 def test_photo_is_a_signed_resource_with_sha1_and_stops_at_closure(world, api, partner):
     settings = get_settings()
     blob = b"\xff\xd8\xff\xe0 not really a jpeg"
-    blobstore.store_for(settings).put("photo_0001abcd.jpg", blob, "image/jpeg")
-    case_id = approved_case(world)
+    case_id = approved_case(world, photos=[uploaded_photo(world["officer"], blob)])
     message_id = start_first_wave(case_id)
     identifier = feeds.identifier_of(message_id, "alert")
     root = cap_doc_at(api, partner, f"http://x/api/v1/feeds/cap/{identifier}")
