@@ -106,6 +106,8 @@ def api(
         # would trust 127.0.0.1, letting any local client pick the address lockout sees).
         proxy_headers=bool(settings.trusted_proxies),
         forwarded_allow_ips=settings.trusted_proxies or None,
+        # On SIGTERM, open streams (SSE) get this long before the server closes them.
+        timeout_graceful_shutdown=5,
         # Deadlines for dribbled headers and stalled bodies (uvicorn has only keep-alive).
         http=slowclients.guard(settings.http_header_timeout_s, settings.http_body_idle_timeout_s),
     )

@@ -7,9 +7,13 @@ with a clear error.
 
 from __future__ import annotations
 
+import contextlib
+import ctypes
 import logging
+import os
 import signal
 import subprocess
+import sys
 import time
 from collections.abc import Mapping, Sequence
 
@@ -17,7 +21,20 @@ log = logging.getLogger(__name__)
 
 MAX_RESTARTS = 5
 RESTART_WINDOW_S = 60.0
-STOP_WAIT_S = 20.0
+# How long children get to finish in-flight work after SIGTERM before their process groups are
+# killed (queued work is acked late, so a killed task runs again elsewhere).
+STOP_WAIT_S = 8.0
+PR_SET_PDEATHSIG = 1
+
+
+def _own_group() -> None:
+    """In the child before exec: a process group of its own, so the terminal's Ctrl-C reaches
+    only the supervisor (which stops the children in order, without a traceback from every
+    pool process), and on Linux a SIGTERM should the supervisor itself die."""
+    os.setpgrp()
+    if sys.platform.startswith("linux"):
+        with contextlib.suppress(OSError, AttributeError):
+            ctypes.CDLL(None, use_errno=True).prctl(PR_SET_PDEATHSIG, signal.SIGTERM)
 
 
 class Supervisor:
@@ -31,7 +48,9 @@ class Supervisor:
         self.stopping = False
 
     def _start(self, name: str) -> None:
-        self.children[name] = subprocess.Popen(self.commands[name], env=self.env)
+        self.children[name] = subprocess.Popen(
+            self.commands[name], env=self.env, preexec_fn=_own_group
+        )
 
     def _stop_on_signal(self, _signum: int, _frame: object) -> None:
         self.stopping = True
@@ -39,8 +58,8 @@ class Supervisor:
     def run(self) -> str | None:
         """Start every child and supervise until SIGINT/SIGTERM; the name of a child that kept
         dying (more than MAX_RESTARTS times within RESTART_WINDOW_S), else None."""
-        signal.signal(signal.SIGTERM, self._stop_on_signal)
-        signal.signal(signal.SIGINT, self._stop_on_signal)
+        for signum in (signal.SIGTERM, signal.SIGINT, signal.SIGHUP):
+            signal.signal(signum, self._stop_on_signal)
         for name in self.commands:
             self._start(name)
         try:
@@ -64,12 +83,17 @@ class Supervisor:
         return None
 
     def stop(self) -> None:
-        """Terminate every child, and kill those still running after STOP_WAIT_S."""
+        """SIGTERM every child; after STOP_WAIT_S in all, kill what is left of their process
+        groups (a worker's pool processes included)."""
         for child in self.children.values():
             if child.poll() is None:
                 child.terminate()
+        deadline = time.monotonic() + STOP_WAIT_S
         for child in self.children.values():
             try:
-                child.wait(timeout=STOP_WAIT_S)
+                child.wait(timeout=max(0.0, deadline - time.monotonic()))
             except subprocess.TimeoutExpired:
-                child.kill()
+                log.warning("a child did not stop within %.0f s; killing it", STOP_WAIT_S)
+            with contextlib.suppress(ProcessLookupError, PermissionError):
+                os.killpg(child.pid, signal.SIGKILL)  # leftovers of its group, if any
+            child.wait()
