@@ -246,8 +246,9 @@ def _defer_all(
 
 
 def _endpoint_failure(outcome: Outcome) -> bool:
-    # 429 is the provider pacing us, not the endpoint failing.
-    return outcome.kind is OutcomeKind.RETRY and outcome.status != 429
+    # A throttle (HTTP 429, SMPP ESME_RTHROTTLED) is the provider pacing us, not the endpoint
+    # failing: counting it opened the SMS breaker whenever a carrier capped our rate.
+    return outcome.kind is OutcomeKind.RETRY and not outcome.throttled
 
 
 def _record_breaker(breaker: pacing.Breaker, results: Sequence[tuple[Target, Outcome]]) -> None:

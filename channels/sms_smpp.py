@@ -31,7 +31,6 @@ ESME_RSYSERR = 0x08
 ESME_RINVDSTADR = 0x0B
 ESME_RMSGQFUL = 0x14
 ESME_RTHROTTLED = 0x58
-_RETRY = {ESME_RTHROTTLED: "ESME_RTHROTTLED", ESME_RMSGQFUL: "ESME_RMSGQFUL"}
 _NAMES = {
     0x01: "ESME_RINVMSGLEN",
     0x02: "ESME_RINVCMDLEN",
@@ -48,8 +47,11 @@ def classify_status(command_status: int, retry_after: float | None = None) -> Ou
     """submit_sm_resp command_status -> outcome."""
     if command_status == ESME_ROK:
         return Outcome.ok(status=command_status)
-    if command_status in _RETRY:
-        return Outcome.retry(_RETRY[command_status], retry_after, status=command_status)
+    if command_status == ESME_RTHROTTLED:
+        # The carrier's per-bind rate cap: we were too fast, the SMSC itself is fine.
+        return Outcome.throttle("ESME_RTHROTTLED", retry_after, status=command_status)
+    if command_status == ESME_RMSGQFUL:
+        return Outcome.retry("ESME_RMSGQFUL", retry_after, status=command_status)
     if command_status == ESME_RINVDSTADR:
         return Outcome.dead_target("ESME_RINVDSTADR", status=command_status)
     if command_status == ESME_RSYSERR:
