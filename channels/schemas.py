@@ -17,6 +17,8 @@ class ChannelCount(BaseModel):
     dead: int = 0
     dead_lettered: int = 0
     withdrawn: int = 0
+    # Of `sent`, those a carrier's delivery receipt confirmed on the handset (SMS only).
+    delivered: int = 0
 
 
 class MessageDeliveries(BaseModel):
