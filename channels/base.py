@@ -153,10 +153,29 @@ class Area:
 
 @dataclass(frozen=True, slots=True)
 class Recipient:
-    """A device token or phone number plus the language its owner reads."""
+    """A device token or phone number plus the language its owner reads.
+
+    `target_id` and `partner_id` are the ledger's names for it (device id, partner), so a
+    channel that keeps state per target (the SMS parts a carrier accepted, its receipts) keys
+    it without the address; None when the caller has no ledger.
+    """
 
     address: str
     language: str = "zh-CN"
+    target_id: int | None = None
+    partner_id: int = 0
+
+
+class Pacer(Protocol):
+    """A rate shared by every worker, taken per provider request (an SMS part, not a message)."""
+
+    async def take(self) -> None:
+        """Wait until one more request may go out."""
+        ...
+
+    def hold(self, seconds: float) -> None:
+        """The provider throttled us: nobody sends for this long."""
+        ...
 
 
 @dataclass(frozen=True, slots=True)
