@@ -186,7 +186,7 @@ class SmscSink:
         if status != smpp34.ESME_ROK:
             ev.reject(status)
             if refuse is not None:
-                asyncio.get_running_loop().create_task(_quietly(refuse.unbind()))
+                asyncio.get_running_loop().create_task(_unbind_later(refuse))
             return None
         ev.accept(message_id)
         return (message_id, submit) if submit.registered_delivery & 0x01 else None
@@ -292,6 +292,13 @@ async def _quietly(coro) -> None:
     # the ESME, and times out here: fire and forget, as far as the sink is concerned.
     with suppress(smpp34.SmppError, TimeoutError, RuntimeError):
         await asyncio.wait_for(coro, 5)
+
+
+async def _unbind_later(esme: smpp34.Esme) -> None:
+    # After its submit_sm_resp is on the wire: an unbind overtaking it would fail the submit
+    # as a lost connection instead of the refusal it is.
+    await asyncio.sleep(0.2)
+    await _quietly(esme.unbind())
 
 
 async def _send_receipt(sink: SmscSink, message_id: str, submit: Submit, wait: bool) -> None:
