@@ -117,7 +117,9 @@ def _build(name: str, s: ChannelSettings) -> Any:
         if s.sms_provider == "smpp" and s.smpp is not None:
             return _smpp(s, s.smpp)
         if s.sms_http is not None:
-            return SmsHttpChannel(s.sms_http, max_parts=s.max_sms_parts)
+            return SmsHttpChannel(
+                s.sms_http, max_parts=s.max_sms_parts, parts=parts_store(SmsHttpChannel.name)
+            )
         raise NotConfigured("sms")
     if name == "sms_broadcast":
         if s.sms_http is None:

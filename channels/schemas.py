@@ -61,3 +61,10 @@ class CaseDeliveries(BaseModel):
     messages: list[MessageDeliveries]
     webhook_attempts: list[WebhookAttemptRead]
     dead_letters: list[DeadLetterCount] = []
+
+
+class SmsReportRecorded(BaseModel):
+    """A gateway's delivery report was taken (recorded once, however often it is sent)."""
+
+    id: str
+    delivered: bool

@@ -93,7 +93,7 @@ class FcmSettings(BaseModel):
 
 
 class SmsHttpSettings(BaseModel):
-    """Gateway URL, token and paths."""
+    """Gateway URL, token and paths; where and how it reports delivery."""
 
     base_url: str
     api_token: SecretStr
@@ -102,6 +102,12 @@ class SmsHttpSettings(BaseModel):
     broadcast_path: str = "/v1/broadcasts"
     max_connections: int = Field(default=20, ge=1)
     transport: HttpTransportSettings = HttpTransportSettings()
+    # Delivery reports: each message asks the gateway to POST its status here (our
+    # /api/v1/providers/sms/receipts as the gateway reaches it); None: none are asked for.
+    status_callback_url: str | None = None
+    # Standard Webhooks secret ("whsec_...") the gateway signs its reports with; the callback
+    # route answers 404 without one, so nobody can mark deliveries unsigned.
+    callback_secret: SecretStr | None = None
 
 
 class SmppSettings(BaseModel):
