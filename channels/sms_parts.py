@@ -32,7 +32,6 @@ from channels.base import Recipient
 from channels.ledger import KEY_TTL_S, Ledger, Target
 from channels.messages import MessageId
 from channels.models import Message
-from ops import metrics
 from ops.platform.db import session_scope
 
 EARLY_TTL_S = 3600  # a receipt waits this long for its submit to be recorded
@@ -218,6 +217,11 @@ class RedisParts:
             self._delivered(message_id, target)
 
     def _delivered(self, message_id: str, target: str) -> None:
+        # Imported here: the CLI imports this module (through channels.runtime) before it points
+        # prometheus_client at the shared metrics directory, and importing the client earlier
+        # leaves every worker counting in memory only.
+        from ops import metrics
+
         ledger_target = _ledger_target(target)
         if ledger_target is None:
             return
