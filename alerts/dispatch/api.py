@@ -197,7 +197,7 @@ async def sms_gateway_report(request: Request) -> SmsReportRecorded:
     except sms_http.ReportUnsigned as exc:
         raise HTTPException(status.HTTP_401_UNAUTHORIZED, f"report refused: {exc}") from None
     except sms_http.ReportInvalid as exc:
-        raise HTTPException(status.HTTP_422_UNPROCESSABLE_ENTITY, str(exc)) from None
+        raise HTTPException(422, str(exc)) from None
     return SmsReportRecorded(id=receipt.provider_id, delivered=receipt.delivered)
 
 
