@@ -124,6 +124,7 @@ def create_app() -> FastAPI:
     app.include_router(users_api.router)
     app.include_router(cases_api.router)
     app.include_router(dispatch_api.deliveries_router)
+    app.include_router(dispatch_api.providers_router)
     app.include_router(devices_api.router)
     app.include_router(rules_api.router)
     app.include_router(dispatch_api.router)

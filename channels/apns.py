@@ -137,7 +137,9 @@ def classify(status: int, reason: str, retry_after: float | None) -> Outcome:
         return Outcome.retry(reason, None, status=status)
     if status == 413:
         return Outcome.failed(reason or "PayloadTooLarge", status=status)
-    if status == 429 or status >= 500:
+    if status == 429:
+        return Outcome.throttle(reason or "http_429", retry_after, status=status)
+    if status >= 500:
         return Outcome.retry(reason or f"http_{status}", retry_after, status=status)
     return Outcome.failed(reason or f"http_{status}", status=status)
 

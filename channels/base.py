@@ -38,6 +38,9 @@ class Outcome:
     retry_after: float | None = None  # seconds; only for retry
     status: int | None = None  # HTTP status or SMPP command_status, for the ledger
     provider_id: str | None = None  # apns-id, FCM message name, SMSC message id
+    # The provider asked us to slow down (HTTP 429, SMPP ESME_RTHROTTLED): a retry, but the
+    # endpoint answered, so it is no failure for its circuit breaker.
+    throttled: bool = False
 
     @classmethod
     def ok(
@@ -52,6 +55,16 @@ class Outcome:
     ) -> Outcome:
         """Transient: send again later, after retry_after seconds if the provider said so."""
         return cls(OutcomeKind.RETRY, reason, retry_after=retry_after, status=status)
+
+    @classmethod
+    def throttle(
+        cls, reason: str, retry_after: float | None = None, *, status: int | None = None
+    ) -> Outcome:
+        """The provider is pacing us: send again later, and do not count it against the
+        endpoint's breaker (it answered; we were too fast)."""
+        return cls(
+            OutcomeKind.RETRY, reason, retry_after=retry_after, status=status, throttled=True
+        )
 
     @classmethod
     def dead_target(cls, reason: str, *, status: int | None = None) -> Outcome:
@@ -140,10 +153,29 @@ class Area:
 
 @dataclass(frozen=True, slots=True)
 class Recipient:
-    """A device token or phone number plus the language its owner reads."""
+    """A device token or phone number plus the language its owner reads.
+
+    `target_id` and `partner_id` are the ledger's names for it (device id, partner), so a
+    channel that keeps state per target (the SMS parts a carrier accepted, its receipts) keys
+    it without the address; None when the caller has no ledger.
+    """
 
     address: str
     language: str = "zh-CN"
+    target_id: int | None = None
+    partner_id: int = 0
+
+
+class Pacer(Protocol):
+    """A rate shared by every worker, taken per provider request (an SMS part, not a message)."""
+
+    async def take(self) -> None:
+        """Wait until one more request may go out."""
+        ...
+
+    def hold(self, seconds: float) -> None:
+        """The provider throttled us: nobody sends for this long."""
+        ...
 
 
 @dataclass(frozen=True, slots=True)
@@ -298,6 +330,8 @@ def classify_http(status: int, reason: str, retry_after: float | None) -> Outcom
         return Outcome.ok(reason, status=status)
     if status == 410:
         return Outcome.dead_target(reason, status=status)
-    if status == 429 or status >= 500:
+    if status == 429:
+        return Outcome.throttle(reason, retry_after, status=status)
+    if status >= 500:
         return Outcome.retry(reason, retry_after, status=status)
     return Outcome.failed(reason, status=status)

@@ -80,13 +80,16 @@ def _past_horizon(s: ChannelSettings, first_at: float, delay: float) -> bool:
 
 class _Tokens:
     """Takes tokens from a shared bucket in chunks, so pacing costs one Redis call per chunk.
+    Without a bucket (a channel that paces each provider request itself) it is the gate only.
 
     Every GATE_EVERY tokens it also re-reads the gate (`closure.withheld`): once it closes, no
     token is given again, so after a case closes a batch starts at most GATE_EVERY more sends
     (besides those already on the wire).
     """
 
-    def __init__(self, bucket: pacing.TokenBucket, gate: Callable[[], bool] | None = None) -> None:
+    def __init__(
+        self, bucket: pacing.TokenBucket | None, gate: Callable[[], bool] | None = None
+    ) -> None:
         self.bucket = bucket
         self.gate = gate
         self.left = 0
@@ -101,12 +104,13 @@ class _Tokens:
                 self.closed = self.gate()
             if self.closed:
                 return False
-            while self.left == 0:
-                granted, wait = self.bucket.try_take(TOKEN_CHUNK)
-                self.left += granted
-                if self.left == 0:
-                    await asyncio.sleep(max(wait, 0.001))
-            self.left -= 1
+            if self.bucket is not None:
+                while self.left == 0:
+                    granted, wait = self.bucket.try_take(TOKEN_CHUNK)
+                    self.left += granted
+                    if self.left == 0:
+                        await asyncio.sleep(max(wait, 0.001))
+                self.left -= 1
             self.given += 1
             return True
 
@@ -246,8 +250,9 @@ def _defer_all(
 
 
 def _endpoint_failure(outcome: Outcome) -> bool:
-    # 429 is the provider pacing us, not the endpoint failing.
-    return outcome.kind is OutcomeKind.RETRY and outcome.status != 429
+    # A throttle (HTTP 429, SMPP ESME_RTHROTTLED) is the provider pacing us, not the endpoint
+    # failing: counting it opened the SMS breaker whenever a carrier capped our rate.
+    return outcome.kind is OutcomeKind.RETRY and not outcome.throttled
 
 
 def _record_breaker(breaker: pacing.Breaker, results: Sequence[tuple[Target, Outcome]]) -> None:
@@ -291,7 +296,10 @@ def run_device_batch(
         if gone:  # deactivated or opted out since fan-out
             partner = registry.partners_of(session, gone)
             led.move([Target(i, partner.get(i, 0)) for i in gone], State.ENDED, "failed")
-    items = [(Target(a.id, a.partner_id), Recipient(a.address, a.locale)) for a in addrs]
+    items = [
+        (Target(a.id, a.partner_id), Recipient(a.address, a.locale, a.id, a.partner_id))
+        for a in addrs
+    ]
     if not items:
         return tally, None
     try:
@@ -312,10 +320,11 @@ def run_device_batch(
         return tally, nxt
     limits = runtime.limits(channel, settings)
     bucket_name = runtime.sms_bind_name(settings) if channel == "sms" else channel
-    tokens = _Tokens(
-        pacing.TokenBucket(r, bucket_name, limits.rate_per_s),
-        gate=lambda: closure.withheld(r, message_id),
-    )
+    # SMPP takes a token per part itself (carriers count PDUs); a token per message as well
+    # would halve its rate.
+    paced_by_channel = getattr(chan, "paces_parts", False)
+    bucket = None if paced_by_channel else pacing.TokenBucket(r, bucket_name, limits.rate_per_s)
+    tokens = _Tokens(bucket, gate=lambda: closure.withheld(r, message_id))
 
     async def send(recipient: Recipient) -> Outcome:
         return await chan.send(recipient, delivery)

@@ -139,7 +139,9 @@ def classify(
             return Outcome.dead_target("UNREGISTERED", status=status)
         if status == 400 and "INVALID_ARGUMENT" in (error_status, error_code) and token_field:
             return Outcome.dead_target("INVALID_ARGUMENT", status=status)
-    if status == 429 or status >= 500:
+    if status == 429:
+        return Outcome.throttle(reason, retry_after, status=status)
+    if status >= 500:
         return Outcome.retry(reason, retry_after, status=status)
     return Outcome.failed(reason, status=status)
 

@@ -6,6 +6,12 @@ integer id (device id, endpoint id), or a hash field for string targets (FCM top
 because the case closed first). `sent` and
 `ended` are final, so a redelivered batch skips what is done and never counts twice.
 Counters move only on a real state change, in the same Lua call, so they stay exact.
+
+Two words, one meaning each, wherever counts show (API, console, /metrics, snapshots):
+`sent` is the provider accepted it (every part, for SMS); `delivered` is the provider's
+delivery receipt says the handset has it (every part). Only SMS carriers send receipts, so
+`delivered` is a subset of `sent`, counted once per target in a set of its own, and never a
+final state of its own (a sent target is already final).
 """
 
 from __future__ import annotations
@@ -22,7 +28,16 @@ from sqlalchemy.orm import Session
 from channels.models import DeliveryCount
 from ops.platform.clock import utcnow
 
-STATS = ("targeted", "sent", "failed", "retrying", "dead", "dead_lettered", "withdrawn")
+STATS = (
+    "targeted",
+    "sent",
+    "failed",
+    "retrying",
+    "dead",
+    "dead_lettered",
+    "withdrawn",
+    "delivered",
+)
 KEY_TTL_S = 8 * 24 * 3600
 FINAL = ("sent", "failed", "dead", "dead_lettered", "withdrawn")
 
@@ -99,6 +114,28 @@ return added
 """
 
 
+# KEYS: delivered bitmap or hash, ledger hash. ARGV: mode, ttl, then id/prefix pairs.
+_DELIVER = """
+local mode, ttl = ARGV[1], ARGV[2]
+local added = 0
+for i = 3, #ARGV, 2 do
+  local new
+  if mode == 'b' then
+    new = redis.call('SETBIT', KEYS[1], tonumber(ARGV[i]), 1) == 0
+  else
+    new = redis.call('HSETNX', KEYS[1], ARGV[i], 1) == 1
+  end
+  if new then
+    redis.call('HINCRBY', KEYS[2], ARGV[i + 1] .. 'delivered', 1)
+    added = added + 1
+  end
+end
+redis.call('EXPIRE', KEYS[1], ttl)
+redis.call('EXPIRE', KEYS[2], ttl)
+return added
+"""
+
+
 @dataclass(frozen=True)
 class Target:
     """A target id and the partner it counts under (0 when none, e.g. a topic)."""
@@ -125,10 +162,12 @@ class Ledger:
         self.mode = "h" if channel in STRING_TARGETS else "b"
         self.state_key = f"ch:st:{message_id}:{channel}"
         self.targeted_key = f"ch:tg:{message_id}:{channel}"
+        self.delivered_key = f"ch:dl:{message_id}:{channel}"
         self.counts_key = counts_key(message_id)
         self._get = client.register_script(_GET)
         self._move = client.register_script(_MOVE)
         self._target = client.register_script(_TARGET)
+        self._deliver = client.register_script(_DELIVER)
 
     def _pairs(self, targets: Iterable[Target]) -> list[str | int]:
         args: list[str | int] = []
@@ -142,6 +181,15 @@ class Ledger:
             return 0
         args = [self.mode, KEY_TTL_S, *self._pairs(targets)]
         return int(self._target(keys=[self.targeted_key, self.counts_key], args=args))
+
+    def deliver(self, targets: Sequence[Target]) -> int:
+        """Count targets a delivery receipt confirmed, once each however many receipts come;
+        how many were new. A receipt also proves the provider accepted it: it is sent."""
+        if not targets:
+            return 0
+        self.move(targets, State.SENT, "sent")
+        args = [self.mode, KEY_TTL_S, *self._pairs(targets)]
+        return int(self._deliver(keys=[self.delivered_key, self.counts_key], args=args))
 
     def totals(self) -> dict[str, int]:
         """This channel's targeted and final (sent, failed, dead, dead-lettered, withdrawn)

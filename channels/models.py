@@ -80,6 +80,8 @@ class DeliveryCount(Base):
     dead_lettered: Mapped[int] = mapped_column(Integer, default=0)
     # Not sent because the case closed before their turn (channels.closure).
     withdrawn: Mapped[int] = mapped_column(Integer, default=0, server_default="0")
+    # Of those sent, confirmed on the handset by the carrier's delivery receipt (SMS only).
+    delivered: Mapped[int] = mapped_column(Integer, default=0, server_default="0")
     updated_at: Mapped[datetime] = mapped_column(default=utcnow)
 
 

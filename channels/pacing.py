@@ -6,6 +6,7 @@ Time comes from Redis (TIME), so workers with skewed clocks still share one buck
 
 from __future__ import annotations
 
+import asyncio
 import time
 import uuid
 from dataclasses import dataclass
@@ -22,7 +23,8 @@ local s = redis.call('HMGET', KEYS[1], 'tokens', 'ts')
 local tokens = tonumber(s[1]) or burst
 local ts = tonumber(s[2]) or now
 tokens = math.min(burst, tokens + math.max(0, now - ts) * rate)
-local granted = math.min(want, math.floor(tokens))
+-- tokens go below zero while the bucket is held (hold): nothing is granted then
+local granted = math.max(0, math.min(want, math.floor(tokens)))
 tokens = tokens - granted
 redis.call('HSET', KEYS[1], 'tokens', tokens, 'ts', now)
 redis.call('PEXPIRE', KEYS[1], math.ceil(burst / rate * 1000) + 60000)
@@ -31,6 +33,22 @@ if granted < want then
   wait = math.ceil((math.min(want - granted, burst) - tokens) / rate * 1000)
 end
 return {granted, wait}
+"""
+
+# KEYS[1] bucket hash; ARGV rate/s, burst, hold seconds. Empties the bucket and owes `hold`
+# seconds of tokens, so every worker waits that long (never shortens a longer hold).
+_HOLD = """
+local t = redis.call('TIME')
+local now = tonumber(t[1]) + tonumber(t[2]) / 1e6
+local rate, burst, hold = tonumber(ARGV[1]), tonumber(ARGV[2]), tonumber(ARGV[3])
+local s = redis.call('HMGET', KEYS[1], 'tokens', 'ts')
+local tokens = tonumber(s[1]) or burst
+local ts = tonumber(s[2]) or now
+tokens = math.min(burst, tokens + math.max(0, now - ts) * rate)
+tokens = math.min(tokens, -hold * rate)
+redis.call('HSET', KEYS[1], 'tokens', tokens, 'ts', now)
+redis.call('PEXPIRE', KEYS[1], math.ceil((burst / rate + hold) * 1000) + 60000)
+return 1
 """
 
 # KEYS[1] lease zset; ARGV holder, limit, lease_s. Returns 1 if a slot was taken.
@@ -96,11 +114,41 @@ class TokenBucket:
         self.rate = rate
         self.burst = max(1.0, burst if burst is not None else rate)
         self._script = client.register_script(_BUCKET)
+        self._hold = client.register_script(_HOLD)
 
     def try_take(self, n: int = 1) -> tuple[int, float]:
         """Take up to n tokens now; (granted, seconds until the rest could be had)."""
         granted, wait_ms = self._script(keys=[self.key], args=[self.rate, self.burst, n])
         return int(granted), int(wait_ms) / 1000.0
+
+    def hold(self, seconds: float) -> None:
+        """Give no token to anyone for `seconds` (the provider said we were too fast)."""
+        self._hold(keys=[self.key], args=[self.rate, self.burst, seconds])
+
+
+class BucketPacer:
+    """One token per provider request, waited for without blocking the event loop.
+
+    The SMPP channel takes one per submit_sm, so the carrier's cap, which counts PDUs, is what
+    the bucket counts: a two-part Chinese alert costs two. Burst 1 spaces the parts evenly, as
+    a carrier that counts per second wants, instead of letting `rate` of them out at once.
+    """
+
+    def __init__(self, bucket: TokenBucket, sleep=asyncio.sleep) -> None:
+        self.bucket = bucket
+        self._sleep = sleep
+
+    async def take(self) -> None:
+        """Wait for one token."""
+        while True:
+            granted, wait = self.bucket.try_take(1)
+            if granted:
+                return
+            await self._sleep(max(wait, 0.001))
+
+    def hold(self, seconds: float) -> None:
+        """Every worker sharing the bucket waits `seconds` before its next request."""
+        self.bucket.hold(seconds)
 
 
 class Budget:

@@ -16,7 +16,7 @@ from collections import OrderedDict
 from dataclasses import dataclass
 from typing import Any
 
-from channels import messages
+from channels import messages, pacing, sms_parts
 from channels.apns import ApnsChannel
 from channels.base import AlertSource, Audience, Delivery, Devices, Progress
 from channels.fcm import FcmChannel
@@ -25,6 +25,7 @@ from channels.sms_smpp import SmppChannel
 from channels.webhook import WebhookChannel
 from ops.platform.channel_settings import ChannelSettings
 from ops.platform.config import Mode, get_settings
+from ops.platform.redis_client import get_redis
 
 # httpx logs every request line at INFO: a log line per FCM push or webhook call, which costs
 # more than the call at thousands per second. hpack (under the APNs client) logs every header at
@@ -114,9 +115,11 @@ def _build(name: str, s: ChannelSettings) -> Any:
         return FcmChannel(s.fcm)
     if name == "sms":
         if s.sms_provider == "smpp" and s.smpp is not None:
-            return SmppChannel(s.smpp, max_parts=s.max_sms_parts)
+            return _smpp(s, s.smpp)
         if s.sms_http is not None:
-            return SmsHttpChannel(s.sms_http, max_parts=s.max_sms_parts)
+            return SmsHttpChannel(
+                s.sms_http, max_parts=s.max_sms_parts, parts=parts_store(SmsHttpChannel.name)
+            )
         raise NotConfigured("sms")
     if name == "sms_broadcast":
         if s.sms_http is None:
@@ -126,6 +129,24 @@ def _build(name: str, s: ChannelSettings) -> Any:
         # Production connects only to checked public addresses (SSRF, DNS rebinding).
         return WebhookChannel(s.webhook, allow_private=get_settings().mode is not Mode.PRODUCTION)
     raise NotConfigured(name)
+
+
+def _smpp(s: ChannelSettings, smpp: Any) -> SmppChannel:
+    # One token per submit_sm from the bind's shared bucket, evenly spaced (burst 1): a carrier
+    # capping PDUs per second sees no bursts of whole messages.
+    bucket = pacing.TokenBucket(get_redis(), sms_bind_name(s), limits("sms", s).rate_per_s, 1)
+    return SmppChannel(
+        smpp,
+        max_parts=s.max_sms_parts,
+        pacer=pacing.BucketPacer(bucket),
+        parts=parts_store(SmppChannel.name),
+    )
+
+
+def parts_store(provider: str) -> sms_parts.RedisParts:
+    """The shared SMS part state of a provider (accepted parts, ids, receipts)."""
+    client = get_redis()
+    return sms_parts.RedisParts(client, provider, persist=sms_parts.snapshot(client))
 
 
 @dataclass(frozen=True)

@@ -17,6 +17,8 @@ class ChannelCount(BaseModel):
     dead: int = 0
     dead_lettered: int = 0
     withdrawn: int = 0
+    # Of `sent`, those a carrier's delivery receipt confirmed on the handset (SMS only).
+    delivered: int = 0
 
 
 class MessageDeliveries(BaseModel):
@@ -59,3 +61,10 @@ class CaseDeliveries(BaseModel):
     messages: list[MessageDeliveries]
     webhook_attempts: list[WebhookAttemptRead]
     dead_letters: list[DeadLetterCount] = []
+
+
+class SmsReportRecorded(BaseModel):
+    """A gateway's delivery report was taken (recorded once, however often it is sent)."""
+
+    id: str
+    delivered: bool

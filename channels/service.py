@@ -17,7 +17,7 @@ from datetime import UTC, datetime, timedelta
 from sqlalchemy import func, select
 from sqlalchemy.orm import Session
 
-from channels import broadcast, ledger, messages, reconcile, runtime
+from channels import broadcast, ledger, messages, reconcile, runtime, sms_http, sms_parts
 from channels.base import Area, Delivery
 from channels.ledger import KEY_TTL_S, Ledger, Target
 from channels.messages import AlertStatus, MessageId, MessageKind
@@ -390,3 +390,23 @@ def requeue(channel: str, message_id: str, targets: list) -> None:
         message = session.get(Message, message_id)
         first_at = message.created_at.timestamp() if message is not None else time.time()
     enqueue(channel, message_id, targets, 0, first_at)
+
+
+class ReportsOff(LookupError):
+    """No HTTP gateway or no callback secret is configured: reports are not taken."""
+
+
+def record_gateway_report(body: bytes, headers: dict[str, str]) -> sms_parts.Receipt:
+    """Check and record an HTTP SMS gateway's delivery report; the receipt it carried.
+
+    Raises ReportsOff without a configured secret and sms_http.ReportRefused for an unsigned
+    or malformed report. Idempotent: the gateway may send a report twice.
+    """
+    gateway = get_settings().channels.sms_http
+    if gateway is None or gateway.callback_secret is None:
+        raise ReportsOff("no sms_http callback_secret configured")
+    receipt = sms_http.read_report(gateway.callback_secret, body, headers)
+    parts = runtime.parts_store(sms_http.SmsHttpChannel.name)
+    parts.receipt(receipt)
+    parts.flush()
+    return receipt

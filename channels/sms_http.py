@@ -3,17 +3,23 @@
 Many carriers and aggregators expose SMS as JSON over HTTPS rather than SMPP, and carriers
 that can target by cell (cell broadcast or location-based SMS) take an area of CAP polygons
 (`{"area": {"polygons": [...]}}`) and do the targeting themselves: `broadcast_area`.
+
+Each message may name a `status_callback` (settings.status_callback_url): the gateway POSTs
+the message's fate there, signed (Standard Webhooks), and the API's receipts route counts it
+in the ledger by the id the gateway answered with (`channels.sms_parts`).
 """
 
 from __future__ import annotations
 
 import hashlib
 import time
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from datetime import UTC, datetime
 from typing import Any, ClassVar
 
 import httpx
+from pydantic import SecretStr
+from standardwebhooks import Webhook, WebhookVerificationError
 
 from channels import sms
 from channels.base import (
@@ -24,6 +30,7 @@ from channels.base import (
     classify_http,
     parse_retry_after,
 )
+from channels.sms_parts import MemoryParts, PartStore, Receipt
 from ops.platform.channel_settings import SMS_MAX_PARTS, SmsHttpSettings
 
 # Error codes gateways use for a number that does not exist; anything else 4xx is permanent.
@@ -31,6 +38,33 @@ DEAD_NUMBER_CODES = frozenset(
     {"invalid_destination", "invalid_number", "unknown_subscriber", "number_not_found"}
 )
 CB_MESSAGE_ID_CHILD_ABDUCTION = 4379
+
+
+class ReportRefused(ValueError):
+    """A delivery report we do not take."""
+
+
+class ReportUnsigned(ReportRefused):
+    """Not signed with our callback secret, or signed too long ago (a replay)."""
+
+
+class ReportInvalid(ReportRefused):
+    """Signed, but not a report: no id or no status."""
+
+
+def read_report(secret: SecretStr, body: bytes, headers: Mapping[str, str]) -> Receipt:
+    """A gateway's signed delivery report -> receipt: Standard Webhooks signature and
+    timestamp (5 minutes of tolerance) checked, then {"id": gateway id, "status": ...}."""
+    try:
+        doc = Webhook(secret.get_secret_value()).verify(body, dict(headers))
+    except WebhookVerificationError as exc:
+        raise ReportUnsigned(str(exc)) from None
+    except ValueError as exc:  # a signed body that is not JSON (JSONDecodeError is one)
+        raise ReportInvalid(f"not JSON: {exc}") from None
+    if not isinstance(doc, dict) or not doc.get("id") or not doc.get("status"):
+        raise ReportInvalid("a report needs an id and a status")
+    status = str(doc["status"]).lower()
+    return Receipt(str(doc["id"]), status == "delivered", status)
 
 
 def classify(status: int, error_code: str, retry_after: float | None) -> Outcome:
@@ -56,9 +90,11 @@ class SmsHttpChannel:
         *,
         clock: Clock = time.time,
         max_parts: int = SMS_MAX_PARTS,
+        parts: PartStore | None = None,
     ) -> None:
         self.settings = settings
         self.max_parts = max_parts
+        self.parts: PartStore = parts if parts is not None else MemoryParts()
         self._clock = clock
         t = settings.transport
         self._client = httpx.AsyncClient(
@@ -70,7 +106,10 @@ class SmsHttpChannel:
         )
 
     async def send(self, target: Recipient, delivery: Delivery) -> Outcome:
-        """Send one case SMS to one number."""
+        """Send one case SMS to one number (once: a message the gateway took is not resent)."""
+        accepted = self.parts.accepted(delivery.message_id, target)
+        if 1 in accepted:
+            return Outcome.ok(status=202, provider_id=accepted[1] or None)
         plan = sms.plan(delivery.message_for(target.language).sms_text, self.max_parts)
         key = hashlib.sha256(f"{delivery.message_id}:{target.address}".encode()).hexdigest()[:32]
         body = {
@@ -82,7 +121,13 @@ class SmsHttpChannel:
             "parts": plan.part_count,
             "expires_at": delivery.expires_at.astimezone(UTC).isoformat(),
         }
-        return await self._post(self.settings.send_path, body, key)
+        if self.settings.status_callback_url:
+            body["status_callback"] = self.settings.status_callback_url
+        outcome = await self._post(self.settings.send_path, body, key)
+        if outcome.is_ok:
+            # The gateway bills and splits the parts itself: one entry, under its id.
+            self.parts.accept(delivery.message_id, target, 1, 1, outcome.provider_id or "")
+        return outcome
 
     async def broadcast_area(
         self,

@@ -1,11 +1,18 @@
 """SMS over SMPP 3.4, with the `smpp34` client (Rust/tokio core, asyncio API).
 
-smpp34's client is usable for everything we need: bind_transceiver, submit_sm with every
-field and TLVs, and command_status on the response (it does not raise on a NAK), so
-aiosmpplib is not needed. Long texts go out either as UDH-concatenated parts (esm_class 0x40,
-6-byte UDH per part) or whole in the message_payload TLV when the carrier prefers to split
-itself; never both in one submit_sm. Area broadcast by cell is the carrier's HTTP API
-(channels.sms_http.SmsHttpChannel.broadcast_area), not SMPP.
+smpp34's client is usable for everything we need: transmitter, transceiver and receiver binds,
+submit_sm with every field and TLVs, command_status on the response (it does not raise on a
+NAK) and inbound deliver_sm, so aiosmpplib is not needed. Long texts go out either as
+UDH-concatenated parts (esm_class 0x40, 6-byte UDH per part) or whole in the message_payload
+TLV when the carrier prefers to split itself; never both in one submit_sm. Area broadcast by
+cell is the carrier's HTTP API (channels.sms_http.SmsHttpChannel.broadcast_area), not SMPP.
+
+Carriers count, cap and bill submit_sm PDUs, not messages: each part takes a token of the
+bind's shared bucket (`Pacer`), a throttled part holds the bucket for every worker and is
+resubmitted alone, and parts already accepted are never sent again (`channels.sms_parts`).
+Delivery receipts are asked for (registered_delivery) and read on a thread of their own
+(`ReceiptReader`): from the transceiver bind itself, or from a receiver bind the channel opens
+beside a transmitter bind, since a transmitter cannot receive.
 """
 
 from __future__ import annotations
@@ -18,20 +25,23 @@ from typing import ClassVar, Literal
 import smpp34
 
 from channels import sms
-from channels.base import Delivery, Outcome, Recipient
+from channels.base import Delivery, Outcome, Pacer, Recipient
+from channels.smpp_receipts import ReceiptReader
+from channels.sms_parts import MemoryParts, PartStore
 from ops.platform.channel_settings import SMS_MAX_PARTS, SmppSettings
 
 ESM_CLASS_UDHI = 0x40
-# SMPP 3.4 §5.3.2.32; smpp34 re-exports it only at run time, so type checkers cannot see it.
+# SMPP 3.4 §5.3.2; smpp34 re-exports them only at run time, so type checkers cannot see them.
 TLV_MESSAGE_PAYLOAD = 0x0424
 MAX_SHORT_MESSAGE = 254
+REGISTERED_DELIVERY_FINAL = 0x01  # a receipt on final success or failure
+BIND_TYPES = {"transmitter": "TX", "transceiver": "TRX"}
 
 ESME_ROK = 0x00
 ESME_RSYSERR = 0x08
 ESME_RINVDSTADR = 0x0B
 ESME_RMSGQFUL = 0x14
 ESME_RTHROTTLED = 0x58
-_RETRY = {ESME_RTHROTTLED: "ESME_RTHROTTLED", ESME_RMSGQFUL: "ESME_RMSGQFUL"}
 _NAMES = {
     0x01: "ESME_RINVMSGLEN",
     0x02: "ESME_RINVCMDLEN",
@@ -48,8 +58,11 @@ def classify_status(command_status: int, retry_after: float | None = None) -> Ou
     """submit_sm_resp command_status -> outcome."""
     if command_status == ESME_ROK:
         return Outcome.ok(status=command_status)
-    if command_status in _RETRY:
-        return Outcome.retry(_RETRY[command_status], retry_after, status=command_status)
+    if command_status == ESME_RTHROTTLED:
+        # The carrier's per-bind rate cap: we were too fast, the SMSC itself is fine.
+        return Outcome.throttle("ESME_RTHROTTLED", retry_after, status=command_status)
+    if command_status == ESME_RMSGQFUL:
+        return Outcome.retry("ESME_RMSGQFUL", retry_after, status=command_status)
     if command_status == ESME_RINVDSTADR:
         return Outcome.dead_target("ESME_RINVDSTADR", status=command_status)
     if command_status == ESME_RSYSERR:
@@ -82,20 +95,46 @@ def build_submits(
 
 
 class SmppChannel:
-    """Submits alert SMS to an SMSC over one transceiver bind."""
+    """Submits alert SMS to an SMSC over one transmitter or transceiver bind, part by part."""
 
     name: ClassVar[str] = "sms_smpp"
-    rate_per_second: ClassVar[float] = 20.0  # per bind; carriers cap 10-30/s
+    rate_per_second: ClassVar[float] = 20.0  # submit_sm PDUs (parts) per bind; carriers cap 10-30
     batch_size: ClassVar[int] = 50
     concurrency: ClassVar[int] = 10
     max_body_bytes: ClassVar[int] = MAX_SHORT_MESSAGE
+    # The channel takes a token per part itself: the fan-out must not take one per message.
+    paces_parts: ClassVar[bool] = True
 
-    def __init__(self, settings: SmppSettings, *, max_parts: int = SMS_MAX_PARTS) -> None:
+    def __init__(
+        self,
+        settings: SmppSettings,
+        *,
+        max_parts: int = SMS_MAX_PARTS,
+        pacer: Pacer | None = None,
+        parts: PartStore | None = None,
+    ) -> None:
         self.settings = settings
         self.max_parts = max_parts
+        self.pacer = pacer
+        self.parts: PartStore = parts if parts is not None else MemoryParts()
         self._client: smpp34.Client | None = None
         self._session: smpp34.Smsc | None = None
         self._lock = asyncio.Lock()
+        self._receipts: ReceiptReader | None = None
+
+    def _client_for(self, bind_type: str) -> smpp34.Client:
+        s = self.settings
+        return smpp34.Client(
+            s.host,
+            s.port,
+            s.system_id,
+            s.password.get_secret_value(),
+            bind_type=bind_type,
+            system_type=s.system_type,
+            tls=s.tls,
+            window_size=s.window_size,
+            connect_timeout_ms=int(s.connect_timeout_s * 1000),
+        )
 
     async def _bound(self) -> smpp34.Smsc:
         async with self._lock:
@@ -105,21 +144,26 @@ class SmppChannel:
                 with contextlib.suppress(smpp34.SmppError):
                     await client.stop()
             if self._session is None:
-                s = self.settings
-                client = smpp34.Client(
-                    s.host,
-                    s.port,
-                    s.system_id,
-                    s.password.get_secret_value(),
-                    bind_type="TRX",
-                    system_type=s.system_type,
-                    tls=s.tls,
-                    window_size=s.window_size,
-                    connect_timeout_ms=int(s.connect_timeout_s * 1000),
-                )
+                client = self._client_for(BIND_TYPES[self.settings.bind_type])
                 self._session = await client.connect()
                 self._client = client
+                self._read_receipts(self._session)
             return self._session
+
+    def _read_receipts(self, session: smpp34.Smsc) -> None:
+        if not self.settings.delivery_receipts:
+            return
+        if self._receipts is None:
+            self._receipts = ReceiptReader(self.parts.receipt, self.parts.flush)
+            if self.settings.bind_type == "transmitter":
+                # A transmitter cannot receive: the SMSC sends receipts to a receiver bind.
+                self._receipts.listen(self._bind_receiver, self.settings.receiver_retry_s)
+        if self.settings.bind_type == "transceiver":
+            self._receipts.read(session)
+
+    async def _bind_receiver(self) -> tuple[smpp34.Client, smpp34.Smsc]:
+        client = self._client_for("RX")
+        return client, await client.connect()
 
     async def _drop(self) -> None:
         async with self._lock:
@@ -129,7 +173,8 @@ class SmppChannel:
                 await client.stop()
 
     async def send(self, target: Recipient, delivery: Delivery) -> Outcome:
-        """Submit one case SMS (all its parts) to one number and classify the SMSC's answers."""
+        """Submit the parts of one case SMS to one number that the SMSC has not yet accepted,
+        and classify its answers."""
         s = self.settings
         plan = sms.plan(delivery.message_for(target.language).sms_text, self.max_parts)
         if plan.part_count == 0:
@@ -137,17 +182,44 @@ class SmppChannel:
         submits = build_submits(
             plan, s.long_message_mode, concat_ref(delivery.message_id, target.address)
         )
-        try:
-            session = await self._bound()
-        except smpp34.SmppError:
-            await self._drop()
-            return Outcome.retry("bind_failed")
-        message_ids: list[str] = []
-        for short_message, esm_class, tlvs in submits:
+        total = len(submits)
+        done = self.parts.accepted(delivery.message_id, target)
+        missing = [seq for seq in range(1, total + 1) if seq not in done]
+        if missing:  # none when a redelivered batch finds every part already accepted
+            try:
+                session = await self._bound()
+            except smpp34.SmppError:
+                await self._drop()
+                return Outcome.retry("bind_failed")
+            for seq in missing:
+                outcome, message_id = await self._submit(
+                    session, target.address, plan, submits[seq - 1]
+                )
+                if outcome is not None:
+                    return outcome
+                self.parts.accept(delivery.message_id, target, seq, total, message_id)
+                done[seq] = message_id
+        ids = [done[seq] for seq in range(1, total + 1) if done[seq]]
+        return Outcome.ok(f"parts_{total}", status=ESME_ROK, provider_id=",".join(ids) or None)
+
+    async def _submit(
+        self,
+        session: smpp34.Smsc,
+        address: str,
+        plan: sms.SmsPlan,
+        part: tuple[bytes, int, list[smpp34.Tlv]],
+    ) -> tuple[Outcome | None, str]:
+        """One part, paced; a throttle holds the bind's bucket and resubmits this part alone.
+        (None, SMSC message id) when accepted, else (the outcome to report, '')."""
+        s = self.settings
+        short_message, esm_class, tlvs = part
+        for resubmit in range(s.throttle_resubmits + 1):
+            if self.pacer is not None:
+                await self.pacer.take()
             try:
                 resp = await asyncio.wait_for(
                     session.submit_sm(
-                        target.address,
+                        address,
                         short_message,
                         source_addr=s.source_addr,
                         source_addr_ton=s.source_addr_ton,
@@ -156,29 +228,38 @@ class SmppChannel:
                         dest_addr_npi=s.dest_addr_npi,
                         esm_class=esm_class,
                         data_coding=plan.data_coding,
+                        registered_delivery=(
+                            REGISTERED_DELIVERY_FINAL if s.delivery_receipts else 0
+                        ),
                         tlvs=tlvs,
                     ),
                     s.submit_timeout_s,
                 )
             except TimeoutError:
                 await self._drop()
-                return Outcome.retry("timeout")
+                return Outcome.retry("timeout"), ""
             except smpp34.SmppError:
                 alive = self._client is not None and await self._client.is_alive()
                 if alive:
-                    return Outcome.failed("smpp_error")  # codec/protocol: resending won't help
+                    return Outcome.failed("smpp_error"), ""  # codec/protocol: resending won't
                 await self._drop()
-                return Outcome.retry("connection_lost")
-            if resp.command_status != ESME_ROK:
-                return classify_status(resp.command_status, s.throttle_retry_s)
-            if resp.message_id:
-                message_ids.append(resp.message_id)
-        return Outcome.ok(
-            f"parts_{len(submits)}", status=ESME_ROK, provider_id=",".join(message_ids) or None
-        )
+                return Outcome.retry("connection_lost"), ""
+            if resp.command_status == ESME_ROK:
+                return None, resp.message_id or ""
+            if resp.command_status != ESME_RTHROTTLED or resubmit == s.throttle_resubmits:
+                if resp.command_status == ESME_RTHROTTLED and self.pacer is not None:
+                    self.pacer.hold(s.throttle_retry_s)
+                return classify_status(resp.command_status, s.throttle_retry_s), ""
+            # Too fast for the carrier: every worker on this bind backs off, then this part
+            # (only this part) goes again.
+            if self.pacer is not None:
+                self.pacer.hold(s.throttle_retry_s)
+            else:
+                await asyncio.sleep(s.throttle_retry_s)
+        raise AssertionError("unreachable: the last resubmit returns")
 
     async def aclose(self) -> None:
-        """Unbind and close the SMPP session."""
+        """Unbind, close the SMPP session and stop reading receipts."""
         session = self._session
         if session is not None:
             try:
@@ -186,3 +267,6 @@ class SmppChannel:
             except smpp34.SmppError:
                 pass  # the peer may have closed first; we are closing anyway
         await self._drop()
+        reader, self._receipts = self._receipts, None
+        if reader is not None:
+            await asyncio.to_thread(reader.stop)

@@ -73,6 +73,13 @@ DELIVERIES = Counter(
     ["channel", "partner", "outcome"],
     registry=LOCAL,
 )
+DELIVERED = Counter(
+    "reunite_delivered",
+    "Targets a provider's delivery receipt confirmed on the handset (every part; SMS only); "
+    "the ledger's `delivered`, counted once per target",
+    ["channel", "partner"],
+    registry=LOCAL,
+)
 RETRIES = Counter(
     "reunite_delivery_retries", "Targets scheduled for a retry", ["channel"], registry=LOCAL
 )
@@ -133,6 +140,12 @@ def record_outcomes(channel: str, results: Sequence[tuple[Any, Any]]) -> None:
             DEAD_TOKENS.labels(channel, str(partner)).inc(n)
         elif outcome == "retry":
             RETRIES.labels(channel).inc(n)
+
+
+def record_delivered(channel: str, partner: int, n: int) -> None:
+    """Count targets the ledger newly counted as delivered (a receipt confirmed them)."""
+    if n:
+        DELIVERED.labels(channel, str(partner)).inc(n)
 
 
 def record_dead_letters(channel: str, n: int) -> None:

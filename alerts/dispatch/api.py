@@ -2,9 +2,10 @@
 
 from __future__ import annotations
 
-from fastapi import APIRouter, BackgroundTasks, HTTPException, status
+from fastapi import APIRouter, BackgroundTasks, HTTPException, Request, status
 from fastapi.responses import JSONResponse
 from sqlalchemy import select
+from starlette.concurrency import run_in_threadpool
 
 from alerts.cases import api as cases_api
 from alerts.cases import models as case_models
@@ -17,12 +18,14 @@ from alerts.dispatch import flows
 from alerts.dispatch.schemas import GeoOverride, SightingCreate, SightingRead, WaveRead
 from alerts.users.roles import CASE_AUTHORS, Role
 from channels import service as channels
-from channels.schemas import CaseDeliveries
+from channels import sms_http
+from channels.schemas import CaseDeliveries, SmsReportRecorded
 from geo.waves import service as waves
 from ops.platform.outbox import relay
 
 router = APIRouter(prefix="/api/v1/cases/{case_id}", tags=["waves"])
 deliveries_router = APIRouter(prefix="/api/v1/cases", tags=["deliveries"])
+providers_router = APIRouter(prefix="/api/v1/providers", tags=["providers"])
 STAFF = frozenset({Role.OPERATOR, Role.ADMIN})
 
 
@@ -171,6 +174,31 @@ def case_deliveries(case_id: str, session: SessionDep, user: CurrentUser) -> Cas
     elif session.get(case_models.Case, case_id) is None:
         raise cases.CaseNotFound(f"case {case_id} not found")
     return channels.case_deliveries(session, case_id)
+
+
+@providers_router.post(
+    "/sms/receipts",
+    response_model=SmsReportRecorded,
+    responses={
+        401: {"description": "Not signed with the callback secret, or a replay"},
+        404: {"description": "No HTTP gateway callback secret is configured"},
+    },
+)
+async def sms_gateway_report(request: Request) -> SmsReportRecorded:
+    """An HTTP SMS gateway's delivery report, signed like a Standard Webhooks event with the
+    configured callback secret; "delivered" counts once in the delivery ledger."""
+    body = await request.body()
+    try:
+        receipt = await run_in_threadpool(
+            channels.record_gateway_report, body, dict(request.headers)
+        )
+    except channels.ReportsOff:
+        raise HTTPException(status.HTTP_404_NOT_FOUND, "delivery reports are not taken") from None
+    except sms_http.ReportUnsigned as exc:
+        raise HTTPException(status.HTTP_401_UNAUTHORIZED, f"report refused: {exc}") from None
+    except sms_http.ReportInvalid as exc:
+        raise HTTPException(422, str(exc)) from None
+    return SmsReportRecorded(id=receipt.provider_id, delivered=receipt.delivered)
 
 
 @router.get("/changes", response_model=list[ChangeRead])

@@ -2,10 +2,16 @@
 
 Numbers starting with `invalid_prefix` get 400 invalid_destination; `busy_first` sends get
 429 + Retry-After; broadcasts need an area of valid CAP polygons (each >= 4 pairs, closed).
+
+Delivery reports, as gateways send them: a message naming a `status_callback` gets, after
+`report_delay_s`, a POST there of {"id": gateway id, "reference": our id, "to", "status":
+"delivered" (or "failed" for numbers in `undelivered`), "at"}, signed with `callback_secret`
+the Standard Webhooks way, and sent again (up to `report_attempts`) until it gets a 2xx.
 """
 
 from __future__ import annotations
 
+import asyncio
 import contextlib
 import json
 import secrets
@@ -13,7 +19,11 @@ import threading
 from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, field
+from datetime import UTC, datetime
 from typing import Any
+
+import httpx
+from standardwebhooks import Webhook
 
 from ops.peers._runtime import (
     Endpoint,
@@ -50,11 +60,18 @@ class SmsGatewaySink:
     invalid_prefix: str = "999"
     busy_first: int = 0
     retry_after: str = "1"
+    callback_secret: str | None = None  # "whsec_...": reports are sent only with one
+    report_delay_s: float = 0.05
+    report_attempts: int = 3
+    undelivered: set[str] = field(default_factory=set)
     messages: list[dict[str, Any]] = field(default_factory=list)
     broadcasts: list[dict[str, Any]] = field(default_factory=list)
     idempotency_keys: list[str] = field(default_factory=list)
+    # (report, HTTP status of each attempt; 0 for no answer)
+    reports: list[tuple[dict[str, Any], list[int]]] = field(default_factory=list)
     _count: int = 0
     _lock: threading.Lock = field(default_factory=threading.Lock)
+    _tasks: set[asyncio.Task] = field(default_factory=set)
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] == "lifespan":
@@ -85,8 +102,15 @@ class SmsGatewaySink:
             if not doc.get("text"):
                 await respond(send, 400, {"error": "empty_text"})
                 return
+            gateway_id = "gw-" + secrets.token_hex(6)
             with self._lock:
                 self.messages.append(doc)
+            if doc.get("status_callback") and self.callback_secret:
+                task = asyncio.get_running_loop().create_task(self._report(doc, gateway_id))
+                self._tasks.add(task)
+                task.add_done_callback(self._tasks.discard)
+            await respond(send, 202, {"id": gateway_id})
+            return
         elif path == "/v1/broadcasts":
             polygons = doc.get("area", {}).get("polygons") or [""]
             if not all(isinstance(p, str) and valid_cap_polygon(p) for p in polygons):
@@ -98,6 +122,43 @@ class SmsGatewaySink:
             await respond(send, 404, {"error": "not_found"})
             return
         await respond(send, 202, {"id": "gw-" + secrets.token_hex(6)})
+
+    async def _report(self, message: dict[str, Any], gateway_id: str) -> None:
+        """POST the message's delivery report to its status_callback, signed, until a 2xx."""
+        await asyncio.sleep(self.report_delay_s)
+        to = str(message.get("to", ""))
+        report = {
+            "id": gateway_id,
+            "reference": message.get("id"),
+            "to": to,
+            "status": "failed" if to in self.undelivered else "delivered",
+            "at": datetime.now(UTC).isoformat(),
+        }
+        body = json.dumps(report)
+        statuses: list[int] = []
+        with self._lock:
+            self.reports.append((report, statuses))
+        assert self.callback_secret is not None
+        signer = Webhook(self.callback_secret)
+        url = str(message["status_callback"])
+        async with httpx.AsyncClient(timeout=5.0) as client:
+            for attempt in range(self.report_attempts):
+                msg_id = f"{gateway_id}-{attempt}"
+                now = datetime.now(UTC)
+                headers = {
+                    "content-type": "application/json",
+                    "webhook-id": msg_id,
+                    "webhook-timestamp": str(int(now.timestamp())),
+                    "webhook-signature": signer.sign(msg_id, now, body),
+                }
+                try:
+                    res = await client.post(url, content=body, headers=headers)
+                    statuses.append(res.status_code)
+                    if res.is_success:
+                        return
+                except httpx.HTTPError:
+                    statuses.append(0)
+                await asyncio.sleep(0.2 * (attempt + 1))
 
 
 @contextmanager

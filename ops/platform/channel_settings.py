@@ -93,7 +93,7 @@ class FcmSettings(BaseModel):
 
 
 class SmsHttpSettings(BaseModel):
-    """Gateway URL, token and paths."""
+    """Gateway URL, token and paths; where and how it reports delivery."""
 
     base_url: str
     api_token: SecretStr
@@ -102,6 +102,12 @@ class SmsHttpSettings(BaseModel):
     broadcast_path: str = "/v1/broadcasts"
     max_connections: int = Field(default=20, ge=1)
     transport: HttpTransportSettings = HttpTransportSettings()
+    # Delivery reports: each message asks the gateway to POST its status here (our
+    # /api/v1/providers/sms/receipts as the gateway reaches it); None: none are asked for.
+    status_callback_url: str | None = None
+    # Standard Webhooks secret ("whsec_...") the gateway signs its reports with; the callback
+    # route answers 404 without one, so nobody can mark deliveries unsigned.
+    callback_secret: SecretStr | None = None
 
 
 class SmppSettings(BaseModel):
@@ -119,11 +125,21 @@ class SmppSettings(BaseModel):
     dest_addr_ton: int = 1  # international
     dest_addr_npi: int = 1  # E.164
     long_message_mode: Literal["udh", "payload"] = "udh"
+    # "transceiver" sends and receives (receipts) on one bind; "transmitter" for an SMSC that
+    # takes no transceiver binds: receipts then come on a receiver bind the channel opens too.
+    bind_type: Literal["transmitter", "transceiver"] = "transceiver"
+    # Ask for a receipt per part (registered_delivery=1): all parts DELIVRD is "delivered".
+    delivery_receipts: bool = True
     window_size: int = Field(default=10, ge=1)
     connect_timeout_s: float = Field(default=5.0, gt=0)
     submit_timeout_s: float = Field(default=10.0, gt=0)
-    # Carriers throttle per bind (often 10-30/s); without a hint from the SMSC, back off this long.
+    # Carriers throttle per bind (often 10-30 PDUs/s): on ESME_RTHROTTLED every worker on the
+    # bind holds off this long, then the throttled part (only it) is resubmitted, up to
+    # throttle_resubmits times before the unit goes back to the queue for the missing parts.
     throttle_retry_s: float = Field(default=1.0, ge=0)
+    throttle_resubmits: int = Field(default=2, ge=0, le=20)
+    # A lost receiver bind (transmitter mode) is bound again after this.
+    receiver_retry_s: float = Field(default=5.0, gt=0)
 
 
 class WebhookSettings(BaseModel):
@@ -159,7 +175,8 @@ class ChannelSettings(BaseModel):
     apns_concurrency: int | None = Field(default=None, ge=1, le=5_000)
     fcm_concurrency: int | None = Field(default=None, ge=1, le=5_000)
     sms_concurrency: int | None = Field(default=None, ge=1, le=500)
-    # Token buckets shared by every worker (per provider; SMS per bind).
+    # Token buckets shared by every worker (per provider; SMS per bind). SMPP counts submit_sm
+    # PDUs, as carriers do: a two-part message takes two; the HTTP gateway counts requests.
     apns_rate_per_s: float | None = Field(default=None, gt=0)
     fcm_rate_per_s: float | None = Field(default=None, gt=0)
     sms_rate_per_s: float | None = Field(default=None, gt=0)

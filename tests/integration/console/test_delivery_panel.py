@@ -63,3 +63,31 @@ def test_panel_shows_in_progress_then_stuck_then_dead_letters_with_their_reason(
     table = panel.split('id="dead-letters"')[1].split("</table>")[0]
     assert "<td>sms</td><td><code>provider_not_configured</code></td>" in table
     assert '<td class="num">3</td>' in table
+
+
+def test_delivered_means_the_same_in_the_panel_the_api_and_the_snapshot(console, redis_client):
+    """`delivered` (a carrier receipt for every part) is its own column, never folded into
+    `sent`, and the database snapshot keeps it once Redis lets the live counters go."""
+    from channels import ledger
+    from channels import service as channels
+    from ops.platform.redis_client import get_redis
+
+    case_id = approved_case(console)
+    message_id = fx.new_message(case_id, wave=6)
+    led = Ledger(redis_client, message_id, "sms")
+    led.target([Target(i, 4) for i in (1, 2, 3)])
+    led.move([Target(i, 4) for i in (1, 2, 3)], ledger.State.SENT, "sent")
+    assert led.deliver([Target(1, 4), Target(2, 4)]) == 2
+    assert led.deliver([Target(2, 4)]) == 0, "a second receipt counts nothing"
+
+    panel = console.get(f"/console/cases/{case_id}/delivery").text
+    table = panel.split('id="delivery-totals"')[1].split("</table>")[0]
+    assert t("delivery.delivered") in table
+    assert '<td class="num">3</td><td class="num">0</td><td class="num">0</td>' in table
+    assert '<td class="num delivered">2</td>' in table
+    with session_scope() as s:
+        ledger.persist(s, get_redis(), message_id, case_id)
+    redis_client.delete(ledger.counts_key(message_id))
+    with session_scope() as s:
+        [totals] = channels.case_deliveries(s, case_id).totals
+    assert (totals.channel, totals.sent, totals.delivered) == ("sms", 3, 2)

@@ -83,6 +83,20 @@ def test_smpp_command_status(status, kind, reason):
     assert (outcome.kind, outcome.reason) == (kind, reason)
 
 
+def test_only_a_throttle_is_the_provider_pacing_us_not_failing():
+    """Before, ESME_RTHROTTLED counted as an endpoint failure and opened the SMS breaker."""
+    assert sms_smpp.classify_status(0x58, 1.0).throttled
+    assert classify_http(429, "x", None).throttled
+    assert apns.classify(429, "TooManyRequests", None).throttled
+    assert fcm.classify(429, "RESOURCE_EXHAUSTED", "QUOTA_EXCEEDED", False, None).throttled
+    for outcome in (
+        sms_smpp.classify_status(0x14, 1.0),
+        sms_smpp.classify_status(0x08, 1.0),
+        classify_http(503, "x", None),
+    ):
+        assert outcome.kind is RETRY and not outcome.throttled
+
+
 @pytest.mark.parametrize(
     ("status", "kind"),
     [

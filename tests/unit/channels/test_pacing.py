@@ -59,3 +59,31 @@ def test_backoff_grows_with_jitter_and_honours_retry_after():
     assert all(4 <= backoff(s, 3, None) <= 8 for _ in range(50))
     assert backoff(s, 0, 30) == 30
     assert backoff(s, 10, None) <= 60 and backoff(s, 0, 600) == 60
+
+
+def test_a_hold_gives_no_token_to_anyone_until_it_ends(redis_client):
+    """A throttled SMPP part holds the bind's bucket for every worker sharing it."""
+    name = f"h{time.time()}"
+    bucket = pacing.TokenBucket(redis_client, name, rate=50, burst=1)
+    other_worker = pacing.TokenBucket(redis_client, name, rate=50, burst=1)
+    assert bucket.try_take(1)[0] == 1
+    bucket.hold(0.3)
+    granted, wait = other_worker.try_take(1)
+    assert granted == 0 and 0.25 <= wait <= 0.35
+    time.sleep(0.35)
+    assert other_worker.try_take(1)[0] == 1
+
+
+def test_bucket_pacer_spaces_requests_at_the_rate(redis_client):
+    import asyncio
+
+    pacer = pacing.BucketPacer(pacing.TokenBucket(redis_client, f"p{time.time()}", 20, 1))
+
+    async def take(n: int) -> float:
+        started = time.monotonic()
+        for _ in range(n):
+            await pacer.take()
+        return time.monotonic() - started
+
+    elapsed = asyncio.run(take(11))
+    assert 0.4 <= elapsed <= 1.0, f"10 tokens after the first at 20/s took {elapsed:.2f}s"
