@@ -3,16 +3,16 @@
 Of the targets sent, those a carrier's delivery receipt confirmed on the handset (SMS), so the
 snapshot keeps what the live ledger counts once Redis has let it go.
 
-Revision ID: 0019
-Revises: 0018
+Revision ID: 0021
+Revises: 0020
 Create Date: 2026-12-06 04:00:00
 """
 
 import sqlalchemy as sa
 from alembic import op
 
-revision = "0019"
-down_revision = "0018"
+revision = "0021"
+down_revision = "0020"
 branch_labels = None
 depends_on = None
 
