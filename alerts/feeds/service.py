@@ -1,17 +1,17 @@
 """Feed documents over a session: CAP per message, the Atom and JSON feeds, partner filtering.
 
-Documents are rendered on request from the message rows and the case, never stored: once the
-child's data is erased they render without it, and there is no copy left to forget. Each case
-message becomes one CAP document (the first an Alert, every later wave or change an Update);
-a closing message becomes an AllClear Update with a near expiry and then a Cancel.
+Each case message becomes one CAP document (the first an Alert, every later wave or change an
+Update); a closing message becomes an AllClear Update with a near expiry and then a Cancel.
+A document is rendered once, when it is published (`publish`, in the transaction
+that creates its message), and stored: partners get those bytes unchanged until the case's
+data is erased, when the stored documents are deleted and fetching one answers 410.
 """
 
 from __future__ import annotations
 
 import hashlib
 import json
-import time
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, replace
 from datetime import datetime, timedelta
 from email.utils import format_datetime
@@ -29,6 +29,7 @@ from alerts.feeds import cap, photos
 from alerts.feeds.models import CaseErasure, PublishedDocument
 from alerts.partners import service as partners
 from alerts.partners.models import Partner
+from alerts.users.models import Agency
 from channels import messages, runtime
 from channels.base import Area
 from channels.messages import AlertStatus, MessageId, MessageKind
@@ -42,6 +43,8 @@ INSTRUCTION = {
     "zh-CN": "如有线索请拨打{tip}。请勿自行接近可疑人员。",
     "en": "If you have information call {tip}. Do not approach anyone yourself.",
 }
+# senderName of documents published before it named the issuing agency.
+LEGACY_SENDER_NAME = "Reunite"
 
 
 @dataclass(frozen=True)
@@ -54,10 +57,18 @@ class CapDoc:
     expires: datetime
     area: dict | None
     document: cap.Document
+    # When the feeds started to show this document, if later than its `sent` (a Cancel shown
+    # once the AllClear before it expired).
+    shown_since: datetime | None = None
 
     def xml(self) -> bytes:
         """The CAP XML."""
         return cap.render(self.document)
+
+    @property
+    def updated(self) -> datetime:
+        """When the feeds' entry for this document last changed."""
+        return max(self.sent, self.shown_since or self.sent)
 
 
 def identifier_of(message_id: str, variant: str) -> str:
@@ -116,6 +127,12 @@ def _infos(settings: Settings, case: Case, kind: MessageKind, wave: int, langs: 
     return out
 
 
+def sender_name(session: Session, case: Case, settings: Settings) -> str:
+    """The issuing agency's name, as CAP's senderName."""
+    agency = session.get(Agency, case.agency_id)
+    return agency.name if agency is not None else settings.cap_sender
+
+
 def case_messages(session: Session, case_id: str) -> list[Message]:
     """The case's messages in the order they were made."""
     return list(
@@ -150,19 +167,27 @@ class DocumentGone(LookupError):
     """The document's case was erased: it is gone for good (HTTP 410)."""
 
 
-def publish(session: Session, case: Case, settings: Settings) -> int:
+def _stored_document(row: PublishedDocument) -> cap.Document:
+    return _DOCUMENT.validate_python({"sender_name": LEGACY_SENDER_NAME} | row.document)
+
+
+def publish(session: Session, case: Case, settings: Settings, now: datetime | None = None) -> int:
     """Store the case's documents not yet published, rendered now; how many were added.
 
     The dispatch flow calls this in the transaction that creates each message, so a document
     says what was true when it went out; stored ones are never rendered again.
     """
-    stored = set(
-        session.scalars(
-            select(PublishedDocument.identifier).where(PublishedDocument.case_id == case.id)
+    from ops.platform.clock import utcnow
+
+    stored = {
+        row.identifier: _stored_document(row)
+        for row in session.scalars(
+            select(PublishedDocument).where(PublishedDocument.case_id == case.id)
         )
-    )
+    }
     added = 0
-    for position, doc in enumerate(_render_documents(session, case, settings)):
+    docs = _render_documents(session, case, settings, now=now or utcnow(), stored=stored)
+    for position, doc in enumerate(docs):
         if doc.identifier in stored:
             continue
         row = PublishedDocument(
@@ -196,7 +221,7 @@ def case_documents(
     )
     out = []
     for row in rows:
-        document = _DOCUMENT.validate_python(row.document)
+        document = _stored_document(row)
         out.append(
             CapDoc(
                 identifier=row.identifier,
@@ -213,14 +238,22 @@ def case_documents(
 
 
 def _render_documents(
-    session: Session, case: Case, settings: Settings, now: float | None = None
+    session: Session,
+    case: Case,
+    settings: Settings,
+    now: datetime,
+    stored: Mapping[str, cap.Document],
 ) -> list[CapDoc]:
-    """Every CAP document of a case, oldest first, each referencing the earlier unexpired ones."""
-    now = time.time() if now is None else now
+    """Every CAP document of a case, oldest first, each referencing the earlier unexpired ones.
+
+    A document already published stands as it was stored (a later one references it as such);
+    one published now is dated now if it has no message time of its own (a Cancel).
+    """
     status = CAP_STATUS[content.case_status(session, case.id)]
     note = DRILL_NOTES.get(status)
     langs = runtime.languages(case.alert_languages)
-    resources = _photo_resources(settings, case, now)
+    resources = _photo_resources(settings, case, now.timestamp())
+    agency = sender_name(session, case, settings)
     docs: list[CapDoc] = []
     area = None
     for msg in case_messages(session, case.id):
@@ -229,6 +262,7 @@ def _render_documents(
         shape = Area.from_json(area)
         base = {
             "sender": settings.cap_sender,
+            "sender_name": agency,
             "status": status,
             "infos": _infos(settings, case, kind, msg.wave, langs),
             "area_desc": shape.description if shape else "alert area",
@@ -249,7 +283,7 @@ def _render_documents(
                 certainty="Observed",
                 **base,
             )
-            cancel_sent = sent + timedelta(seconds=1)
+            cancel_sent = _issued(now, docs, sent)
             cancel = replace(
                 allclear,
                 identifier=identifier_of(msg.id, "cancel"),
@@ -259,7 +293,7 @@ def _render_documents(
             )
             variants = [("allclear", allclear), ("cancel", cancel)]
         elif msg.kind == EXPIRING:
-            sent = msg.created_at
+            sent = _issued(now, docs, msg.created_at)
             cancel = cap.Document(
                 identifier=identifier_of(msg.id, "cancel"),
                 sent=sent,
@@ -283,12 +317,15 @@ def _render_documents(
             )
             variants = [("update" if docs else "alert", document)]
         for variant, document in variants:
-            refs = [
-                cap.Reference(d.document.sender, d.identifier, d.sent)
-                for d in docs
-                if d.expires > document.sent
-            ]
-            document = replace(document, references=refs)
+            if document.identifier in stored:
+                document = stored[document.identifier]
+            else:
+                refs = [
+                    cap.Reference(d.document.sender, d.identifier, d.sent)
+                    for d in docs
+                    if d.expires > document.sent
+                ]
+                document = replace(document, references=refs)
             docs.append(
                 CapDoc(
                     identifier=document.identifier,
@@ -302,6 +339,11 @@ def _render_documents(
                 )
             )
     return docs
+
+
+def _issued(now: datetime, earlier: list[CapDoc], *also: datetime) -> datetime:
+    """A Cancel's sent: when it is issued, and never before what it cancels."""
+    return max([now, *(d.sent for d in earlier), *also])
 
 
 def for_partner(doc: CapDoc, partner: Partner | None) -> CapDoc:
@@ -368,7 +410,10 @@ def current(session: Session, partner: Partner | None, settings: Settings) -> li
         if latest.variant == "cancel":
             allclear = docs[-2]
             # The AllClear stands until its near expiry; the Cancel after it.
-            latest = allclear if now < allclear.expires else latest
+            if now < allclear.expires:
+                latest = allclear
+            else:
+                latest = replace(latest, shown_since=allclear.expires)
         if partner is not None and not partners.receives(partner, latest.area):
             continue
         out.append(for_partner(latest, partner))
@@ -385,7 +430,7 @@ def last_modified(docs: list[CapDoc]) -> str:
     """HTTP date of the newest document."""
     from ops.platform.clock import utcnow
 
-    newest = max((d.sent for d in docs), default=utcnow().replace(microsecond=0))
+    newest = max((d.updated for d in docs), default=utcnow().replace(microsecond=0))
     return format_datetime(newest.replace(microsecond=0), usegmt=True)
 
 
@@ -409,8 +454,8 @@ def atom(docs: list[CapDoc], settings: Settings, page: int, has_next: bool) -> b
     feed = ET.Element(f"{{{ATOM_NS}}}feed")
     sub(feed, "id", "urn:reunite:feeds:atom")
     sub(feed, "title", "Reunite missing-child alerts")
-    newest = max((d.sent for d in docs), default=None)
-    sub(feed, "updated", cap.cap_time(newest) if newest else "1970-01-01T00:00:00+00:00")
+    newest = max((d.updated for d in docs), default=None)
+    sub(feed, "updated", cap.rfc3339(newest) if newest else "1970-01-01T00:00:00+00:00")
     author = sub(feed, "author")
     sub(author, "name", settings.cap_sender)
     sub(feed, "link", rel="self", href=f"{base}?page={page}")
@@ -422,8 +467,8 @@ def atom(docs: list[CapDoc], settings: Settings, page: int, has_next: bool) -> b
         info = doc.document.infos[0]
         entry = sub(feed, "entry")
         sub(entry, "id", f"urn:uuid:{doc.case_id}")
-        sub(entry, "title", cap.headline(info.headline, info.description))
-        sub(entry, "updated", cap.cap_time(doc.sent))
+        sub(entry, "title", cap.headline(info.headline, info.description, info.language))
+        sub(entry, "updated", cap.rfc3339(doc.updated))
         sub(entry, "summary", info.description)
         sub(entry, "category", term=doc.variant)
         sub(
@@ -442,13 +487,14 @@ def json_feed(docs: list[CapDoc], settings: Settings, page: int, has_next: bool)
     items = []
     for doc in docs:
         d = doc.document
+        first = d.infos[0]
         items.append(
             {
                 "id": doc.case_id,
-                "url": d.infos[0].web,
-                "title": cap.headline(d.infos[0].headline, d.infos[0].description),
-                "content_text": d.infos[0].description,
-                "date_modified": cap.cap_time(doc.sent),
+                "url": first.web,
+                "title": cap.headline(first.headline, first.description, first.language),
+                "content_text": first.description,
+                "date_modified": cap.rfc3339(doc.updated),
                 "_reunite": {
                     "cap_identifier": doc.identifier,
                     "cap_url": cap_url(settings, doc.identifier),
@@ -456,7 +502,7 @@ def json_feed(docs: list[CapDoc], settings: Settings, page: int, has_next: bool)
                     "msg_type": str(d.msg_type),
                     "status": str(d.status),
                     "variant": doc.variant,
-                    "expires": cap.cap_time(doc.expires),
+                    "expires": cap.rfc3339(doc.expires),
                     "area": {"polygon": d.polygon, "circle": d.circle},
                     "languages": {
                         i.language: {"headline": i.headline, "description": i.description}

@@ -81,6 +81,7 @@ def test_cap_and_atom_are_well_formed_for_any_accepted_text(headline, descriptio
     document = cap.Document(
         identifier="urn:reunite:test",
         sender="psb@example.org",
+        sender_name=head,
         sent=now,
         status=cap.Status.ACTUAL,
         msg_type=cap.MsgType.ALERT,

@@ -78,6 +78,48 @@ def test_case_lifecycle_gives_alert_updates_allclear_then_cancel_all_schema_vali
     ]
 
 
+def test_documents_name_the_agency_the_event_per_language_and_utc_as_minus_zero(world):
+    case_id = approved_case(world)
+    start_first_wave(case_id)
+    with session_scope() as s:
+        doc = feeds.case_documents(s, s.get(Case, case_id), get_settings())[0]
+    root = etree.fromstring(doc.xml())
+    infos = root.findall("c:info", NS)
+    assert [i.findtext("c:senderName", namespaces=NS) for i in infos] == ["Guangzhou PSB"] * 2
+    assert [i.findtext("c:event", namespaces=NS) for i in infos] == ["儿童失踪", "Missing child"]
+    times = [root.findtext("c:sent", namespaces=NS)]
+    times += [i.findtext("c:expires", namespaces=NS) for i in infos]
+    assert all(t.endswith("-00:00") for t in times), times
+
+
+def test_the_cancel_is_sent_when_it_is_issued_never_before_what_it_cancels(world, api, partner):
+    from ops.platform import clock
+
+    case_id = approved_case(world)
+    start_first_wave(case_id)
+    before = clock.utcnow().replace(microsecond=0)
+    close(world, case_id)
+    after = clock.utcnow()
+    with session_scope() as s:
+        docs = feeds.case_documents(s, s.get(Case, case_id), get_settings())
+    alert, allclear, cancel = docs
+    # Published in the closing transaction, dated then: not a second ahead of its publication.
+    assert before <= cancel.sent <= after
+    assert cancel.sent >= allclear.sent >= alert.sent
+    refs = etree.fromstring(cancel.xml()).findtext("c:references", namespaces=NS).split()
+    assert [r.split(",", 2)[2] for r in refs] == [cap.cap_time(d.sent) for d in (alert, allclear)]
+
+    # The feeds switch to the Cancel when the AllClear expires, and say so in their dates.
+    later = allclear.expires + timedelta(seconds=1)
+    with pytest.MonkeyPatch.context() as m:
+        m.setattr(clock, "utcnow", lambda: later)
+        item = api.get("/api/v1/feeds/json", headers=partner).json()["items"][0]
+        atom = feedparser.parse(api.get("/api/v1/feeds/atom", headers=partner).content)
+    assert item["_reunite"]["variant"] == "cancel"
+    assert item["date_modified"] == cap.rfc3339(allclear.expires)
+    assert atom.entries[0].updated == cap.rfc3339(allclear.expires)
+
+
 def test_drill_case_is_published_with_status_exercise(world):
     case_id = approved_case(world, drill=True)
     start_first_wave(case_id)
