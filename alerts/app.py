@@ -20,6 +20,7 @@ from alerts.cases.lifecycle import IllegalTransition, ReasonRequired
 from alerts.console import router as console_router
 from alerts.dispatch import api as dispatch_api
 from alerts.feeds import api as feeds_api
+from alerts.feeds import wellknown
 from alerts.partners import api as partners_api
 from alerts.users import api as users_api
 from alerts.users.roles import ApprovalRefused
@@ -126,6 +127,7 @@ def create_app() -> FastAPI:
     app.include_router(partners_api.admin)
     app.include_router(partners_api.own)
     app.include_router(feeds_api.router)
+    app.include_router(wellknown.router)
     app.include_router(console_router)
 
     @app.exception_handler(RequestValidationError)

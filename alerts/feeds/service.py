@@ -2,7 +2,7 @@
 
 Each case message becomes one CAP document (the first an Alert, every later wave or change an
 Update); a closing message becomes an AllClear Update with a near expiry and then a Cancel.
-A document is rendered once, when it is published (`publish`, in the transaction
+A document is rendered and signed once, when it is published (`publish`, in the transaction
 that creates its message), and stored: partners get those bytes unchanged until the case's
 data is erased, when the stored documents are deleted and fetching one answers 410.
 """
@@ -10,9 +10,10 @@ data is erased, when the stored documents are deleted and fetching one answers 4
 from __future__ import annotations
 
 import hashlib
+import itertools
 import json
 from collections.abc import Callable, Mapping
-from dataclasses import dataclass, replace
+from dataclasses import dataclass, field, replace
 from datetime import datetime, timedelta
 from email.utils import format_datetime
 from xml.etree import ElementTree as ET
@@ -25,7 +26,7 @@ from sqlalchemy.orm import Session
 from alerts.cases import content
 from alerts.cases.lifecycle import CaseState
 from alerts.cases.models import Case
-from alerts.feeds import cap, photos
+from alerts.feeds import cap, photos, signing
 from alerts.feeds.models import CaseErasure, PublishedDocument
 from alerts.partners import service as partners
 from alerts.partners.models import Partner
@@ -57,18 +58,39 @@ class CapDoc:
     expires: datetime
     area: dict | None
     document: cap.Document
+    # The signed XML as published, by its infos' languages (`languages_key`).
+    signed: Mapping[str, str] = field(default_factory=dict)
     # When the feeds started to show this document, if later than its `sent` (a Cancel shown
     # once the AllClear before it expired).
     shown_since: datetime | None = None
 
     def xml(self) -> bytes:
-        """The CAP XML."""
-        return cap.render(self.document)
+        """The signed CAP XML as published, with the languages this copy keeps."""
+        try:
+            return self.signed[languages_key(self.document)].encode()
+        except KeyError:
+            raise LookupError(f"{self.identifier} was not published in these languages") from None
 
     @property
     def updated(self) -> datetime:
         """When the feeds' entry for this document last changed."""
         return max(self.sent, self.shown_since or self.sent)
+
+
+def languages_key(document: cap.Document) -> str:
+    """The key of a document's signed copy: its infos' languages, in order."""
+    return ",".join(i.language for i in document.infos)
+
+
+def signed_copies(document: cap.Document, ring: signing.Keyring) -> dict[str, str]:
+    """The document signed once for every choice of its languages a partner can make."""
+    out = {}
+    infos = document.infos
+    for size in range(1, len(infos) + 1):
+        for chosen in itertools.combinations(infos, size):
+            copy = replace(document, infos=list(chosen))
+            out[languages_key(copy)] = signing.sign(cap.render(copy), ring).decode()
+    return out
 
 
 def identifier_of(message_id: str, variant: str) -> str:
@@ -172,10 +194,11 @@ def _stored_document(row: PublishedDocument) -> cap.Document:
 
 
 def publish(session: Session, case: Case, settings: Settings, now: datetime | None = None) -> int:
-    """Store the case's documents not yet published, rendered now; how many were added.
+    """Store the case's documents not yet published, rendered and signed now; how many were
+    added.
 
     The dispatch flow calls this in the transaction that creates each message, so a document
-    says what was true when it went out; stored ones are never rendered again.
+    says what was true when it went out; stored ones are never rendered or signed again.
     """
     from ops.platform.clock import utcnow
 
@@ -185,11 +208,13 @@ def publish(session: Session, case: Case, settings: Settings, now: datetime | No
             select(PublishedDocument).where(PublishedDocument.case_id == case.id)
         )
     }
+    ring = None
     added = 0
     docs = _render_documents(session, case, settings, now=now or utcnow(), stored=stored)
     for position, doc in enumerate(docs):
         if doc.identifier in stored:
             continue
+        ring = ring or signing.keyring(settings)
         row = PublishedDocument(
             identifier=doc.identifier,
             case_id=case.id,
@@ -198,6 +223,7 @@ def publish(session: Session, case: Case, settings: Settings, now: datetime | No
             position=position,
             area=doc.area,
             document=_DOCUMENT.dump_python(doc.document, mode="json"),
+            signed=signed_copies(doc.document, ring),
         )
         try:
             with session.begin_nested():  # another process may publish the same one now
@@ -222,6 +248,9 @@ def case_documents(
     out = []
     for row in rows:
         document = _stored_document(row)
+        if row.signed is None:
+            # Published before documents were signed: signed once now, then kept as they are.
+            row.signed = signed_copies(document, signing.keyring(settings))
         out.append(
             CapDoc(
                 identifier=row.identifier,
@@ -232,6 +261,7 @@ def case_documents(
                 expires=document.expires,
                 area=row.area,
                 document=document,
+                signed=row.signed,
             )
         )
     return out

@@ -125,6 +125,12 @@ class Settings(BaseSettings):
     # Partner feeds, stream and privacy (alerts/feeds, alerts/partners, alerts/privacy).
     public_base_url: str = "http://127.0.0.1:8000"
     cap_sender: str = "alerts@reunite.example"
+    # CAP signing (alerts/feeds/signing.py), comma-separated PEM files. The first holds the
+    # private key and its certificate and signs; the others (a certificate is enough) are only
+    # published at /.well-known/reunite/cap-signing.pem, so partners can trust the next key
+    # before it signs and the last one while its documents are still current. Unset outside
+    # production: a self-signed key made once in <data_dir>/cap-signing.pem.
+    cap_signing_keys: str = ""
     # A closed case leaves the Atom/JSON feeds this long after closure.
     feed_removal_hours: float = Field(default=24, ge=0, le=24 * 30)
     # The AllClear Update's near expiry.
@@ -162,7 +168,15 @@ class Settings(BaseSettings):
                 raise ValueError("production mode needs DATABASE_URL and REDIS_URL")
             if self.cookie_secure is False:
                 raise ValueError("REUNITE_COOKIE_SECURE=false is for development only")
+            if not self.cap_signing_key_paths:
+                # A key made on the spot would differ per machine and be trusted by no partner.
+                raise ValueError("production mode needs REUNITE_CAP_SIGNING_KEYS (PEM files)")
         return self
+
+    @property
+    def cap_signing_key_paths(self) -> list[Path]:
+        """The configured CAP signing PEM files, the signing one first."""
+        return [Path(p.strip()) for p in self.cap_signing_keys.split(",") if p.strip()]
 
     @property
     def secure_cookies(self) -> bool:

@@ -12,7 +12,7 @@ import pytest
 from lxml import etree
 
 from alerts.cases.models import Case
-from alerts.feeds import cap, photos
+from alerts.feeds import cap, photos, signing
 from alerts.feeds import service as feeds
 from channels import service as channels
 from ops.platform import blobstore
@@ -29,6 +29,7 @@ from tests.integration.partners.support import (
     create_partner,
     start_first_wave,
 )
+from tests.support.cap_signatures import assert_signed
 
 capparselib = pytest.importorskip("capparselib")
 from capparselib.parsers import CAPParser  # noqa: E402
@@ -56,9 +57,11 @@ def test_case_lifecycle_gives_alert_updates_allclear_then_cancel_all_schema_vali
         docs = feeds.case_documents(s, s.get(Case, case_id), get_settings())
     assert [d.variant for d in docs] == ["alert", "update", "allclear", "cancel"]
     roots = [etree.fromstring(d.xml()) for d in docs]
-    for root in roots:
+    bundle = signing.keyring(get_settings()).bundle()
+    for doc, root in zip(docs, roots, strict=True):
         XSD.assertValid(root)
         assert CAPParser(etree.tostring(root).decode()).as_dict()
+        assert_signed(doc.xml(), bundle)
     assert [r.findtext("c:msgType", namespaces=NS) for r in roots] == [
         "Alert",
         "Update",
@@ -153,7 +156,47 @@ def cap_doc_at(api, headers, url: str) -> etree._Element:
     root = etree.fromstring(res.content)
     XSD.assertValid(root)
     assert CAPParser(res.text).as_dict()
+    # Verified as a partner would: against the certificates at the well-known URL, no key.
+    assert_signed(res.content, api.get("/.well-known/reunite/cap-signing.pem").content)
     return root
+
+
+def test_signing_certificates_are_public_and_documents_are_signed_once_when_published(
+    world, api, partner, monkeypatch
+):
+    res = api.get("/.well-known/reunite/cap-signing.pem")
+    assert res.status_code == 200 and res.headers["content-type"] == "application/x-pem-file"
+    assert res.content.startswith(b"-----BEGIN CERTIFICATE-----")
+    assert b"PRIVATE" not in res.content
+    signed = []
+    sign = signing.sign
+    monkeypatch.setattr(signing, "sign", lambda xml, ring: signed.append(1) or sign(xml, ring))
+    message_id = start_first_wave(approved_case(world))
+    # Once per choice of languages (zh-CN and en, zh-CN, en), all at publication.
+    assert len(signed) == 3
+    url = f"http://x/api/v1/feeds/cap/{feeds.identifier_of(message_id, 'alert')}"
+    first = cap_doc_at(api, partner, url)
+    api.get("/api/v1/feeds/atom", headers=partner)
+    again = cap_doc_at(api, partner, url)
+    assert len(signed) == 3, "serving a document never signs it again"
+    assert etree.tostring(first) == etree.tostring(again)
+
+
+def test_a_document_stored_before_signing_is_signed_once_on_its_next_read(world, api, partner):
+    from alerts.feeds.models import PublishedDocument
+
+    message_id = start_first_wave(approved_case(world))
+    identifier = feeds.identifier_of(message_id, "alert")
+    with session_scope() as s:
+        row = s.get(PublishedDocument, identifier)
+        row.signed = None
+        legacy = dict(row.document)
+        legacy.pop("sender_name")  # as stored before documents named the agency
+        row.document = legacy
+    root = cap_doc_at(api, partner, f"http://x/api/v1/feeds/cap/{identifier}")
+    assert root.findtext("c:info/c:senderName", namespaces=NS) == feeds.LEGACY_SENDER_NAME
+    with session_scope() as s:
+        assert s.get(PublishedDocument, identifier).signed
 
 
 def test_partner_outside_the_area_gets_nothing_in_any_feed(world, api):
