@@ -26,7 +26,7 @@ from sqlalchemy.orm import Session
 from alerts.cases import content
 from alerts.cases.lifecycle import CaseState
 from alerts.cases.models import Case
-from alerts.feeds import cap, photos, signing
+from alerts.feeds import cap, photos, signing, wea
 from alerts.feeds.models import CaseErasure, PublishedDocument
 from alerts.partners import service as partners
 from alerts.partners.models import Partner
@@ -38,6 +38,7 @@ from channels.models import Message
 from ops.platform.config import Settings, get_settings
 
 ATOM_NS = "http://www.w3.org/2005/Atom"
+IPAWS_CODE = "IPAWSv1.0"
 CLOSING = (MessageKind.RESOLVED.value, MessageKind.CANCELLED.value)
 EXPIRING = MessageKind.EXPIRED.value  # the alert ran out: a Cancel, without an AllClear
 INSTRUCTION = {
@@ -144,6 +145,9 @@ def _infos(settings: Settings, case: Case, kind: MessageKind, wave: int, langs: 
                 else "",
                 web=m.deep_link,
                 contact=case.tip_line,
+                parameters=wea.parameters(alert, lang, settings.timezone)
+                if settings.cap_ipaws_profile
+                else [],
             )
         )
     return out
@@ -284,6 +288,7 @@ def _render_documents(
     langs = runtime.languages(case.alert_languages)
     resources = _photo_resources(settings, case, now.timestamp())
     agency = sender_name(session, case, settings)
+    codes = [IPAWS_CODE] if settings.cap_ipaws_profile else []
     docs: list[CapDoc] = []
     area = None
     for msg in case_messages(session, case.id):
@@ -293,6 +298,7 @@ def _render_documents(
         base = {
             "sender": settings.cap_sender,
             "sender_name": agency,
+            "codes": codes,
             "status": status,
             "infos": _infos(settings, case, kind, msg.wave, langs),
             "area_desc": shape.description if shape else "alert area",

@@ -131,6 +131,9 @@ class Settings(BaseSettings):
     # before it signs and the last one while its documents are still current. Unset outside
     # production: a self-signed key made once in <data_dir>/cap-signing.pem.
     cap_signing_keys: str = ""
+    # The US IPAWS profile: <code>IPAWSv1.0</code>, EAS-ORG, and the WEA texts (CMAMtext of 90
+    # and CMAMlongtext of 360 GSM-7 characters) in every info whose language WEA carries.
+    cap_ipaws_profile: bool = False
     # A closed case leaves the Atom/JSON feeds this long after closure.
     feed_removal_hours: float = Field(default=24, ge=0, le=24 * 30)
     # The AllClear Update's near expiry.

@@ -123,6 +123,36 @@ def test_the_cancel_is_sent_when_it_is_issued_never_before_what_it_cancels(world
     assert atom.entries[0].updated == cap.rfc3339(allclear.expires)
 
 
+def test_the_ipaws_profile_adds_its_code_eas_org_and_gsm7_wea_texts(world, monkeypatch):
+    from alerts.feeds import wea
+    from channels import sms
+
+    monkeypatch.setenv("REUNITE_CAP_IPAWS_PROFILE", "true")
+    get_settings.cache_clear()
+    case_id = approved_case(world)
+    start_first_wave(case_id)
+    close(world, case_id)
+    with session_scope() as s:
+        docs = feeds.case_documents(s, s.get(Case, case_id), get_settings())
+    for doc in docs:
+        root = etree.fromstring(doc.xml())
+        XSD.assertValid(root)
+        assert_signed(doc.xml(), signing.keyring(get_settings()).bundle())
+        assert root.findtext("c:code", namespaces=NS) == "IPAWSv1.0"
+        params = {
+            i.findtext("c:language", namespaces=NS): {
+                p.findtext("c:valueName", namespaces=NS): p.findtext("c:value", namespaces=NS)
+                for p in i.findall("c:parameter", NS)
+            }
+            for i in root.findall("c:info", NS)
+        }
+        assert params["zh-CN"] == {"EAS-ORG": "CIV"}
+        short, long = params["en"]["CMAMtext"], params["en"]["CMAMlongtext"]
+        assert sms.is_gsm7(short) and wea.septets(short) <= 90
+        assert sms.is_gsm7(long) and wea.septets(long) <= 360
+    assert "Missing child: Lin Xiaoyu" in etree.tostring(etree.fromstring(docs[0].xml())).decode()
+
+
 def test_drill_case_is_published_with_status_exercise(world):
     case_id = approved_case(world, drill=True)
     start_first_wave(case_id)
