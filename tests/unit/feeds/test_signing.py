@@ -115,3 +115,11 @@ def test_a_cancel_signed_at_its_own_second_keeps_minus_zero_times(tmp_path):
     xml = signing.sign(cap.render(doc), ring)
     assert b"<sent>2026-12-01T08:00:59-00:00</sent>" in xml
     assert_signed(xml, ring.bundle())
+
+
+def test_text_that_xml_rewrites_still_verifies_with_both_verifiers(tmp_path):
+    ring = signing.load([key_file(tmp_path, "current")])
+    nasty = "Lin & <Xiaoyu> \"小雨\" 'Zoé'\r\nline two\ttab 👧🏽 e\u0301 ]]> --"
+    info = cap.Info("en", "Missing: " + nasty, nasty, "Call 110", "https://r/1", "110")
+    xml = signing.sign(cap.render(document(infos=[info], note=nasty)), ring)
+    assert_signed(xml, ring.bundle())
