@@ -123,3 +123,11 @@ def test_text_that_xml_rewrites_still_verifies_with_both_verifiers(tmp_path):
     info = cap.Info("en", "Missing: " + nasty, nasty, "Call 110", "https://r/1", "110")
     xml = signing.sign(cap.render(document(infos=[info], note=nasty)), ring)
     assert_signed(xml, ring.bundle())
+
+
+def test_the_readme_shows_the_verification_command_the_tests_run():
+    from tests.support.cap_signatures import PARTNER_COMMAND
+
+    readme = (Path(__file__).parents[3] / "README.md").read_text()
+    assert PARTNER_COMMAND in readme
+    assert "/.well-known/reunite/cap-signing.pem" in readme
