@@ -81,7 +81,8 @@ def _keyring() -> signing.Keyring:
     return signing.load([signing.development_key(Path(tempfile.mkdtemp()), "hypothesis")])
 
 
-@settings(max_examples=300, suppress_health_check=[HealthCheck.filter_too_much])
+# No deadline: the first example makes the signing key, and signing costs a few ms a time.
+@settings(max_examples=300, deadline=None, suppress_health_check=[HealthCheck.filter_too_much])
 @given(headline=texts, description=texts)
 def test_cap_and_atom_are_well_formed_for_any_accepted_text(headline, description):
     head, desc = _accepted(clean_line, headline), _accepted(clean_text, description)
