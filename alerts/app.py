@@ -20,7 +20,7 @@ from alerts.cases.lifecycle import IllegalTransition, ReasonRequired
 from alerts.console import router as console_router
 from alerts.dispatch import api as dispatch_api
 from alerts.feeds import api as feeds_api
-from alerts.feeds import casepage
+from alerts.feeds import casepage, wellknown
 from alerts.feeds import public as public_feeds
 from alerts.partners import api as partners_api
 from alerts.users import api as users_api
@@ -133,6 +133,7 @@ def create_app() -> FastAPI:
     app.include_router(feeds_api.router)
     app.include_router(public_feeds.router)
     app.include_router(casepage.router)
+    app.include_router(wellknown.router)
     app.include_router(console_router)
 
     @app.exception_handler(RequestValidationError)

@@ -30,6 +30,7 @@ from alerts.cases.lifecycle import (
 from alerts.dispatch import flows
 from alerts.dispatch import service as dispatch
 from alerts.feeds import service as feeds
+from alerts.feeds import signing
 from channels import runtime
 from channels import status as channel_status
 from channels.messages import MessageId
@@ -135,6 +136,8 @@ def _case_of_message(message_id: str) -> str | None:
 
 def wire() -> Celery:
     """Connect every domain to the ports below it; idempotent. Returns the Celery app."""
+    # Unusable CAP signing keys stop every process now, not the first alert's publication.
+    signing.check(get_settings())
     configure_celery(celery_app)
     dispatch.handlers.clear()
     dispatch.handlers.update({event: list(steps) for event, steps in HANDLERS.items()})

@@ -2,7 +2,8 @@
 
 The feed service decides what a document says (msgType, references, texts per language, area,
 photo); this module only writes it out: element order as the OASIS schema wants it, times as
-`YYYY-MM-DDThh:mm:ss+hh:mm` (never `Z`), coordinates at 6 decimals, one `info` per language.
+`YYYY-MM-DDThh:mm:ss+hh:mm` with UTC written `-00:00` (CAP 1.2 §3.3.2; never `Z`), coordinates
+at 6 decimals, one `info` per language with the event named in that language.
 """
 
 from __future__ import annotations
@@ -13,7 +14,10 @@ from enum import StrEnum
 from xml.etree import ElementTree as ET
 
 CAP_NS = "urn:oasis:names:tc:emergency:cap:1.2"
-EVENT = "Missing child"
+# `<event>` in each info's own language: the same text in two languages is what Google's
+# validator flags as untranslated content. zh-CN uses the term of the alert texts (儿童失踪预警).
+EVENTS = {"zh-CN": "儿童失踪", "en": "Missing child"}
+EVENT = EVENTS["en"]
 CATEGORY = "Rescue"
 SAME_CODE = ("SAME", "CAE")
 REUNITE_CODE = ("Reunite", "MISSING_CHILD")
@@ -60,12 +64,15 @@ class Info:
     instruction: str
     web: str
     contact: str
+    # (valueName, value) pairs, e.g. the IPAWS profile's CMAMtext and CMAMlongtext.
+    parameters: list[tuple[str, str]] = field(default_factory=list)
 
 
 @dataclass(frozen=True)
 class Document:
     identifier: str
     sender: str
+    sender_name: str  # the issuing agency, as people should read it
     sent: datetime
     status: Status
     msg_type: MsgType
@@ -81,12 +88,25 @@ class Document:
     references: list[Reference] = field(default_factory=list)
     resources: list[Resource] = field(default_factory=list)
     note: str | None = None
+    # Alert-level `<code>`s: the profiles the document follows (e.g. "IPAWSv1.0").
+    codes: list[str] = field(default_factory=list)
+
+
+def event(language: str) -> str:
+    """The `<event>` in a language (English for one without its own term)."""
+    return EVENTS.get(language, EVENT)
 
 
 def cap_time(when: datetime) -> str:
-    """CAP time: seconds precision and a numeric offset (`+00:00`, never `Z`)."""
+    """CAP time in UTC: seconds precision, written `-00:00` as CAP 1.2 §3.3.2 asks (never `Z`)."""
+    text = rfc3339(when)
+    return text[: -len("+00:00")] + "-00:00"
+
+
+def rfc3339(when: datetime) -> str:
+    """RFC 3339 time in UTC for Atom and JSON (`+00:00`: there `-00:00` means "offset unknown")."""
     if when.tzinfo is None:
-        raise ValueError("CAP times must be timezone-aware")
+        raise ValueError("times must be timezone-aware")
     return when.astimezone(UTC).replace(microsecond=0).isoformat()
 
 
@@ -103,13 +123,13 @@ def six_decimals(text: str) -> str:
     return " ".join(parts)
 
 
-def headline(text: str, description: str) -> str:
+def headline(text: str, description: str, language: str = "en") -> str:
     """A headline under 140 characters that differs from the description."""
     text = " ".join(text.split())
     if len(text) > HEADLINE_MAX:
         text = text[: HEADLINE_MAX - 1].rstrip() + "…"
     if text == " ".join(description.split()):
-        text = (EVENT + ": " + text)[:HEADLINE_MAX]
+        text = (event(language) + ": " + text)[:HEADLINE_MAX]
     return text
 
 
@@ -132,6 +152,8 @@ def render(doc: Document) -> bytes:
     _sub(alert, "status", str(doc.status))
     _sub(alert, "msgType", str(doc.msg_type))
     _sub(alert, "scope", "Public")
+    for code in doc.codes:
+        _sub(alert, "code", code)
     if doc.note:
         _sub(alert, "note", doc.note)
     if doc.references:
@@ -140,7 +162,7 @@ def render(doc: Document) -> bytes:
         info = _sub(alert, "info")
         _sub(info, "language", item.language)
         _sub(info, "category", CATEGORY)
-        _sub(info, "event", EVENT)
+        _sub(info, "event", event(item.language))
         _sub(info, "responseType", doc.response_type)
         _sub(info, "urgency", doc.urgency)
         _sub(info, "severity", doc.severity)
@@ -150,14 +172,18 @@ def render(doc: Document) -> bytes:
             _sub(code, "valueName", name)
             _sub(code, "value", value)
         _sub(info, "expires", cap_time(doc.expires))
-        _sub(info, "senderName", "Reunite")
-        _sub(info, "headline", headline(item.headline, item.description))
+        _sub(info, "senderName", doc.sender_name)
+        _sub(info, "headline", headline(item.headline, item.description, item.language))
         _sub(info, "description", item.description)
         if item.instruction:
             _sub(info, "instruction", item.instruction)
         _sub(info, "web", item.web)
         if item.contact:
             _sub(info, "contact", item.contact)
+        for name, value in item.parameters:
+            parameter = _sub(info, "parameter")
+            _sub(parameter, "valueName", name)
+            _sub(parameter, "value", value)
         for res in doc.resources:
             resource = _sub(info, "resource")
             _sub(resource, "resourceDesc", res.description)

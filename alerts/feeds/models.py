@@ -41,7 +41,8 @@ class CaseErasure(Base):
 
 
 class PublishedDocument(Base):
-    """A CAP document as it was published: rendered once, served unchanged until erasure.
+    """A CAP document as it was published: rendered and signed once, served unchanged until
+    erasure.
 
     Later changes are new Update documents; the stored ones are never re-rendered from the case.
     Erasure deletes them (they hold the child's details), and fetching one then answers 410.
@@ -56,4 +57,7 @@ class PublishedDocument(Base):
     position: Mapped[int]
     area: Mapped[dict[str, Any] | None] = mapped_column(JSON)
     document: Mapped[dict[str, Any]] = mapped_column(JSON)
+    # The signed CAP XML by languages ("zh-CN,en", "en", ...): signed once when published, one
+    # copy per choice of languages a partner can make. None only for rows from before signing.
+    signed: Mapped[dict[str, str] | None] = mapped_column(JSON)
     published_at: Mapped[datetime] = mapped_column(default=utcnow)

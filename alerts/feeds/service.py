@@ -1,17 +1,18 @@
 """Feed documents over a session: CAP per message, the Atom and JSON feeds, partner filtering.
 
-Documents are rendered on request from the message rows and the case, never stored: once the
-child's data is erased they render without it, and there is no copy left to forget. Each case
-message becomes one CAP document (the first an Alert, every later wave or change an Update);
-a closing message becomes an AllClear Update with a near expiry and then a Cancel.
+Each case message becomes one CAP document (the first an Alert, every later wave or change an
+Update); a closing message becomes an AllClear Update with a near expiry and then a Cancel.
+A document is rendered and signed once, when it is published (`publish`, in the transaction
+that creates its message), and stored: partners get those bytes unchanged until the case's
+data is erased, when the stored documents are deleted and fetching one answers 410.
 """
 
 from __future__ import annotations
 
+import itertools
 import json
-import time
-from collections.abc import Callable
-from dataclasses import dataclass, replace
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass, field, replace
 from datetime import datetime, timedelta
 from xml.etree import ElementTree as ET
 
@@ -23,10 +24,11 @@ from sqlalchemy.orm import Session
 from alerts.cases import content
 from alerts.cases.lifecycle import CaseState
 from alerts.cases.models import Case
-from alerts.feeds import cap, photos
+from alerts.feeds import cap, photos, signing, wea
 from alerts.feeds.models import CaseErasure, PublishedDocument
 from alerts.partners import service as partners
 from alerts.partners.models import Partner
+from alerts.users.models import Agency
 from channels import messages, runtime
 from channels.base import Area
 from channels.messages import AlertStatus, MessageId, MessageKind
@@ -34,12 +36,21 @@ from channels.models import Message
 from ops.platform.config import Settings, get_settings
 
 ATOM_NS = "http://www.w3.org/2005/Atom"
+IPAWS_CODE = "IPAWSv1.0"
 CLOSING = (MessageKind.RESOLVED.value, MessageKind.CANCELLED.value)
 EXPIRING = MessageKind.EXPIRED.value  # the alert ran out: a Cancel, without an AllClear
 INSTRUCTION = {
     "zh-CN": "如有线索请拨打{tip}。请勿自行接近可疑人员。",
     "en": "If you have information call {tip}. Do not approach anyone yourself.",
 }
+# A closing notice still tells people what to do (Google's profile asks every info for one).
+CLOSED_INSTRUCTION = {
+    "zh-CN": "无需采取行动，请停止转发此预警。如有线索，仍可拨打{tip}。",
+    "en": "No action is needed; please stop sharing this alert. If you have information, still "
+    "call {tip}.",
+}
+# senderName of documents published before it named the issuing agency.
+LEGACY_SENDER_NAME = "Reunite"
 
 
 @dataclass(frozen=True)
@@ -52,10 +63,39 @@ class CapDoc:
     expires: datetime
     area: dict | None
     document: cap.Document
+    # The signed XML as published, by its infos' languages (`languages_key`).
+    signed: Mapping[str, str] = field(default_factory=dict)
+    # When the feeds started to show this document, if later than its `sent` (a Cancel shown
+    # once the AllClear before it expired).
+    shown_since: datetime | None = None
 
     def xml(self) -> bytes:
-        """The CAP XML."""
-        return cap.render(self.document)
+        """The signed CAP XML as published, with the languages this copy keeps."""
+        try:
+            return self.signed[languages_key(self.document)].encode()
+        except KeyError:
+            raise LookupError(f"{self.identifier} was not published in these languages") from None
+
+    @property
+    def updated(self) -> datetime:
+        """When the feeds' entry for this document last changed."""
+        return max(self.sent, self.shown_since or self.sent)
+
+
+def languages_key(document: cap.Document) -> str:
+    """The key of a document's signed copy: its infos' languages, in order."""
+    return ",".join(i.language for i in document.infos)
+
+
+def signed_copies(document: cap.Document, ring: signing.Keyring) -> dict[str, str]:
+    """The document signed once for every choice of its languages a partner can make."""
+    out = {}
+    infos = document.infos
+    for size in range(1, len(infos) + 1):
+        for chosen in itertools.combinations(infos, size):
+            copy = replace(document, infos=list(chosen))
+            out[languages_key(copy)] = signing.sign(cap.render(copy), ring).decode()
+    return out
 
 
 def identifier_of(message_id: str, variant: str) -> str:
@@ -107,14 +147,26 @@ def _infos(settings: Settings, case: Case, kind: MessageKind, wave: int, langs: 
                 language=lang,
                 headline=m.title,
                 description=m.body,
-                instruction=INSTRUCTION.get(lang, INSTRUCTION["en"]).format(tip=case.tip_line)
-                if not kind.closes
-                else "",
+                instruction=_instruction(kind, lang, case.tip_line),
                 web=m.deep_link,
                 contact=case.tip_line,
+                parameters=wea.parameters(alert, lang, settings.timezone)
+                if settings.cap_ipaws_profile
+                else [],
             )
         )
     return out
+
+
+def _instruction(kind: MessageKind, lang: str, tip: str) -> str:
+    texts = CLOSED_INSTRUCTION if kind.closes else INSTRUCTION
+    return texts.get(lang, texts["en"]).format(tip=tip)
+
+
+def sender_name(session: Session, case: Case, settings: Settings) -> str:
+    """The issuing agency's name, as CAP's senderName."""
+    agency = session.get(Agency, case.agency_id)
+    return agency.name if agency is not None else settings.cap_sender
 
 
 def case_messages(session: Session, case_id: str) -> list[Message]:
@@ -153,21 +205,32 @@ class DocumentGone(LookupError):
     """The document's case was erased: it is gone for good (HTTP 410)."""
 
 
-def publish(session: Session, case: Case, settings: Settings) -> int:
-    """Store the case's documents not yet published, rendered now; how many were added.
+def _stored_document(row: PublishedDocument) -> cap.Document:
+    return _DOCUMENT.validate_python({"sender_name": LEGACY_SENDER_NAME} | row.document)
+
+
+def publish(session: Session, case: Case, settings: Settings, now: datetime | None = None) -> int:
+    """Store the case's documents not yet published, rendered and signed now; how many were
+    added.
 
     The dispatch flow calls this in the transaction that creates each message, so a document
-    says what was true when it went out; stored ones are never rendered again.
+    says what was true when it went out; stored ones are never rendered or signed again.
     """
-    stored = set(
-        session.scalars(
-            select(PublishedDocument.identifier).where(PublishedDocument.case_id == case.id)
+    from ops.platform.clock import utcnow
+
+    stored = {
+        row.identifier: _stored_document(row)
+        for row in session.scalars(
+            select(PublishedDocument).where(PublishedDocument.case_id == case.id)
         )
-    )
+    }
+    ring = None
     added = 0
-    for position, doc in enumerate(_render_documents(session, case, settings)):
+    docs = _render_documents(session, case, settings, now=now or utcnow(), stored=stored)
+    for position, doc in enumerate(docs):
         if doc.identifier in stored:
             continue
+        ring = ring or signing.keyring(settings)
         row = PublishedDocument(
             identifier=doc.identifier,
             case_id=case.id,
@@ -176,6 +239,7 @@ def publish(session: Session, case: Case, settings: Settings) -> int:
             position=position,
             area=doc.area,
             document=_DOCUMENT.dump_python(doc.document, mode="json"),
+            signed=signed_copies(doc.document, ring),
         )
         try:
             with session.begin_nested():  # another process may publish the same one now
@@ -199,7 +263,10 @@ def case_documents(
     )
     out = []
     for row in rows:
-        document = _DOCUMENT.validate_python(row.document)
+        document = _stored_document(row)
+        if row.signed is None:
+            # Published before documents were signed: signed once now, then kept as they are.
+            row.signed = signed_copies(document, signing.keyring(settings))
         out.append(
             CapDoc(
                 identifier=row.identifier,
@@ -210,20 +277,30 @@ def case_documents(
                 expires=document.expires,
                 area=row.area,
                 document=document,
+                signed=row.signed,
             )
         )
     return out
 
 
 def _render_documents(
-    session: Session, case: Case, settings: Settings, now: float | None = None
+    session: Session,
+    case: Case,
+    settings: Settings,
+    now: datetime,
+    stored: Mapping[str, cap.Document],
 ) -> list[CapDoc]:
-    """Every CAP document of a case, oldest first, each referencing the earlier unexpired ones."""
-    now = time.time() if now is None else now
+    """Every CAP document of a case, oldest first, each referencing the earlier unexpired ones.
+
+    A document already published stands as it was stored (a later one references it as such);
+    one published now is dated now if it has no message time of its own (a Cancel).
+    """
     status = CAP_STATUS[content.case_status(session, case.id)]
     note = DRILL_NOTES.get(status)
     langs = runtime.languages(case.alert_languages)
-    resources = _photo_resources(settings, case, now)
+    resources = _photo_resources(settings, case, now.timestamp())
+    agency = sender_name(session, case, settings)
+    codes = [IPAWS_CODE] if settings.cap_ipaws_profile else []
     docs: list[CapDoc] = []
     area = None
     for msg in case_messages(session, case.id):
@@ -232,6 +309,8 @@ def _render_documents(
         shape = Area.from_json(area)
         base = {
             "sender": settings.cap_sender,
+            "sender_name": agency,
+            "codes": codes,
             "status": status,
             "infos": _infos(settings, case, kind, msg.wave, langs),
             "area_desc": shape.description if shape else "alert area",
@@ -252,7 +331,7 @@ def _render_documents(
                 certainty="Observed",
                 **base,
             )
-            cancel_sent = sent + timedelta(seconds=1)
+            cancel_sent = _issued(now, docs, sent)
             cancel = replace(
                 allclear,
                 identifier=identifier_of(msg.id, "cancel"),
@@ -262,7 +341,7 @@ def _render_documents(
             )
             variants = [("allclear", allclear), ("cancel", cancel)]
         elif msg.kind == EXPIRING:
-            sent = msg.created_at
+            sent = _issued(now, docs, msg.created_at)
             cancel = cap.Document(
                 identifier=identifier_of(msg.id, "cancel"),
                 sent=sent,
@@ -286,12 +365,15 @@ def _render_documents(
             )
             variants = [("update" if docs else "alert", document)]
         for variant, document in variants:
-            refs = [
-                cap.Reference(d.document.sender, d.identifier, d.sent)
-                for d in docs
-                if d.expires > document.sent
-            ]
-            document = replace(document, references=refs)
+            if document.identifier in stored:
+                document = stored[document.identifier]
+            else:
+                refs = [
+                    cap.Reference(d.document.sender, d.identifier, d.sent)
+                    for d in docs
+                    if d.expires > document.sent
+                ]
+                document = replace(document, references=refs)
             docs.append(
                 CapDoc(
                     identifier=document.identifier,
@@ -305,6 +387,11 @@ def _render_documents(
                 )
             )
     return docs
+
+
+def _issued(now: datetime, earlier: list[CapDoc], *also: datetime) -> datetime:
+    """A Cancel's sent: when it is issued, and never before what it cancels."""
+    return max([now, *(d.sent for d in earlier), *also])
 
 
 def for_partner(doc: CapDoc, partner: Partner | None) -> CapDoc:
@@ -383,7 +470,10 @@ def current(
         if latest.variant == "cancel":
             allclear = docs[-2]
             # The AllClear stands until its near expiry; the Cancel after it.
-            latest = allclear if now < allclear.expires else latest
+            if now < allclear.expires:
+                latest = allclear
+            else:
+                latest = replace(latest, shown_since=allclear.expires)
         if partner is not None and not partners.receives(partner, latest.area):
             continue
         out.append(for_partner(latest, partner))
@@ -415,8 +505,8 @@ def atom(
     feed = ET.Element(f"{{{ATOM_NS}}}feed")
     sub(feed, "id", "urn:reunite:feeds:public" if public else "urn:reunite:feeds:atom")
     sub(feed, "title", "Reunite missing-child alerts")
-    newest = max((d.sent for d in docs), default=None)
-    sub(feed, "updated", cap.cap_time(newest) if newest else "1970-01-01T00:00:00+00:00")
+    newest = max((d.updated for d in docs), default=None)
+    sub(feed, "updated", cap.rfc3339(newest) if newest else "1970-01-01T00:00:00+00:00")
     author = sub(feed, "author")
     sub(author, "name", settings.cap_sender)
     sub(feed, "link", rel="self", href=f"{base}?page={page}")
@@ -428,8 +518,8 @@ def atom(
         info = doc.document.infos[0]
         entry = sub(feed, "entry")
         sub(entry, "id", f"urn:uuid:{doc.case_id}")
-        sub(entry, "title", cap.headline(info.headline, info.description))
-        sub(entry, "updated", cap.cap_time(doc.sent))
+        sub(entry, "title", cap.headline(info.headline, info.description, info.language))
+        sub(entry, "updated", cap.rfc3339(doc.updated))
         sub(entry, "summary", info.description)
         sub(entry, "category", term=doc.variant)
         sub(
@@ -451,13 +541,14 @@ def json_feed(
     items = []
     for doc in docs:
         d = doc.document
+        first = d.infos[0]
         items.append(
             {
                 "id": doc.case_id,
-                "url": d.infos[0].web,
-                "title": cap.headline(d.infos[0].headline, d.infos[0].description),
-                "content_text": d.infos[0].description,
-                "date_modified": cap.cap_time(doc.sent),
+                "url": first.web,
+                "title": cap.headline(first.headline, first.description, first.language),
+                "content_text": first.description,
+                "date_modified": cap.rfc3339(doc.updated),
                 "_reunite": {
                     "cap_identifier": doc.identifier,
                     "cap_url": cap_url(settings, doc.identifier, public),
@@ -465,7 +556,7 @@ def json_feed(
                     "msg_type": str(d.msg_type),
                     "status": str(d.status),
                     "variant": doc.variant,
-                    "expires": cap.cap_time(doc.expires),
+                    "expires": cap.rfc3339(doc.expires),
                     "area": {"polygon": d.polygon, "circle": d.circle},
                     "languages": {
                         i.language: {"headline": i.headline, "description": i.description}

@@ -131,6 +131,15 @@ class Settings(BaseSettings):
     public_base_url: str = "http://127.0.0.1:8000"
     # CAP <sender>: unset, "alerts@" + the public base URL's host.
     cap_sender: str = ""
+    # CAP signing (alerts/feeds/signing.py), comma-separated PEM files. The first holds the
+    # private key and its certificate and signs; the others (a certificate is enough) are only
+    # published at /.well-known/reunite/cap-signing.pem, so partners can trust the next key
+    # before it signs and the last one while its documents are still current. Unset outside
+    # production: a self-signed key made once in <data_dir>/cap-signing.pem.
+    cap_signing_keys: str = ""
+    # The US IPAWS profile: <code>IPAWSv1.0</code>, EAS-ORG, and the WEA texts (CMAMtext of 90
+    # and CMAMlongtext of 360 GSM-7 characters) in every info whose language WEA carries.
+    cap_ipaws_profile: bool = False
     # A closed case leaves the Atom/JSON feeds this long after closure.
     feed_removal_hours: float = Field(default=24, ge=0, le=24 * 30)
     # The AllClear Update's near expiry.
@@ -184,12 +193,20 @@ class Settings(BaseSettings):
             ):
                 if "reunite.example" in value.lower():
                     raise ValueError(f"{name} is the reunite.example placeholder; set yours")
+            if not self.cap_signing_key_paths:
+                # A key made on the spot would differ per machine and be trusted by no partner.
+                raise ValueError("production mode needs REUNITE_CAP_SIGNING_KEYS (PEM files)")
         return self
 
     @property
     def case_link_base(self) -> str:
         """Base of every message's link to its case: the public case page unless overridden."""
         return self.channels.deep_link_base or f"{self.public_base_url.rstrip('/')}/c/"
+
+    @property
+    def cap_signing_key_paths(self) -> list[Path]:
+        """The configured CAP signing PEM files, the signing one first."""
+        return [Path(p.strip()) for p in self.cap_signing_keys.split(",") if p.strip()]
 
     @property
     def secure_cookies(self) -> bool:

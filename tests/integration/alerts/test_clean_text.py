@@ -1,5 +1,5 @@
 """Free text is NFC and refuses control characters and bidi overrides, naming the field; the
-XML writers stay well-formed for anything accepted.
+XML writers stay well-formed for anything accepted, and signed CAP verifies for anything accepted.
 
 Before, a case's name could carry U+0007 or U+202E: ElementTree wrote it into CAP and Atom as
 is (the XML no longer parses at the partner) and a right-to-left override made a tip line or a
@@ -9,18 +9,22 @@ name read differently from what it said.
 from __future__ import annotations
 
 import json
+import tempfile
 import xml.etree.ElementTree as ET
 from datetime import UTC, datetime, timedelta
+from functools import cache
+from pathlib import Path
 
 import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from alerts.feeds import cap
+from alerts.feeds import cap, signing, wea
 from alerts.feeds import service as feeds
 from ops.platform.config import Settings
 from ops.text import clean_line, clean_text
 from tests.factories import case_payload, token
+from tests.support.cap_signatures import signxml_verifies
 
 CASES = "/api/v1/cases"
 
@@ -71,7 +75,14 @@ texts = st.text(alphabet=st.characters(codec="utf-8"), min_size=1, max_size=60) 
 )
 
 
-@settings(max_examples=300, suppress_health_check=[HealthCheck.filter_too_much])
+@cache
+def _keyring() -> signing.Keyring:
+    """One development key for every example (Hypothesis runs many per test)."""
+    return signing.load([signing.development_key(Path(tempfile.mkdtemp()), "hypothesis")])
+
+
+# No deadline: the first example makes the signing key, and signing costs a few ms a time.
+@settings(max_examples=300, deadline=None, suppress_health_check=[HealthCheck.filter_too_much])
 @given(headline=texts, description=texts)
 def test_cap_and_atom_are_well_formed_for_any_accepted_text(headline, description):
     head, desc = _accepted(clean_line, headline), _accepted(clean_text, description)
@@ -81,17 +92,36 @@ def test_cap_and_atom_are_well_formed_for_any_accepted_text(headline, descriptio
     document = cap.Document(
         identifier="urn:reunite:test",
         sender="psb@example.org",
+        sender_name=head,
         sent=now,
         status=cap.Status.ACTUAL,
         msg_type=cap.MsgType.ALERT,
         expires=now + timedelta(hours=1),
-        infos=[cap.Info("en", head, desc, desc, "https://example.org/c/1", desc)],
+        infos=[
+            cap.Info(
+                "en",
+                head,
+                desc,
+                desc,
+                "https://example.org/c/1",
+                desc,
+                parameters=[("EAS-ORG", "CIV"), ("CMAMtext", wea.gsm7(desc) or "x")],
+            )
+        ],
         area_desc=desc,
         polygon="23.0,113.0 23.0,114.0 22.0,113.5 23.0,113.0",
         circle=None,
         note=desc,
+        codes=["IPAWSv1.0"],
     )
-    ET.fromstring(cap.render(document))  # raises on malformed XML
+    rendered = cap.render(document)
+    ET.fromstring(rendered)  # raises on malformed XML
+    # Signed, it stays well-formed and its signature holds over whatever text it carries.
+    signed = signing.sign(rendered, _keyring())
+    ET.fromstring(signed)
+    assert signxml_verifies(signed, _keyring().bundle()).findtext(f"{{{cap.CAP_NS}}}note") == (
+        ET.fromstring(rendered).findtext(f"{{{cap.CAP_NS}}}note")
+    )
     doc = feeds.CapDoc(
         identifier="urn:reunite:test",
         message_id="c:alert:0:1",
@@ -101,6 +131,9 @@ def test_cap_and_atom_are_well_formed_for_any_accepted_text(headline, descriptio
         expires=now + timedelta(hours=1),
         area=None,
         document=document,
+        signed={"en": signed.decode()},
+        shown_since=now + timedelta(minutes=5),
     )
+    assert doc.xml() == signed
     settings_ = Settings(cap_sender=head[:100] or "x")
     ET.fromstring(feeds.atom([doc], settings_, 1, False))

@@ -10,6 +10,7 @@ import pytest
 from fastapi.testclient import TestClient
 
 from tests.conftest import clear_caches
+from tests.support.cap_signatures import production_keys
 
 TOKEN = "m" * 40
 
@@ -42,8 +43,9 @@ def test_metrics_need_the_bearer_token_when_one_is_set(database, monkeypatch):
 
 
 @pytest.mark.parametrize("token", [None, TOKEN])
-def test_production_serves_metrics_only_behind_a_token(database, monkeypatch, token):
+def test_production_serves_metrics_only_behind_a_token(database, monkeypatch, token, tmp_path):
     monkeypatch.setenv("REUNITE_MODE", "production")
+    production_keys(monkeypatch, tmp_path / "keys")
     monkeypatch.setenv("REUNITE_SECRET_KEY", "s" * 40)
     monkeypatch.setenv("DATABASE_URL", database)
     monkeypatch.setenv("REDIS_URL", "redis://127.0.0.1:6379/3")

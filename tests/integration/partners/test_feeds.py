@@ -12,7 +12,7 @@ import pytest
 from lxml import etree
 
 from alerts.cases.models import Case
-from alerts.feeds import cap, photos
+from alerts.feeds import cap, photos, signing
 from alerts.feeds import service as feeds
 from channels import service as channels
 from ops.platform.config import get_settings
@@ -28,6 +28,8 @@ from tests.integration.partners.support import (
     create_partner,
     start_first_wave,
 )
+from tests.support.cap_google_profile import assert_google_profile
+from tests.support.cap_signatures import assert_signed
 
 capparselib = pytest.importorskip("capparselib")
 from capparselib.parsers import CAPParser  # noqa: E402
@@ -55,9 +57,12 @@ def test_case_lifecycle_gives_alert_updates_allclear_then_cancel_all_schema_vali
         docs = feeds.case_documents(s, s.get(Case, case_id), get_settings())
     assert [d.variant for d in docs] == ["alert", "update", "allclear", "cancel"]
     roots = [etree.fromstring(d.xml()) for d in docs]
-    for root in roots:
+    bundle = signing.keyring(get_settings()).bundle()
+    for doc, root in zip(docs, roots, strict=True):
         XSD.assertValid(root)
         assert CAPParser(etree.tostring(root).decode()).as_dict()
+        assert_signed(doc.xml(), bundle)
+        assert_google_profile(doc.xml())
     assert [r.findtext("c:msgType", namespaces=NS) for r in roots] == [
         "Alert",
         "Update",
@@ -77,6 +82,79 @@ def test_case_lifecycle_gives_alert_updates_allclear_then_cancel_all_schema_vali
     ]
 
 
+def test_documents_name_the_agency_the_event_per_language_and_utc_as_minus_zero(world):
+    case_id = approved_case(world)
+    start_first_wave(case_id)
+    with session_scope() as s:
+        doc = feeds.case_documents(s, s.get(Case, case_id), get_settings())[0]
+    root = etree.fromstring(doc.xml())
+    infos = root.findall("c:info", NS)
+    assert [i.findtext("c:senderName", namespaces=NS) for i in infos] == ["Guangzhou PSB"] * 2
+    assert [i.findtext("c:event", namespaces=NS) for i in infos] == ["儿童失踪", "Missing child"]
+    times = [root.findtext("c:sent", namespaces=NS)]
+    times += [i.findtext("c:expires", namespaces=NS) for i in infos]
+    assert all(t.endswith("-00:00") for t in times), times
+
+
+def test_the_cancel_is_sent_when_it_is_issued_never_before_what_it_cancels(world, api, partner):
+    from ops.platform import clock
+
+    case_id = approved_case(world)
+    start_first_wave(case_id)
+    before = clock.utcnow().replace(microsecond=0)
+    close(world, case_id)
+    after = clock.utcnow()
+    with session_scope() as s:
+        docs = feeds.case_documents(s, s.get(Case, case_id), get_settings())
+    alert, allclear, cancel = docs
+    # Published in the closing transaction, dated then: not a second ahead of its publication.
+    assert before <= cancel.sent <= after
+    assert cancel.sent >= allclear.sent >= alert.sent
+    refs = etree.fromstring(cancel.xml()).findtext("c:references", namespaces=NS).split()
+    assert [r.split(",", 2)[2] for r in refs] == [cap.cap_time(d.sent) for d in (alert, allclear)]
+
+    # The feeds switch to the Cancel when the AllClear expires, and say so in their dates.
+    later = allclear.expires + timedelta(seconds=1)
+    with pytest.MonkeyPatch.context() as m:
+        m.setattr(clock, "utcnow", lambda: later)
+        item = api.get("/api/v1/feeds/json", headers=partner).json()["items"][0]
+        atom = feedparser.parse(api.get("/api/v1/feeds/atom", headers=partner).content)
+    assert item["_reunite"]["variant"] == "cancel"
+    assert item["date_modified"] == cap.rfc3339(allclear.expires)
+    assert atom.entries[0].updated == cap.rfc3339(allclear.expires)
+
+
+def test_the_ipaws_profile_adds_its_code_eas_org_and_gsm7_wea_texts(world, monkeypatch):
+    from alerts.feeds import wea
+    from channels import sms
+
+    monkeypatch.setenv("REUNITE_CAP_IPAWS_PROFILE", "true")
+    get_settings.cache_clear()
+    case_id = approved_case(world)
+    start_first_wave(case_id)
+    close(world, case_id)
+    with session_scope() as s:
+        docs = feeds.case_documents(s, s.get(Case, case_id), get_settings())
+    for doc in docs:
+        root = etree.fromstring(doc.xml())
+        XSD.assertValid(root)
+        assert_signed(doc.xml(), signing.keyring(get_settings()).bundle())
+        assert_google_profile(doc.xml())
+        assert root.findtext("c:code", namespaces=NS) == "IPAWSv1.0"
+        params = {
+            i.findtext("c:language", namespaces=NS): {
+                p.findtext("c:valueName", namespaces=NS): p.findtext("c:value", namespaces=NS)
+                for p in i.findall("c:parameter", NS)
+            }
+            for i in root.findall("c:info", NS)
+        }
+        assert params["zh-CN"] == {"EAS-ORG": "CIV"}
+        short, long = params["en"]["CMAMtext"], params["en"]["CMAMlongtext"]
+        assert sms.is_gsm7(short) and wea.septets(short) <= 90
+        assert sms.is_gsm7(long) and wea.septets(long) <= 360
+    assert "Missing child: Lin Xiaoyu" in etree.tostring(etree.fromstring(docs[0].xml())).decode()
+
+
 def test_drill_case_is_published_with_status_exercise(world):
     case_id = approved_case(world, drill=True)
     start_first_wave(case_id)
@@ -84,6 +162,7 @@ def test_drill_case_is_published_with_status_exercise(world):
         doc = feeds.case_documents(s, s.get(Case, case_id), get_settings())[0]
     root = etree.fromstring(doc.xml())
     XSD.assertValid(root)
+    assert_google_profile(doc.xml())
     assert root.findtext("c:status", namespaces=NS) == "Exercise"
 
 
@@ -110,7 +189,48 @@ def cap_doc_at(api, headers, url: str) -> etree._Element:
     root = etree.fromstring(res.content)
     XSD.assertValid(root)
     assert CAPParser(res.text).as_dict()
+    assert_google_profile(res.content)
+    # Verified as a partner would: against the certificates at the well-known URL, no key.
+    assert_signed(res.content, api.get("/.well-known/reunite/cap-signing.pem").content)
     return root
+
+
+def test_signing_certificates_are_public_and_documents_are_signed_once_when_published(
+    world, api, partner, monkeypatch
+):
+    res = api.get("/.well-known/reunite/cap-signing.pem")
+    assert res.status_code == 200 and res.headers["content-type"] == "application/x-pem-file"
+    assert res.content.startswith(b"-----BEGIN CERTIFICATE-----")
+    assert b"PRIVATE" not in res.content
+    signed = []
+    sign = signing.sign
+    monkeypatch.setattr(signing, "sign", lambda xml, ring: signed.append(1) or sign(xml, ring))
+    message_id = start_first_wave(approved_case(world))
+    # Once per choice of languages (zh-CN and en, zh-CN, en), all at publication.
+    assert len(signed) == 3
+    url = f"http://x/api/v1/feeds/cap/{feeds.identifier_of(message_id, 'alert')}"
+    first = cap_doc_at(api, partner, url)
+    api.get("/api/v1/feeds/atom", headers=partner)
+    again = cap_doc_at(api, partner, url)
+    assert len(signed) == 3, "serving a document never signs it again"
+    assert etree.tostring(first) == etree.tostring(again)
+
+
+def test_a_document_stored_before_signing_is_signed_once_on_its_next_read(world, api, partner):
+    from alerts.feeds.models import PublishedDocument
+
+    message_id = start_first_wave(approved_case(world))
+    identifier = feeds.identifier_of(message_id, "alert")
+    with session_scope() as s:
+        row = s.get(PublishedDocument, identifier)
+        row.signed = None
+        legacy = dict(row.document)
+        legacy.pop("sender_name")  # as stored before documents named the agency
+        row.document = legacy
+    root = cap_doc_at(api, partner, f"http://x/api/v1/feeds/cap/{identifier}")
+    assert root.findtext("c:info/c:senderName", namespaces=NS) == feeds.LEGACY_SENDER_NAME
+    with session_scope() as s:
+        assert s.get(PublishedDocument, identifier).signed
 
 
 def test_partner_outside_the_area_gets_nothing_in_any_feed(world, api):
@@ -243,5 +363,6 @@ def test_an_expired_alert_gets_a_cap_cancel_and_partners_hear_alert_expired(worl
     assert [d.variant for d in docs] == ["alert", "cancel"]
     root = etree.fromstring(docs[-1].xml())
     XSD.assertValid(root)
+    assert_google_profile(docs[-1].xml())
     assert root.findtext("c:msgType", namespaces=NS) == "Cancel"
     assert str(MessageId.parse(docs[-1].message_id).event) == "alert.expired"

@@ -21,13 +21,15 @@ from tests.integration.partners.support import (
     create_partner,
     start_first_wave,
 )
+from tests.support.cap_signatures import production_keys
 
 pytestmark = pytest.mark.parametrize("database", ["sqlite"], indirect=True)
 
 
 @pytest.fixture
-def production(monkeypatch):
+def production(monkeypatch, tmp_path):
     monkeypatch.setenv("REUNITE_MODE", "production")
+    production_keys(monkeypatch, tmp_path / "keys")
     monkeypatch.setenv("REUNITE_SECRET_KEY", "k" * 40)
     get_settings.cache_clear()
     crypto._fernet.cache_clear()  # keyed by the secret key

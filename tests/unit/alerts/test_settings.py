@@ -40,6 +40,7 @@ def test_production_with_real_secret_is_accepted():
         secret_key="k" * 40,
         database_url="postgresql://u@db/r",
         redis_url="redis://r:6379/0",
+        cap_signing_keys="/etc/reunite/cap-signing.pem",
     )
     assert not s.embedded_redis
 

