@@ -160,7 +160,6 @@ WebhooksManager = Annotated[PartnerKey, Depends(_partner_key("webhooks:manage"))
 USER_401 = "No live user token: missing, unknown, expired or revoked (`WWW-Authenticate: Bearer`)"
 USER_403 = "A `read` token may only GET; or the user's role may not do this"
 PARTNER_401 = "No live partner key: missing, unknown, expired, revoked, or the partner is suspended"
-PARTNER_403 = "The key lacks the scope this route needs"
 PARTNER_429 = "The partner's per-minute limit is used up; `Retry-After` says for how many seconds"
 
 
@@ -171,7 +170,8 @@ def user_errors(*codes: int | Mapping[int, str]) -> dict[int | str, dict[str, An
     return openapi.errors({401: USER_401}, *named)
 
 
-def partner_errors(*codes: int | Mapping[int, str]) -> dict[int | str, dict[str, Any]]:
-    """`responses=` for a route taking a partner key: 401, 403 (scope) and 429 (rate limit),
-    and the refusals named."""
-    return openapi.errors({401: PARTNER_401, 403: PARTNER_403, 429: PARTNER_429}, *codes)
+def partner_errors(scope: str, *codes: int | Mapping[int, str]) -> dict[int | str, dict[str, Any]]:
+    """`responses=` for a route taking a partner key with this scope: 401, 403 (the scope),
+    429 (the rate limit), and the refusals named."""
+    lacking = {403: f"The key lacks scope `{scope}`"}
+    return openapi.errors({401: PARTNER_401, 429: PARTNER_429}, lacking, *codes)

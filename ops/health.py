@@ -81,7 +81,11 @@ def livez() -> Health:
     return Health(status="ok", checks={})
 
 
-@router.get("/readyz", response_model=Health)
+@router.get(
+    "/readyz",
+    response_model=Health,
+    responses={503: {"model": Health, "description": "A required dependency is down"}},
+)
 def readyz(response: Response) -> Health:
     """The database, Redis and the broker answer and a worker beat recently; 503 otherwise."""
     checks = {

@@ -8,7 +8,7 @@ from typing import Annotated
 import numpy as np
 from fastapi import APIRouter, Header, HTTPException, Path, Request, Response, status
 
-from alerts.deps import DevicesWriter, SessionDep, SettingsDep
+from alerts.deps import DevicesWriter, SessionDep, SettingsDep, partner_errors
 from geo import cells
 from geo.devices import ingest
 from geo.devices import service as devices
@@ -16,6 +16,7 @@ from geo.devices.schemas import BulkResult, DeviceRead, DeviceUpsert, ExternalId
 
 router = APIRouter(prefix="/api/v1/partner/devices", tags=["partner devices"])
 DeviceId = Annotated[ExternalId, Path(description="The partner's opaque device id")]
+NO_DEVICE = "This partner registered no device with this id"
 
 
 def _read(device, located: bool) -> DeviceRead:
@@ -31,7 +32,11 @@ def _read(device, located: bool) -> DeviceRead:
     )
 
 
-@router.put("/{external_id}", response_model=DeviceRead)
+@router.put(
+    "/{external_id}",
+    response_model=DeviceRead,
+    responses=partner_errors("devices:write", 413),
+)
 def upsert_device(
     external_id: DeviceId, body: DeviceUpsert, session: SessionDep, key: DevicesWriter
 ) -> DeviceRead:
@@ -61,7 +66,11 @@ def upsert_device(
     return _read(device, located)
 
 
-@router.get("/{external_id}", response_model=DeviceRead)
+@router.get(
+    "/{external_id}",
+    response_model=DeviceRead,
+    responses=partner_errors("devices:write", {404: NO_DEVICE}),
+)
 def read_device(external_id: DeviceId, session: SessionDep, key: DevicesWriter) -> DeviceRead:
     """One registered device (its address is never returned)."""
     device = devices.get_device(session, key.partner_id, external_id)
@@ -70,7 +79,11 @@ def read_device(external_id: DeviceId, session: SessionDep, key: DevicesWriter) 
     return _read(device, devices.is_located(devices.location_index(), device.id))
 
 
-@router.delete("/{external_id}", status_code=status.HTTP_204_NO_CONTENT)
+@router.delete(
+    "/{external_id}",
+    status_code=status.HTTP_204_NO_CONTENT,
+    responses=partner_errors("devices:write", {404: NO_DEVICE}),
+)
 def delete_device(external_id: DeviceId, session: SessionDep, key: DevicesWriter) -> Response:
     """Forget a device: its registration and its location."""
     device = devices.get_device(session, key.partner_id, external_id)
@@ -81,7 +94,14 @@ def delete_device(external_id: DeviceId, session: SessionDep, key: DevicesWriter
     return Response(status_code=status.HTTP_204_NO_CONTENT)
 
 
-@router.post("/bulk", response_model=BulkResult)
+@router.post(
+    "/bulk",
+    response_model=BulkResult,
+    responses=partner_errors(
+        "devices:write",
+        {413: "The body is larger than REUNITE_BULK_MAX_BYTES (32 MiB by default)"},
+    ),
+)
 async def bulk_locations(
     request: Request,
     session: SessionDep,
