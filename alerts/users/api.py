@@ -47,9 +47,24 @@ def issue_token(
     request: Request,
     session: SessionDep,
     settings: SettingsDep,
-    username: Annotated[str, Form(max_length=64)],
-    password: Annotated[str, Form(max_length=256)],
-    totp: Annotated[str | None, Form(max_length=12)] = None,
+    username: Annotated[
+        str, Form(max_length=64, description="Your sign-in name", examples=["sup1"])
+    ],
+    password: Annotated[
+        str,
+        Form(
+            max_length=256, description="Your password", examples=["wild-orchid-ferry-lantern-92"]
+        ),
+    ],
+    totp: Annotated[
+        str | None,
+        Form(
+            max_length=12,
+            description="The current 6-digit code of your authenticator app; required for "
+            "supervisors, operators, admins and anyone enrolled",
+            examples=["492038"],
+        ),
+    ] = None,
 ) -> TokenRead:
     """Exchange a username, password and (supervisors, operators, admins, and anyone enrolled)
     a TOTP code for a bearer token. Failures count towards the console's lockout: a locked
