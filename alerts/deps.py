@@ -157,7 +157,10 @@ WebhooksManager = Annotated[PartnerKey, Depends(_partner_key("webhooks:manage"))
 
 # The refusals of each credential, for `responses=`: every route lists its own (explicit beats
 # inferred), and these keep each decorator one line.
-USER_401 = "No live user token: missing, unknown, expired or revoked (`WWW-Authenticate: Bearer`)"
+USER_401 = (
+    "No live user token: missing, unknown, expired or revoked, or the user is deactivated "
+    "(`WWW-Authenticate: Bearer`)"
+)
 USER_403 = "A `read` token may only GET; or the user's role may not do this"
 PARTNER_401 = "No live partner key: missing, unknown, expired, revoked, or the partner is suspended"
 PARTNER_429 = "The partner's per-minute limit is used up; `Retry-After` says for how many seconds"
