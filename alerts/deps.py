@@ -2,8 +2,8 @@
 
 from __future__ import annotations
 
-from collections.abc import Iterator
-from typing import Annotated
+from collections.abc import Iterator, Mapping
+from typing import Annotated, Any
 
 from fastapi import Depends, HTTPException, Request, status
 from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
@@ -14,6 +14,7 @@ from alerts.users import roles
 from alerts.users import service as users
 from alerts.users.models import User
 from alerts.users.roles import Role, TokenScope
+from ops import openapi
 from ops.platform.config import Settings, get_settings
 from ops.platform.db import session_scope
 
@@ -28,7 +29,25 @@ def get_session() -> Iterator[Session]:
 # (the default "request" scope commits afterwards, racing the client's next request).
 SessionDep = Annotated[Session, Depends(get_session, scope="function")]
 SettingsDep = Annotated[Settings, Depends(get_settings)]
-_bearer = HTTPBearer(auto_error=False)
+# Two credentials, two schemes in the OpenAPI document: each route names the one it takes.
+_bearer = HTTPBearer(
+    auto_error=False,
+    scheme_name="UserToken",
+    description="A police user's API token, `rut_...`: from `POST /api/v1/auth/token` "
+    "(username, password and, where due, a TOTP code; lives REUNITE_TOKEN_TTL_HOURS, 12 h) or "
+    "made in the console under API tokens (named, 1 to REUNITE_API_TOKEN_MAX_DAYS days). Scope "
+    "`full` may do what the user's role may; `read` only GET and HEAD. Send it as "
+    "`Authorization: Bearer rut_...`.",
+)
+_partner_bearer = HTTPBearer(
+    auto_error=False,
+    scheme_name="PartnerKey",
+    description="A partner's API key, `rk_<prefix>_<secret>`, issued by an admin "
+    "(`POST /api/v1/partners` or `/api/v1/partners/{partner_id}/keys`, shown once). Its scopes "
+    "(`devices:write`, `feeds:read`, `webhooks:manage`) decide which partner routes it opens; "
+    "every request counts against the partner's per-minute limit (429 past it). Send it as "
+    "`Authorization: Bearer rk_...`.",
+)
 
 
 def current_user(
@@ -88,7 +107,7 @@ def _partner_key(scope: str):
 
     def check(
         session: SessionDep,
-        credentials: Annotated[HTTPAuthorizationCredentials | None, Depends(_bearer)],
+        credentials: Annotated[HTTPAuthorizationCredentials | None, Depends(_partner_bearer)],
     ) -> PartnerKey:
         if credentials is None:
             raise HTTPException(
@@ -134,3 +153,28 @@ def _rate_limit(session: Session, key: PartnerKey) -> None:
 DevicesWriter = Annotated[PartnerKey, Depends(_partner_key("devices:write"))]
 FeedsReader = Annotated[PartnerKey, Depends(_partner_key("feeds:read"))]
 WebhooksManager = Annotated[PartnerKey, Depends(_partner_key("webhooks:manage"))]
+
+
+# The refusals of each credential, for `responses=`: every route lists its own (explicit beats
+# inferred), and these keep each decorator one line.
+USER_401 = (
+    "No live user token: missing, unknown, expired or revoked, or the user is deactivated "
+    "(`WWW-Authenticate: Bearer`)"
+)
+USER_403 = "A `read` token may only GET; or the user's role may not do this"
+PARTNER_401 = "No live partner key: missing, unknown, expired, revoked, or the partner is suspended"
+PARTNER_429 = "The partner's per-minute limit is used up; `Retry-After` says for how many seconds"
+
+
+def user_errors(*codes: int | Mapping[int, str]) -> dict[int | str, dict[str, Any]]:
+    """`responses=` for a route taking a user token: 401 and the refusals named (403 where a
+    role or scope can refuse, and what else the route raises)."""
+    named = ({403: USER_403} if code == 403 else code for code in codes)
+    return openapi.errors({401: USER_401}, *named)
+
+
+def partner_errors(scope: str, *codes: int | Mapping[int, str]) -> dict[int | str, dict[str, Any]]:
+    """`responses=` for a route taking a partner key with this scope: 401, 403 (the scope),
+    429 (the rate limit), and the refusals named."""
+    lacking = {403: f"The key lacks scope `{scope}`"}
+    return openapi.errors({401: PARTNER_401, 429: PARTNER_429}, lacking, *codes)

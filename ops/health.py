@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import redis
 from fastapi import APIRouter, Response, status
-from pydantic import BaseModel
+from pydantic import BaseModel, Field
 from sqlalchemy import text
 from sqlalchemy.exc import SQLAlchemyError
 
@@ -19,8 +19,14 @@ router = APIRouter(tags=["health"])
 
 
 class Health(BaseModel):
-    status: str
-    checks: dict[str, str]
+    """Whether the process (livez) or its dependencies (readyz) are fit to serve."""
+
+    status: str = Field(description="ok, or unavailable (with a 503)", examples=["ok"])
+    checks: dict[str, str] = Field(
+        description="readyz: database, redis, broker and workers, each `ok`, `ok (N)` (workers "
+        "that beat recently) or `down: <reason>`; livez: empty",
+        examples=[{"database": "ok", "redis": "ok", "broker": "ok", "workers": "ok (2)"}],
+    )
 
 
 def check_database() -> str:
@@ -81,7 +87,11 @@ def livez() -> Health:
     return Health(status="ok", checks={})
 
 
-@router.get("/readyz", response_model=Health)
+@router.get(
+    "/readyz",
+    response_model=Health,
+    responses={503: {"model": Health, "description": "A required dependency is down"}},
+)
 def readyz(response: Response) -> Health:
     """The database, Redis and the broker answer and a worker beat recently; 503 otherwise."""
     checks = {

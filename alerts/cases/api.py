@@ -22,13 +22,21 @@ from alerts.cases.schemas import (
     Reason,
 )
 from alerts.console import photos as console_photos
-from alerts.deps import CurrentUser, SessionDep, SettingsDep
+from alerts.deps import CurrentUser, SessionDep, SettingsDep, user_errors
 from ops.platform.outbox import relay
 
 router = APIRouter(prefix="/api/v1/cases", tags=["cases"])
+# What each route refuses (alerts/app.py maps the service's errors to these codes).
+NOT_FOUND = "No such case in the caller's agency or the agencies below it"
+AUTHORS_ONLY = "Only officers and supervisors may do this, with a `full` token"
 
 
-@router.post("", response_model=CaseRead, status_code=status.HTTP_201_CREATED)
+@router.post(
+    "",
+    response_model=CaseRead,
+    status_code=status.HTTP_201_CREATED,
+    responses=user_errors({403: AUTHORS_ONLY}, 413),
+)
 def create_case(
     body: CaseCreate, session: SessionDep, user: CurrentUser, settings: SettingsDep
 ) -> CaseRead:
@@ -43,6 +51,14 @@ PHOTO_TYPES = ("image/jpeg", "image/png", "image/webp")
     "/{case_id}/photos",
     response_model=PhotoAdded,
     status_code=status.HTTP_201_CREATED,
+    responses=user_errors(
+        {403: AUTHORS_ONLY},
+        {404: NOT_FOUND},
+        {409: "The case is closed, or a draft already lists 10 photos"},
+        {413: "The image is larger than REUNITE_PHOTO_MAX_BYTES (10 MB by default)"},
+        {415: "The body is not declared as image/jpeg, image/png or image/webp"},
+        {422: "`photo`: not a readable JPEG, PNG or WebP image, or too many pixels"},
+    ),
     openapi_extra={
         "requestBody": {
             "required": True,
@@ -75,7 +91,7 @@ async def add_photo(
     return await run_in_threadpool(store_and_add)
 
 
-@router.get("", response_model=CasePage)
+@router.get("", response_model=CasePage, responses=user_errors())
 def list_cases(
     session: SessionDep,
     user: CurrentUser,
@@ -90,7 +106,7 @@ def list_cases(
     )
 
 
-@router.get("/{case_id}", response_model=CaseRead)
+@router.get("/{case_id}", response_model=CaseRead, responses=user_errors({404: NOT_FOUND}))
 def read_case(case_id: str, session: SessionDep, user: CurrentUser) -> CaseRead:
     """One case."""
     return service.to_read(service.get(session, case_id, user))
@@ -103,7 +119,16 @@ def read_case(case_id: str, session: SessionDep, user: CurrentUser) -> CaseRead:
         202: {
             "model": ChangeRead,
             "description": "An active case's change waits for a second supervisor",
-        }
+        },
+        **user_errors(
+            {
+                403: AUTHORS_ONLY,
+                404: NOT_FOUND,
+                409: "The case is neither a draft nor active, or an active case's `last_seen` "
+                "or `alert_languages` was sent (a sighting changes those)",
+            },
+            413,
+        ),
     },
 )
 def update_case(
@@ -129,7 +154,13 @@ def accepted(change: CaseChange) -> JSONResponse:
     return JSONResponse(body, status_code=status.HTTP_202_ACCEPTED)
 
 
-@router.post("/{case_id}/submit", response_model=CaseRead)
+@router.post(
+    "/{case_id}/submit",
+    response_model=CaseRead,
+    responses=user_errors(
+        {403: AUTHORS_ONLY, 404: NOT_FOUND, 409: "The case is not a draft"},
+    ),
+)
 def submit_case(case_id: str, session: SessionDep, user: CurrentUser) -> CaseRead:
     """Send a draft to a supervisor for approval."""
     service.submit(session, case_id, user)
@@ -143,7 +174,19 @@ def _commit_and_relay(session, background: BackgroundTasks, case_id: str, user) 
     return service.to_read(service.get(session, case_id, user))
 
 
-@router.post("/{case_id}/approve", response_model=CaseRead)
+@router.post(
+    "/{case_id}/approve",
+    response_model=CaseRead,
+    responses=user_errors(
+        {
+            403: "Only a supervisor of the case's agency or a parent agency, other than the one "
+            "who submitted it (unless the agency allows self-approval from the approver's "
+            "rank), with a `full` token",
+            404: NOT_FOUND,
+            409: "The case is not submitted",
+        }
+    ),
+)
 def approve_case(
     case_id: str, session: SessionDep, user: CurrentUser, background: BackgroundTasks
 ) -> CaseRead:
@@ -152,14 +195,29 @@ def approve_case(
     return _commit_and_relay(session, background, case_id, user)
 
 
-@router.post("/{case_id}/reject", response_model=CaseRead)
+@router.post(
+    "/{case_id}/reject",
+    response_model=CaseRead,
+    responses=user_errors(
+        {
+            403: "Only supervisors, with a `full` token",
+            404: NOT_FOUND,
+            409: "The case is not submitted",
+        },
+        413,
+    ),
+)
 def reject_case(case_id: str, body: Reason, session: SessionDep, user: CurrentUser) -> CaseRead:
     """Send a submitted case back to draft with a reason."""
     service.reject(session, case_id, user, body.reason)
     return service.to_read(service.get(session, case_id, user))
 
 
-@router.post("/{case_id}/resolve", response_model=CaseRead)
+@router.post(
+    "/{case_id}/resolve",
+    response_model=CaseRead,
+    responses=user_errors({403: AUTHORS_ONLY, 404: NOT_FOUND, 409: "The case is not active"}, 413),
+)
 def resolve_case(
     case_id: str,
     session: SessionDep,
@@ -172,7 +230,13 @@ def resolve_case(
     return _commit_and_relay(session, background, case_id, user)
 
 
-@router.post("/{case_id}/cancel", response_model=CaseRead)
+@router.post(
+    "/{case_id}/cancel",
+    response_model=CaseRead,
+    responses=user_errors(
+        {403: AUTHORS_ONLY, 404: NOT_FOUND, 409: "The case is already closed"}, 413
+    ),
+)
 def cancel_case(
     case_id: str, body: Reason, session: SessionDep, user: CurrentUser, background: BackgroundTasks
 ) -> CaseRead:

@@ -13,7 +13,7 @@ from alerts.cases import service as cases
 from alerts.cases.lifecycle import CaseState
 from alerts.cases.models import CaseChange
 from alerts.cases.schemas import ChangeRead
-from alerts.deps import CurrentUser, SessionDep, SupervisorUser
+from alerts.deps import CurrentUser, SessionDep, SupervisorUser, user_errors
 from alerts.dispatch import flows
 from alerts.dispatch.schemas import GeoOverride, SightingCreate, SightingRead, WaveRead
 from alerts.users.roles import CASE_AUTHORS, Role
@@ -21,12 +21,22 @@ from channels import service as channels
 from channels import sms_http
 from channels.schemas import CaseDeliveries, SmsReportRecorded
 from geo.waves import service as waves
+from ops import openapi
 from ops.platform.outbox import relay
 
 router = APIRouter(prefix="/api/v1/cases/{case_id}", tags=["waves"])
 deliveries_router = APIRouter(prefix="/api/v1/cases", tags=["deliveries"])
 providers_router = APIRouter(prefix="/api/v1/providers", tags=["providers"])
 STAFF = frozenset({Role.OPERATOR, Role.ADMIN})
+SUPERVISORS_ONLY = "Only supervisors, with a `full` token"
+DECISION_ERRORS = user_errors(
+    {
+        403: "Only a supervisor of the case's agency or a parent agency other than the one who "
+        "proposed the change, with a `full` token",
+        404: "No such case in the caller's agencies, or no such change of this case",
+        409: "The change was already decided, or the case is no longer active",
+    }
+)
 
 
 def _held(session, case, kind: cases.ChangeKind, body, user) -> JSONResponse:
@@ -44,7 +54,15 @@ def _held(session, case, kind: cases.ChangeKind, body, user) -> JSONResponse:
         202: {
             "model": ChangeRead,
             "description": "The sighting moves the centre too far: a second supervisor decides",
-        }
+        },
+        **user_errors(
+            {
+                403: "Only officers and supervisors add sightings, with a `full` token",
+                404: cases_api.NOT_FOUND,
+                409: "The case is not active",
+            },
+            413,
+        ),
     },
 )
 def add_sighting(
@@ -99,7 +117,8 @@ def add_sighting(
         202: {
             "model": ChangeRead,
             "description": "The override widens a live alert's area: a second supervisor decides",
-        }
+        },
+        **user_errors({403: SUPERVISORS_ONLY, 404: cases_api.NOT_FOUND}, 413),
     },
 )
 def set_override(
@@ -142,7 +161,9 @@ def set_override(
     return list_waves(case_id, session, user)
 
 
-@router.get("/waves", response_model=list[WaveRead])
+@router.get(
+    "/waves", response_model=list[WaveRead], responses=user_errors({404: cases_api.NOT_FOUND})
+)
 def list_waves(case_id: str, session: SessionDep, user: CurrentUser) -> list[WaveRead]:
     """The case's waves across epochs, with devices targeted so far."""
     cases.get(session, case_id, user)
@@ -166,7 +187,13 @@ def list_waves(case_id: str, session: SessionDep, user: CurrentUser) -> list[Wav
     ]
 
 
-@deliveries_router.get("/{case_id}/deliveries", response_model=CaseDeliveries)
+@deliveries_router.get(
+    "/{case_id}/deliveries",
+    response_model=CaseDeliveries,
+    responses=user_errors(
+        {404: "No such case (police users: none in their agency or the agencies below it)"}
+    ),
+)
 def case_deliveries(case_id: str, session: SessionDep, user: CurrentUser) -> CaseDeliveries:
     """Delivery counts per message, channel and partner, and recent webhook attempts."""
     if Role(user.role) not in STAFF:
@@ -179,10 +206,12 @@ def case_deliveries(case_id: str, session: SessionDep, user: CurrentUser) -> Cas
 @providers_router.post(
     "/sms/receipts",
     response_model=SmsReportRecorded,
-    responses={
-        401: {"description": "Not signed with the callback secret, or a replay"},
-        404: {"description": "No HTTP gateway callback secret is configured"},
-    },
+    responses=openapi.errors(
+        {401: "Not signed with the callback secret, or a replay"},
+        {404: "No HTTP gateway callback secret is configured"},
+        {413: "The report is larger than REUNITE_BODY_MAX_BYTES"},
+        {422: "The report is not a delivery report this gateway sends"},
+    ),
 )
 async def sms_gateway_report(request: Request) -> SmsReportRecorded:
     """An HTTP SMS gateway's delivery report, signed like a Standard Webhooks event with the
@@ -201,7 +230,11 @@ async def sms_gateway_report(request: Request) -> SmsReportRecorded:
     return SmsReportRecorded(id=receipt.provider_id, delivered=receipt.delivered)
 
 
-@router.get("/changes", response_model=list[ChangeRead])
+@router.get(
+    "/changes",
+    response_model=list[ChangeRead],
+    responses=user_errors({404: cases_api.NOT_FOUND}),
+)
 def list_changes(case_id: str, session: SessionDep, user: CurrentUser) -> list[ChangeRead]:
     """Material changes to the live alert, pending and decided, newest first."""
     cases.get(session, case_id, user)
@@ -211,7 +244,7 @@ def list_changes(case_id: str, session: SessionDep, user: CurrentUser) -> list[C
     return [ChangeRead.model_validate(c) for c in rows]
 
 
-@router.post("/changes/{change_id}/approve", response_model=ChangeRead)
+@router.post("/changes/{change_id}/approve", response_model=ChangeRead, responses=DECISION_ERRORS)
 def approve_change(
     case_id: str,
     change_id: int,
@@ -223,7 +256,7 @@ def approve_change(
     return _decide(case_id, change_id, session, user, background, approve=True)
 
 
-@router.post("/changes/{change_id}/reject", response_model=ChangeRead)
+@router.post("/changes/{change_id}/reject", response_model=ChangeRead, responses=DECISION_ERRORS)
 def reject_change(
     case_id: str,
     change_id: int,

@@ -13,12 +13,20 @@ from sqlalchemy import select
 
 from alerts.cases.lifecycle import CaseState
 from alerts.cases.models import Case
-from alerts.deps import FeedsReader, SessionDep, SettingsDep, SupervisorUser
+from alerts.deps import (
+    FeedsReader,
+    SessionDep,
+    SettingsDep,
+    SupervisorUser,
+    partner_errors,
+    user_errors,
+)
 from alerts.feeds import httpcache, photos, sse
 from alerts.feeds import service as feeds
 from alerts.feeds.models import CaseDrill
 from alerts.partners import service as partners
 from alerts.partners.models import Partner
+from ops import openapi
 from ops.platform.db import session_scope
 from ops.platform.redis_client import get_redis
 
@@ -27,6 +35,13 @@ CAP_TYPE = "application/cap+xml"
 ATOM_TYPE = "application/atom+xml"
 JSON_FEED_TYPE = "application/feed+json"
 STREAM_RECHECK_S = 2.0  # an open stream re-checks its key and partner this often
+UNCHANGED = {304: {"description": "Unchanged since the ETag or date the client sent"}}
+
+
+def _refusals(fmt: partners.Format, *codes) -> dict:
+    """A feed route's refusals: the partner key's, and 403 for a format the partner declined."""
+    scope = f"The key lacks scope `feeds:read`, or the partner's profile leaves out `{fmt}`"
+    return partner_errors("feeds:read", {403: scope}, *codes)
 
 
 def _partner(session, key, fmt: partners.Format) -> Partner:
@@ -57,7 +72,11 @@ def _cached(
     )
 
 
-@router.get("/feeds/atom", response_class=Response, responses={200: {"content": {ATOM_TYPE: {}}}})
+@router.get(
+    "/feeds/atom",
+    response_class=Response,
+    responses={200: {"content": {ATOM_TYPE: {}}}, **UNCHANGED, **_refusals(partners.Format.ATOM)},
+)
 def atom_feed(
     session: SessionDep,
     settings: SettingsDep,
@@ -75,7 +94,15 @@ def atom_feed(
     return _cached(name, body, ATOM_TYPE, if_none_match, if_modified_since)
 
 
-@router.get("/feeds/json", response_class=Response)
+@router.get(
+    "/feeds/json",
+    response_class=Response,
+    responses={
+        200: {"content": {JSON_FEED_TYPE: {}}},
+        **UNCHANGED,
+        **_refusals(partners.Format.JSON),
+    },
+)
 def json_feed(
     session: SessionDep,
     settings: SettingsDep,
@@ -93,7 +120,22 @@ def json_feed(
     return _cached(name, body, JSON_FEED_TYPE, if_none_match, if_modified_since)
 
 
-@router.get("/feeds/cap/{identifier:path}", response_class=Response)
+@router.get(
+    "/feeds/cap/{identifier:path}",
+    response_class=Response,
+    responses={
+        200: {"content": {CAP_TYPE: {}}},
+        **UNCHANGED,
+        **_refusals(
+            partners.Format.CAP,
+            {
+                404: "No current CAP document with this identifier for this partner (unknown, "
+                "outside its area, removed from the feeds, or a drill it does not take)",
+                410: "The alert ended and its details were erased",
+            },
+        ),
+    },
+)
 def cap_document(
     identifier: str,
     session: SessionDep,
@@ -118,7 +160,14 @@ def cap_document(
     )
 
 
-@router.get("/feeds/stream", response_class=StreamingResponse)
+@router.get(
+    "/feeds/stream",
+    response_class=StreamingResponse,
+    responses={
+        200: {"content": {"text/event-stream": {}}},
+        **_refusals(partners.Format.STREAM),
+    },
+)
 def stream(
     request: Request,
     session: SessionDep,
@@ -165,7 +214,19 @@ def stream(
     )
 
 
-@router.get("/photos/{ref}", response_class=Response)
+@router.get(
+    "/photos/{ref}",
+    response_class=Response,
+    responses={
+        200: {"content": {"image/jpeg": {}, "image/png": {}, "image/webp": {}}},
+        **openapi.errors(
+            {
+                403: "The link's signature is wrong or it expired",
+                410: "No active case shows this photo (closed, erased, or never listed)",
+            }
+        ),
+    },
+)
 def photo(
     ref: str,
     session: SessionDep,
@@ -192,7 +253,17 @@ class DrillKind(StrEnum):
     TEST = "test"
 
 
-@router.put("/cases/{case_id}/drill", status_code=status.HTTP_204_NO_CONTENT)
+@router.put(
+    "/cases/{case_id}/drill",
+    status_code=status.HTTP_204_NO_CONTENT,
+    responses=user_errors(
+        {
+            403: "Only supervisors, with a `full` token",
+            404: "No such case in the caller's agency or the agencies below it",
+            409: "The case is already approved or closed",
+        }
+    ),
+)
 def mark_drill(
     case_id: str,
     session: SessionDep,

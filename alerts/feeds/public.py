@@ -24,6 +24,7 @@ from alerts.deps import SettingsDep
 from alerts.feeds import httpcache
 from alerts.feeds import service as feeds
 from channels.messages import MessageId
+from ops import openapi
 from ops.platform.config import Settings
 from ops.platform.db import session_scope
 from ops.platform.redis_client import get_redis
@@ -201,8 +202,12 @@ def public_json(
     response_class=Response,
     responses={
         200: {"content": {CAP_TYPE: {}}},
-        404: {"description": "No such public document (or a drill)"},
-        410: {"description": "The alert ended and its details were erased"},
+        **openapi.errors(
+            {
+                404: "No such public document (or a drill or system test)",
+                410: "The alert ended and its details were erased",
+            }
+        ),
         **FEED_RESPONSES,
     },
 )

@@ -8,7 +8,14 @@ from typing import Annotated
 from fastapi import APIRouter, HTTPException, Query, Response, status
 from sqlalchemy import select
 
-from alerts.deps import AdminUser, SessionDep, SettingsDep, WebhooksManager
+from alerts.deps import (
+    AdminUser,
+    SessionDep,
+    SettingsDep,
+    WebhooksManager,
+    partner_errors,
+    user_errors,
+)
 from alerts.partners import service as partners
 from alerts.partners import webhooks
 from alerts.partners.models import Partner, PartnerKey
@@ -33,6 +40,11 @@ from alerts.partners.schemas import (
 
 admin = APIRouter(prefix="/api/v1/partners", tags=["partners (admin)"])
 own = APIRouter(prefix="/api/v1/partner", tags=["partner webhooks"])
+ADMINS = "Admins only"
+ADMINS_WRITE = "Admins only, with a `full` token"
+NO_PARTNER = "No partner with this id"
+NO_KEY = "No partner with this id, or no key with this prefix for it"
+NO_ENDPOINT = "No endpoint with this id for this partner"
 
 
 def _partner(session, partner_id: int) -> Partner:
@@ -51,7 +63,12 @@ def _error(exc: Exception, code: int = 422) -> HTTPException:
     return HTTPException(code, str(exc))
 
 
-@admin.post("", response_model=PartnerCreated, status_code=status.HTTP_201_CREATED)
+@admin.post(
+    "",
+    response_model=PartnerCreated,
+    status_code=status.HTTP_201_CREATED,
+    responses=user_errors({403: ADMINS_WRITE, 409: "A partner with this name exists"}, 413),
+)
 def create_partner(body: PartnerCreate, session: SessionDep, user: AdminUser) -> PartnerCreated:
     """Create a partner with its profile and a first API key (shown once)."""
     actor = f"user:{user.id}"
@@ -75,20 +92,28 @@ def create_partner(body: PartnerCreate, session: SessionDep, user: AdminUser) ->
     return PartnerCreated(partner=PartnerRead.model_validate(partner), key=_issued(session, key))
 
 
-@admin.get("", response_model=list[PartnerRead])
+@admin.get("", response_model=list[PartnerRead], responses=user_errors({403: ADMINS}))
 def list_partners(session: SessionDep, _user: AdminUser) -> list[PartnerRead]:
     """Every partner account."""
     rows = session.scalars(select(Partner).order_by(Partner.id))
     return [PartnerRead.model_validate(p) for p in rows]
 
 
-@admin.get("/{partner_id}", response_model=PartnerRead)
+@admin.get(
+    "/{partner_id}",
+    response_model=PartnerRead,
+    responses=user_errors({403: ADMINS, 404: NO_PARTNER}),
+)
 def read_partner(partner_id: int, session: SessionDep, _user: AdminUser) -> PartnerRead:
     """One partner account."""
     return PartnerRead.model_validate(_partner(session, partner_id))
 
 
-@admin.put("/{partner_id}/profile", response_model=PartnerRead)
+@admin.put(
+    "/{partner_id}/profile",
+    response_model=PartnerRead,
+    responses=user_errors({403: ADMINS_WRITE, 404: NO_PARTNER}, 413),
+)
 def set_profile(
     partner_id: int, body: PartnerProfile, session: SessionDep, user: AdminUser
 ) -> PartnerRead:
@@ -110,7 +135,11 @@ def set_profile(
     return PartnerRead.model_validate(partner)
 
 
-@admin.put("/{partner_id}/active", response_model=PartnerRead)
+@admin.put(
+    "/{partner_id}/active",
+    response_model=PartnerRead,
+    responses=user_errors({403: ADMINS_WRITE, 404: NO_PARTNER}, 413),
+)
 def set_active(
     partner_id: int, body: PartnerActive, session: SessionDep, user: AdminUser
 ) -> PartnerRead:
@@ -120,14 +149,23 @@ def set_active(
     return PartnerRead.model_validate(partner)
 
 
-@admin.get("/{partner_id}/keys", response_model=list[KeyRead])
+@admin.get(
+    "/{partner_id}/keys",
+    response_model=list[KeyRead],
+    responses=user_errors({403: ADMINS, 404: NO_PARTNER}),
+)
 def list_keys(partner_id: int, session: SessionDep, _user: AdminUser) -> list[KeyRead]:
     """The partner's keys: prefixes, scopes and lifetimes (never the secrets)."""
     _partner(session, partner_id)
     return [KeyRead.model_validate(k) for k in partners.keys_of(session, partner_id)]
 
 
-@admin.post("/{partner_id}/keys", response_model=KeyIssued, status_code=status.HTTP_201_CREATED)
+@admin.post(
+    "/{partner_id}/keys",
+    response_model=KeyIssued,
+    status_code=status.HTTP_201_CREATED,
+    responses=user_errors({403: ADMINS_WRITE, 404: NO_PARTNER}, 413),
+)
 def issue_key(partner_id: int, body: KeyCreate, session: SessionDep, user: AdminUser) -> KeyIssued:
     """Issue a new API key; the full key is in this response only."""
     partner = _partner(session, partner_id)
@@ -140,6 +178,7 @@ def issue_key(partner_id: int, body: KeyCreate, session: SessionDep, user: Admin
     "/{partner_id}/keys/{prefix}/rotate",
     response_model=KeyIssued,
     status_code=status.HTTP_201_CREATED,
+    responses=user_errors({403: ADMINS_WRITE, 404: NO_KEY}, 413),
 )
 def rotate_key(
     partner_id: int, prefix: str, body: KeyRotate, session: SessionDep, user: AdminUser
@@ -159,7 +198,11 @@ def rotate_key(
     return _issued(session, key)
 
 
-@admin.delete("/{partner_id}/keys/{prefix}", status_code=status.HTTP_204_NO_CONTENT)
+@admin.delete(
+    "/{partner_id}/keys/{prefix}",
+    status_code=status.HTTP_204_NO_CONTENT,
+    responses=user_errors({403: ADMINS_WRITE, 404: NO_KEY}),
+)
 def revoke_key(partner_id: int, prefix: str, session: SessionDep, user: AdminUser) -> Response:
     """Revoke a key at once."""
     partner = _partner(session, partner_id)
@@ -170,13 +213,18 @@ def revoke_key(partner_id: int, prefix: str, session: SessionDep, user: AdminUse
     return Response(status_code=status.HTTP_204_NO_CONTENT)
 
 
-@own.get("/me", response_model=PartnerRead)
+@own.get("/me", response_model=PartnerRead, responses=partner_errors("webhooks:manage"))
 def me(session: SessionDep, key: WebhooksManager) -> PartnerRead:
     """The calling partner's account and profile."""
     return PartnerRead.model_validate(_partner(session, key.partner_id))
 
 
-@own.post("/webhooks", response_model=EndpointCreated, status_code=status.HTTP_201_CREATED)
+@own.post(
+    "/webhooks",
+    response_model=EndpointCreated,
+    status_code=status.HTTP_201_CREATED,
+    responses=partner_errors("webhooks:manage", 413),
+)
 def add_endpoint(
     body: EndpointCreate, session: SessionDep, settings: SettingsDep, key: WebhooksManager
 ) -> EndpointCreated:
@@ -196,13 +244,19 @@ def add_endpoint(
     return EndpointCreated(endpoint=EndpointRead.model_validate(row), secret=secret)
 
 
-@own.get("/webhooks", response_model=list[EndpointRead])
+@own.get(
+    "/webhooks", response_model=list[EndpointRead], responses=partner_errors("webhooks:manage")
+)
 def list_endpoints(session: SessionDep, key: WebhooksManager) -> list[EndpointRead]:
     """The partner's endpoints."""
     return [EndpointRead.model_validate(e) for e in webhooks.endpoints_of(session, key.partner_id)]
 
 
-@own.post("/webhooks/{endpoint_id}/rotate-secret", response_model=EndpointCreated)
+@own.post(
+    "/webhooks/{endpoint_id}/rotate-secret",
+    response_model=EndpointCreated,
+    responses=partner_errors("webhooks:manage", {404: NO_ENDPOINT}, 413),
+)
 def rotate_secret(
     endpoint_id: int,
     session: SessionDep,
@@ -218,7 +272,11 @@ def rotate_secret(
     return EndpointCreated(endpoint=EndpointRead.model_validate(row), secret=secret)
 
 
-@own.delete("/webhooks/{endpoint_id}", status_code=status.HTTP_204_NO_CONTENT)
+@own.delete(
+    "/webhooks/{endpoint_id}",
+    status_code=status.HTTP_204_NO_CONTENT,
+    responses=partner_errors("webhooks:manage", {404: NO_ENDPOINT}),
+)
 def remove_endpoint(endpoint_id: int, session: SessionDep, key: WebhooksManager) -> Response:
     """Stop deliveries to an endpoint."""
     try:
@@ -228,7 +286,9 @@ def remove_endpoint(endpoint_id: int, session: SessionDep, key: WebhooksManager)
     return Response(status_code=status.HTTP_204_NO_CONTENT)
 
 
-@own.get("/deliveries", response_model=list[DeliveryRead])
+@own.get(
+    "/deliveries", response_model=list[DeliveryRead], responses=partner_errors("webhooks:manage")
+)
 def list_deliveries(
     session: SessionDep,
     key: WebhooksManager,
@@ -243,6 +303,15 @@ def list_deliveries(
     "/deliveries/redeliver",
     response_model=RedeliveryQueued,
     status_code=status.HTTP_202_ACCEPTED,
+    responses=partner_errors(
+        "webhooks:manage",
+        {
+            404: "No endpoint with this id for this partner, or no message it could have "
+            "received (outside its area, formats or drill choice, or an event the endpoint "
+            "does not subscribe to)"
+        },
+        413,
+    ),
 )
 def redeliver(
     body: RedeliveryRequest, session: SessionDep, key: WebhooksManager

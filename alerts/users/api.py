@@ -9,7 +9,7 @@ from fastapi import APIRouter, Form, HTTPException, Path, Request, Response, sta
 
 from alerts.console import security
 from alerts.console.web import client_address
-from alerts.deps import AdminUser, CurrentUser, SessionDep, SettingsDep
+from alerts.deps import AdminUser, CurrentUser, SessionDep, SettingsDep, user_errors
 from alerts.users import service as users
 from alerts.users.models import Agency, ApiToken, User
 from alerts.users.schemas import (
@@ -21,28 +21,50 @@ from alerts.users.schemas import (
     TokenRead,
     UserRead,
 )
+from ops import openapi
 from ops.platform.audit import service as audit
 from ops.platform.redis_client import get_redis
 
 router = APIRouter(prefix="/api/v1", tags=["auth"])
+ADMINS_WRITE = "Admins only, with a `full` token"
 
 
 @router.post(
     "/auth/token",
     response_model=TokenRead,
-    responses={
-        401: {"description": "Wrong username, password or TOTP code (field `totp`)"},
-        403: {"description": "The account must enrol a second factor in the console first"},
-        429: {"description": "Locked out after repeated failures (Retry-After)"},
-    },
+    responses=openapi.errors(
+        {
+            401: "Wrong username or password, or a missing or wrong TOTP code (the message "
+            "starts with `totp:`)",
+            403: "The account must enrol a second factor (TOTP) in the console first",
+            413: "The form is larger than 16 KiB",
+            429: "Locked out after repeated failures for this username; `Retry-After` says "
+            "for how many seconds",
+        }
+    ),
 )
 def issue_token(
     request: Request,
     session: SessionDep,
     settings: SettingsDep,
-    username: Annotated[str, Form(max_length=64)],
-    password: Annotated[str, Form(max_length=256)],
-    totp: Annotated[str | None, Form(max_length=12)] = None,
+    username: Annotated[
+        str, Form(max_length=64, description="Your sign-in name", examples=["sup1"])
+    ],
+    password: Annotated[
+        str,
+        Form(
+            max_length=256, description="Your password", examples=["wild-orchid-ferry-lantern-92"]
+        ),
+    ],
+    totp: Annotated[
+        str | None,
+        Form(
+            max_length=12,
+            description="The current 6-digit code of your authenticator app; required for "
+            "supervisors, operators, admins and anyone enrolled",
+            examples=["492038"],
+        ),
+    ] = None,
 ) -> TokenRead:
     """Exchange a username, password and (supervisors, operators, admins, and anyone enrolled)
     a TOTP code for a bearer token. Failures count towards the console's lockout: a locked
@@ -94,7 +116,7 @@ def _locked(seconds: int) -> HTTPException:
 @router.get(
     "/auth/tokens",
     response_model=list[ApiTokenRead],
-    responses={401: {"description": "Missing, invalid, expired or revoked bearer token"}},
+    responses=user_errors(),
 )
 def list_tokens(session: SessionDep, user: CurrentUser) -> list[ApiTokenRead]:
     """Your API tokens, newest first: live ones and those that expired or were revoked in the
@@ -105,11 +127,12 @@ def list_tokens(session: SessionDep, user: CurrentUser) -> list[ApiTokenRead]:
 @router.delete(
     "/auth/tokens/{token_id}",
     status_code=status.HTTP_204_NO_CONTENT,
-    responses={
-        401: {"description": "Missing, invalid, expired or revoked bearer token"},
-        403: {"description": "A read-scope token may not revoke (token scope 'read')"},
-        404: {"description": "You have no token with this id"},
-    },
+    responses=user_errors(
+        {
+            403: "A `read` token may not revoke",
+            404: "You have no token with this id (another user's token is 404 too)",
+        }
+    ),
 )
 def revoke_token(
     token_id: Annotated[str, Path(max_length=16)], session: SessionDep, user: CurrentUser
@@ -136,13 +159,18 @@ def _token_read(row: ApiToken) -> ApiTokenRead:
     )
 
 
-@router.get("/me", response_model=UserRead)
+@router.get("/me", response_model=UserRead, responses=user_errors())
 def me(user: CurrentUser) -> UserRead:
     """The user the token belongs to."""
     return UserRead.model_validate(user)
 
 
-@router.get("/agencies", response_model=list[AgencyRead], tags=["admin"])
+@router.get(
+    "/agencies",
+    response_model=list[AgencyRead],
+    tags=["admin"],
+    responses=user_errors({403: "Admins only"}),
+)
 def list_agencies(session: SessionDep, _admin: AdminUser) -> list[AgencyRead]:
     """All agencies (admins only)."""
     from sqlalchemy import select
@@ -152,7 +180,12 @@ def list_agencies(session: SessionDep, _admin: AdminUser) -> list[AgencyRead]:
     ]
 
 
-@router.put("/agencies/{agency_id}/self-approval", response_model=AgencyRead, tags=["admin"])
+@router.put(
+    "/agencies/{agency_id}/self-approval",
+    response_model=AgencyRead,
+    tags=["admin"],
+    responses=user_errors({403: ADMINS_WRITE, 404: "No agency with this id"}, 413),
+)
 def set_self_approval(
     agency_id: int, body: AgencySelfApprovalUpdate, session: SessionDep, admin: AdminUser
 ) -> AgencyRead:
@@ -171,6 +204,7 @@ def set_self_approval(
     response_model=EnrolmentCodeRead,
     status_code=status.HTTP_201_CREATED,
     tags=["admin"],
+    responses=user_errors({403: ADMINS_WRITE, 404: "No user with this id"}),
 )
 def issue_enrolment_code(user_id: int, session: SessionDep, admin: AdminUser) -> EnrolmentCodeRead:
     """A one-time code for the user's first TOTP enrolment (audited; replaces an earlier one).
@@ -187,10 +221,12 @@ def issue_enrolment_code(user_id: int, session: SessionDep, admin: AdminUser) ->
 @router.post(
     "/auth/password",
     status_code=status.HTTP_204_NO_CONTENT,
-    responses={
-        401: {"description": "Missing, invalid, expired or revoked bearer token"},
-        403: {"description": "A read-scope token may not change the password"},
-    },
+    responses=user_errors(
+        {
+            403: "A `read` token may not change the password",
+            413: "The body is larger than 16 KiB",
+        }
+    ),
 )
 def change_password(body: PasswordChange, session: SessionDep, user: CurrentUser) -> Response:
     """Change your password; every API token you hold is revoked, this one too (audited). A

@@ -2,20 +2,82 @@
 
 from __future__ import annotations
 
+import json
 from datetime import UTC, datetime
 from typing import Annotated
 
 import numpy as np
 from fastapi import APIRouter, Header, HTTPException, Path, Request, Response, status
 
-from alerts.deps import DevicesWriter, SessionDep, SettingsDep
+from alerts.deps import DevicesWriter, SessionDep, SettingsDep, partner_errors
 from geo import cells
 from geo.devices import ingest
 from geo.devices import service as devices
-from geo.devices.schemas import BulkResult, DeviceRead, DeviceUpsert, ExternalId
+from geo.devices.schemas import (
+    BulkResult,
+    DeviceRead,
+    DeviceUpsert,
+    ExternalId,
+    LocationBatch,
+    LocationRow,
+)
+from ops import openapi
 
 router = APIRouter(prefix="/api/v1/partner/devices", tags=["partner devices"])
 DeviceId = Annotated[ExternalId, Path(description="The partner's opaque device id")]
+NO_DEVICE = "This partner registered no device with this id"
+# The bulk route reads its body itself (ingest.parse_payload), so FastAPI cannot infer it.
+_ROWS = [
+    {
+        "id": "d-0001",
+        "lat": 23.1291,
+        "lon": 113.2644,
+        "platform": "apns",
+        "address": "740f4707bebcf74f9b7c25d48e3358945f6aa01da5ddb387462c7eaf61bb78ad",
+    },
+    {"id": "d-0002", "lat": 23.0205, "lon": 113.7518},
+]
+BULK_BODY = {
+    "requestBody": {
+        "required": True,
+        "description": "Up to REUNITE_BULK_MAX_ROWS (50,000) location rows. Each row is checked "
+        "on its own: bad rows come back in `rejected` by index, good rows are applied.",
+        "content": {
+            "application/json": {
+                "schema": {
+                    "oneOf": [
+                        {
+                            "type": "array",
+                            "items": openapi.ref(LocationRow),
+                            "description": "The rows",
+                        },
+                        openapi.ref(LocationBatch),
+                    ]
+                },
+                "examples": {
+                    "array": {"summary": "A JSON array of rows", "value": _ROWS},
+                    "wrapped": {"summary": 'The rows under "devices"', "value": {"devices": _ROWS}},
+                },
+            },
+            "application/x-ndjson": {
+                "schema": {
+                    "type": "string",
+                    "description": "NDJSON (also application/jsonl): one LocationRow object per "
+                    "line, blank lines skipped. A line that is not JSON is rejected by its "
+                    "index as `line N: not valid JSON` while the other lines are applied.",
+                },
+                # OpenAPI 3.2's itemSchema for a sequential media type, as an extension in 3.1.
+                "x-itemSchema": openapi.ref(LocationRow),
+                "examples": {
+                    "lines": {
+                        "summary": "One row per line",
+                        "value": "".join(json.dumps(row) + "\n" for row in _ROWS),
+                    }
+                },
+            },
+        },
+    }
+}
 
 
 def _read(device, located: bool) -> DeviceRead:
@@ -31,7 +93,11 @@ def _read(device, located: bool) -> DeviceRead:
     )
 
 
-@router.put("/{external_id}", response_model=DeviceRead)
+@router.put(
+    "/{external_id}",
+    response_model=DeviceRead,
+    responses=partner_errors("devices:write", 413),
+)
 def upsert_device(
     external_id: DeviceId, body: DeviceUpsert, session: SessionDep, key: DevicesWriter
 ) -> DeviceRead:
@@ -61,7 +127,11 @@ def upsert_device(
     return _read(device, located)
 
 
-@router.get("/{external_id}", response_model=DeviceRead)
+@router.get(
+    "/{external_id}",
+    response_model=DeviceRead,
+    responses=partner_errors("devices:write", {404: NO_DEVICE}),
+)
 def read_device(external_id: DeviceId, session: SessionDep, key: DevicesWriter) -> DeviceRead:
     """One registered device (its address is never returned)."""
     device = devices.get_device(session, key.partner_id, external_id)
@@ -70,7 +140,11 @@ def read_device(external_id: DeviceId, session: SessionDep, key: DevicesWriter) 
     return _read(device, devices.is_located(devices.location_index(), device.id))
 
 
-@router.delete("/{external_id}", status_code=status.HTTP_204_NO_CONTENT)
+@router.delete(
+    "/{external_id}",
+    status_code=status.HTTP_204_NO_CONTENT,
+    responses=partner_errors("devices:write", {404: NO_DEVICE}),
+)
 def delete_device(external_id: DeviceId, session: SessionDep, key: DevicesWriter) -> Response:
     """Forget a device: its registration and its location."""
     device = devices.get_device(session, key.partner_id, external_id)
@@ -81,7 +155,15 @@ def delete_device(external_id: DeviceId, session: SessionDep, key: DevicesWriter
     return Response(status_code=status.HTTP_204_NO_CONTENT)
 
 
-@router.post("/bulk", response_model=BulkResult)
+@router.post(
+    "/bulk",
+    response_model=BulkResult,
+    openapi_extra=BULK_BODY,
+    responses=partner_errors(
+        "devices:write",
+        {413: "The body is larger than REUNITE_BULK_MAX_BYTES (32 MiB by default)"},
+    ),
+)
 async def bulk_locations(
     request: Request,
     session: SessionDep,

@@ -6,28 +6,34 @@ from datetime import UTC, datetime
 
 from fastapi import APIRouter, HTTPException, status
 
-from alerts.deps import CurrentUser, OperatorUser, SessionDep, SettingsDep
+from alerts.deps import CurrentUser, OperatorUser, SessionDep, SettingsDep, user_errors
 from geo import rules
 from geo.devices import service as devices
 from geo.rulesets import service
 from geo.rulesets.schemas import PreviewRead, PreviewRequest, RuleSetCreate, RuleSetRead
 
 router = APIRouter(prefix="/api/v1/rules", tags=["radius rules"])
+OPERATORS = "Only operators and admins"
 
 
-@router.get("", response_model=RuleSetRead)
+@router.get("", response_model=RuleSetRead, responses=user_errors())
 def current_rules(session: SessionDep, _user: CurrentUser) -> RuleSetRead:
     """The rule set in force."""
     return service.read(session)
 
 
-@router.get("/versions", response_model=list[RuleSetRead])
+@router.get("/versions", response_model=list[RuleSetRead], responses=user_errors({403: OPERATORS}))
 def rule_history(session: SessionDep, _user: OperatorUser) -> list[RuleSetRead]:
     """Every version, newest first."""
     return service.history(session)
 
 
-@router.post("", response_model=RuleSetRead, status_code=status.HTTP_201_CREATED)
+@router.post(
+    "",
+    response_model=RuleSetRead,
+    status_code=status.HTTP_201_CREATED,
+    responses=user_errors({403: OPERATORS + ", with a `full` token"}, 413),
+)
 def create_rules(
     body: RuleSetCreate, session: SessionDep, user: OperatorUser, settings: SettingsDep
 ) -> RuleSetRead:
@@ -42,7 +48,13 @@ def create_rules(
         ) from None
 
 
-@router.post("/preview", response_model=PreviewRead)
+@router.post(
+    "/preview",
+    response_model=PreviewRead,
+    responses=user_errors(
+        {403: "A `read` token may not POST (though the preview changes nothing)"}, 413
+    ),
+)
 def preview(body: PreviewRequest, session: SessionDep, _user: CurrentUser) -> PreviewRead:
     """The waves a case at this place and time would get, with devices reached per wave."""
     approved_at = body.approved_at or datetime.now(UTC)
