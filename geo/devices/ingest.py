@@ -186,8 +186,10 @@ def apply_rows(
             count=n,
         )
         index.ingest(ids, cells.snap_many(lats, lons), stamps)
-        if opted_out:
-            index.remove([known[e] for e in opted_out])
+        # An unknown device opting out was reported above as unknown: nothing to remove.
+        leaving = [known[e] for e in opted_out if e in known]
+        if leaving:
+            index.remove(leaving)
         devices.touch(session, ids.tolist())
     rejected.sort(key=lambda e: e.index)
     return BulkResult(

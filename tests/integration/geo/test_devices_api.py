@@ -159,6 +159,19 @@ def test_ndjson_reports_an_unreadable_line_by_index_and_applies_the_good_rows(ap
     assert len(in_area(23.13, 113.26, 5)) == 2
 
 
+def test_an_unknown_device_opting_out_is_reported_not_a_500(api, key):
+    """Found by the fuzz test once the bulk body was documented: a KeyError on the id."""
+    register(api, key, "known", *GUANGZHOU)
+    rows = [
+        {"id": "never-registered", "lat": 23.1, "lon": 113.2, "opted_in": False},
+        {"id": "known", "lat": 23.1, "lon": 113.2, "opted_in": False},
+    ]
+    res = api.post("/api/v1/partner/devices/bulk", json=rows, headers=key)
+    assert res.status_code == 200, res.text
+    assert [e["index"] for e in res.json()["rejected"]] == [0]
+    assert in_area(*GUANGZHOU, 5) == set(), "the known device left targeting"
+
+
 def test_oversized_bulk_body_is_413(api, key, monkeypatch):
     monkeypatch.setenv("REUNITE_BULK_MAX_BYTES", str(1024 * 1024))
     from tests.conftest import clear_caches

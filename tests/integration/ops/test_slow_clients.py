@@ -108,9 +108,11 @@ def test_reunite_api_closes_a_slowloris_crowd(tmp_path):
     from tests.workers import free_port
 
     port = free_port()
+    from tests.conftest import REDIS_URL
+
     env = reunite_env(
         DATABASE_URL=None,
-        REDIS_URL=None,
+        REDIS_URL=REDIS_URL,  # the suite's: an embedded one would outlive `reunite api`
         REUNITE_DATA_DIR=str(tmp_path / "d"),
         REUNITE_HTTP_HEADER_TIMEOUT_S="2",
     )
