@@ -92,11 +92,12 @@ redis.call('EXPIRE', KEYS[2], ttl)
 return moved
 """
 
-# KEYS: targeted bitmap or hash, ledger hash. ARGV: mode, ttl, then id/prefix pairs.
-_TARGET = """
-local mode, ttl = ARGV[1], ARGV[2]
+# Count each target once into a ledger field ("targeted", or "delivered" on a receipt).
+# KEYS: the once-only bitmap or hash, ledger hash. ARGV: mode, ttl, field, then id/prefix pairs.
+_ONCE = """
+local mode, ttl, field = ARGV[1], ARGV[2], ARGV[3]
 local added = 0
-for i = 3, #ARGV, 2 do
+for i = 4, #ARGV, 2 do
   local new
   if mode == 'b' then
     new = redis.call('SETBIT', KEYS[1], tonumber(ARGV[i]), 1) == 0
@@ -104,29 +105,7 @@ for i = 3, #ARGV, 2 do
     new = redis.call('HSETNX', KEYS[1], ARGV[i], 1) == 1
   end
   if new then
-    redis.call('HINCRBY', KEYS[2], ARGV[i + 1] .. 'targeted', 1)
-    added = added + 1
-  end
-end
-redis.call('EXPIRE', KEYS[1], ttl)
-redis.call('EXPIRE', KEYS[2], ttl)
-return added
-"""
-
-
-# KEYS: delivered bitmap or hash, ledger hash. ARGV: mode, ttl, then id/prefix pairs.
-_DELIVER = """
-local mode, ttl = ARGV[1], ARGV[2]
-local added = 0
-for i = 3, #ARGV, 2 do
-  local new
-  if mode == 'b' then
-    new = redis.call('SETBIT', KEYS[1], tonumber(ARGV[i]), 1) == 0
-  else
-    new = redis.call('HSETNX', KEYS[1], ARGV[i], 1) == 1
-  end
-  if new then
-    redis.call('HINCRBY', KEYS[2], ARGV[i + 1] .. 'delivered', 1)
+    redis.call('HINCRBY', KEYS[2], ARGV[i + 1] .. field, 1)
     added = added + 1
   end
 end
@@ -166,8 +145,7 @@ class Ledger:
         self.counts_key = counts_key(message_id)
         self._get = client.register_script(_GET)
         self._move = client.register_script(_MOVE)
-        self._target = client.register_script(_TARGET)
-        self._deliver = client.register_script(_DELIVER)
+        self._once = client.register_script(_ONCE)
 
     def _pairs(self, targets: Iterable[Target]) -> list[str | int]:
         args: list[str | int] = []
@@ -179,8 +157,8 @@ class Ledger:
         """Count targets once each, however often fan-out is redelivered."""
         if not targets:
             return 0
-        args = [self.mode, KEY_TTL_S, *self._pairs(targets)]
-        return int(self._target(keys=[self.targeted_key, self.counts_key], args=args))
+        args = [self.mode, KEY_TTL_S, "targeted", *self._pairs(targets)]
+        return int(self._once(keys=[self.targeted_key, self.counts_key], args=args))
 
     def deliver(self, targets: Sequence[Target]) -> int:
         """Count targets a delivery receipt confirmed, once each however many receipts come;
@@ -188,8 +166,8 @@ class Ledger:
         if not targets:
             return 0
         self.move(targets, State.SENT, "sent")
-        args = [self.mode, KEY_TTL_S, *self._pairs(targets)]
-        return int(self._deliver(keys=[self.delivered_key, self.counts_key], args=args))
+        args = [self.mode, KEY_TTL_S, "delivered", *self._pairs(targets)]
+        return int(self._once(keys=[self.delivered_key, self.counts_key], args=args))
 
     def totals(self) -> dict[str, int]:
         """This channel's targeted and final (sent, failed, dead, dead-lettered, withdrawn)

@@ -82,6 +82,20 @@ def token(client, username: str) -> dict[str, str]:
     return dict(cache[username])
 
 
+def jpeg_with_gps() -> bytes:
+    """A 640x480 JPEG carrying a camera make and a GPS position in its EXIF."""
+    import io
+
+    from PIL import Image
+
+    exif = Image.Exif()
+    exif[0x010F] = "PhoneMaker"
+    exif[0x8825] = {1: "N", 2: (23.0, 7.0, 45.0), 3: "E", 4: (113.0, 15.0, 52.0)}
+    buf = io.BytesIO()
+    Image.new("RGB", (640, 480), (200, 40, 40)).save(buf, "JPEG", exif=exif.tobytes())
+    return buf.getvalue()
+
+
 def uploaded_photo(
     user_id: int, data: bytes = b"\xff\xd8\xff\xe0 pixels", ref: str = "photo_0001abcd"
 ) -> dict[str, str]:

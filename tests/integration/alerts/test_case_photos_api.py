@@ -12,16 +12,7 @@ from alerts.console.models import ConsolePhoto
 from alerts.feeds import photos
 from ops.platform.config import get_settings
 from ops.platform.db import session_scope
-from tests.factories import case_payload, token
-
-
-def jpeg_with_gps() -> bytes:
-    exif = Image.Exif()
-    exif[0x010F] = "PhoneMaker"
-    exif[0x8825] = {1: "N", 2: (23.0, 7.0, 45.0), 3: "E", 4: (113.0, 15.0, 52.0)}
-    buf = io.BytesIO()
-    Image.new("RGB", (640, 480), (200, 40, 40)).save(buf, "JPEG", exif=exif.tobytes())
-    return buf.getvalue()
+from tests.factories import case_payload, jpeg_with_gps, token
 
 
 def new_case(api, who: str = "officer1", **overrides) -> str:

@@ -20,7 +20,7 @@ from ops.platform import config
 from ops.platform.audit.models import AuditEntry
 from ops.platform.clock import utcnow
 from ops.platform.db import session_scope
-from tests.factories import PASSWORD, make_user
+from tests.factories import PASSWORD, jpeg_with_gps, make_user
 from tests.integration.console.conftest import csrf_of, login, login_with_totp
 
 
@@ -43,15 +43,6 @@ def case_form(**overrides) -> dict:
     }
     data.update(overrides)
     return data
-
-
-def jpeg_with_gps() -> bytes:
-    exif = Image.Exif()
-    exif[0x010F] = "PhoneMaker"
-    exif[0x8825] = {1: "N", 2: (23.0, 7.0, 45.0), 3: "E", 4: (113.0, 15.0, 52.0)}
-    buf = io.BytesIO()
-    Image.new("RGB", (640, 480), (200, 40, 40)).save(buf, "JPEG", exif=exif.tobytes())
-    return buf.getvalue()
 
 
 def post_case(client, files=None, **overrides):
