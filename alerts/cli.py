@@ -566,5 +566,35 @@ def demo(
     raise typer.Exit(demo_run.run(devices=devices, port=port))
 
 
+def _missing_schema(exc: Exception) -> bool:
+    """Whether a database error means the schema was never created (SQLite: "no such table";
+    PostgreSQL: undefined table)."""
+    text = str(getattr(exc, "orig", exc)).lower()
+    return (
+        "no such table" in text
+        or "unable to open database file" in text  # no data directory yet
+        or ("relation" in text and "does not exist" in text)
+    )
+
+
+def main() -> None:
+    """The `reunite` command: a database without Reunite's tables gets one line saying how to
+    create them, not a traceback."""
+    from sqlalchemy.exc import OperationalError, ProgrammingError
+
+    try:
+        app(standalone_mode=True)
+    except (OperationalError, ProgrammingError) as exc:
+        if not _missing_schema(exc):
+            raise
+        where = "the embedded database" if get_settings().database_url is None else "DATABASE_URL"
+        typer.echo(
+            f"error: {where} has no Reunite tables yet; run `reunite db upgrade` first "
+            "(`reunite serve` does it for the embedded database)",
+            err=True,
+        )
+        raise SystemExit(2) from None
+
+
 if __name__ == "__main__":
-    app()
+    main()
