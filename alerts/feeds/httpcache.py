@@ -3,7 +3,7 @@
 A feed's Last-Modified is the time its body last changed, not its newest entry's time: when a
 closed alert drops out, the newest entry stays the same but the body does not, and a client
 polling with If-Modified-Since must get the new body. Each (feed, audience) keeps its current
-ETag and the time it first appeared in Redis.
+ETag and the time it appeared in Redis.
 """
 
 from __future__ import annotations
@@ -24,15 +24,18 @@ def etag(body: bytes) -> str:
 
 
 def changed_at(client: redis.Redis, name: str, tag: str, now: datetime | None = None) -> datetime:
-    """When the body named `name` first had this ETag (now, for a new one)."""
+    """When the body named `name` took this ETag (now, when it is new). Only the current tag
+    and its time are kept: a client holding an older tag gets the new body anyway."""
     key = f"feeds:since:{name}"
     stamp = int((now or datetime.now(UTC)).timestamp())
-    pipe = client.pipeline()
-    pipe.hsetnx(key, tag, stamp)
-    pipe.hget(key, tag)
-    pipe.expire(key, SINCE_TTL_S)
-    _, first, _ = pipe.execute()
-    return datetime.fromtimestamp(int(first), UTC)
+    held = client.get(key)
+    if held is not None:
+        held_tag, _, since = held.decode().rpartition("|")
+        if held_tag == tag:
+            client.expire(key, SINCE_TTL_S)
+            return datetime.fromtimestamp(int(since), UTC)
+    client.set(key, f"{tag}|{stamp}", ex=SINCE_TTL_S)
+    return datetime.fromtimestamp(stamp, UTC)
 
 
 def _tags(header: str) -> list[str]:
