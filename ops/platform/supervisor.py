@@ -8,12 +8,10 @@ with a clear error.
 from __future__ import annotations
 
 import contextlib
-import ctypes
 import logging
 import os
 import signal
 import subprocess
-import sys
 import time
 from collections.abc import Mapping, Sequence
 
@@ -24,17 +22,6 @@ RESTART_WINDOW_S = 60.0
 # How long children get to finish in-flight work after SIGTERM before their process groups are
 # killed (queued work is acked late, so a killed task runs again elsewhere).
 STOP_WAIT_S = 8.0
-PR_SET_PDEATHSIG = 1
-
-
-def _own_group() -> None:
-    """In the child before exec: a process group of its own, so the terminal's Ctrl-C reaches
-    only the supervisor (which stops the children in order, without a traceback from every
-    pool process), and on Linux a SIGTERM should the supervisor itself die."""
-    os.setpgrp()
-    if sys.platform.startswith("linux"):
-        with contextlib.suppress(OSError, AttributeError):
-            ctypes.CDLL(None, use_errno=True).prctl(PR_SET_PDEATHSIG, signal.SIGTERM)
 
 
 class Supervisor:
@@ -48,9 +35,9 @@ class Supervisor:
         self.stopping = False
 
     def _start(self, name: str) -> None:
-        self.children[name] = subprocess.Popen(
-            self.commands[name], env=self.env, preexec_fn=_own_group
-        )
+        # A process group of its own: the terminal's Ctrl-C reaches only the supervisor, which
+        # stops the children in order (no child, nor a worker's pool, reacting on its own).
+        self.children[name] = subprocess.Popen(self.commands[name], env=self.env, process_group=0)
 
     def _stop_on_signal(self, _signum: int, _frame: object) -> None:
         self.stopping = True
