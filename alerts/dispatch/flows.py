@@ -41,6 +41,7 @@ from alerts.cases import service as cases
 from alerts.cases.lifecycle import CaseState
 from alerts.cases.models import Case, CaseChange
 from alerts.cases.schemas import CaseUpdate
+from alerts.feeds import public as public_feeds
 from alerts.feeds import service as feeds
 from alerts.users.models import User
 from channels import closure, reconcile
@@ -115,6 +116,9 @@ def _stop(session: Session, case_id: str) -> None:
     # here covers a Redis that was away at that instant.
     closure.close_case(get_redis(), case_id)
     waves.cancel_pending(session, case_id)
+    # The public case page and feeds are cached for seconds; a closed alert's page must not
+    # go on showing the child's details until the cache runs out.
+    public_feeds.forget()
 
 
 def case_resolved(session: Session, case_id: str, _outbox_id: int) -> None:

@@ -91,6 +91,16 @@ def test_after_closure_only_the_outcome_and_after_erasure_that_it_ended(world, a
     assert code == 200 and "This alert has ended" in text
 
 
+def test_closing_drops_the_cached_live_page_at_once(world, api):
+    case_id = approved_case(world)
+    start_first_wave(case_id)
+    public.forget()
+    assert CHILD_NAME in api.get(f"/c/{case_id}?lang=en").text  # now cached
+    close(world, case_id)
+    text = api.get(f"/c/{case_id}?lang=en").text  # no forget(): the closure itself must
+    assert "The child has been found" in text and CHILD_NAME not in text
+
+
 def test_drafts_pending_and_unknown_cases_are_not_public(world, api):
     from alerts.cases import service as cases
     from alerts.cases.schemas import CaseCreate
