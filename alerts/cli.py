@@ -457,11 +457,12 @@ def rules_preview(
     typer.echo(f"rule set version {result.rule_version}")
     for wave in result.waves:
         radius = f"{wave.radius_km:g} km" if wave.radius_km is not None else "manual area"
+        # Waves are numbered from 1 for people, as in the console (stored from 0).
         typer.echo(
-            f"wave {wave.index}: {wave.starts_at:%Y-%m-%d %H:%M} UTC  {radius:>10}  "
-            f"+{wave.devices_new} devices"
+            f"wave {wave.index + 1}: {wave.starts_at:%Y-%m-%d %H:%M} UTC  {radius:>10}  "
+            f"+{wave.devices_new:,} devices"
         )
-    typer.echo(f"total devices reached: {result.devices_total}")
+    typer.echo(f"total devices targeted: {result.devices_total:,}")
 
 
 @partners_app.command("create")

@@ -154,7 +154,7 @@ def test_preview_counts_devices_newly_reached_per_wave(api):
     assert body["waves"][0]["cap_circle"] == f"{CENTER[0]:.6f},{CENTER[1]:.6f} 100.000000"
 
 
-def test_cli_preview_prints_waves_and_reach(api):
+def test_cli_preview_prints_waves_numbered_from_one_and_reach(api):
     result = CliRunner().invoke(
         cli,
         [
@@ -169,4 +169,6 @@ def test_cli_preview_prints_waves_and_reach(api):
         ],
     )
     assert result.exit_code == 0, result.output
-    assert "200 km" in result.output and "total devices reached: 0" in result.output
+    assert "200 km" in result.output and "total devices targeted: 0" in result.output
+    # Numbered from 1, as the console numbers them: the first wave is "wave 1", never 0.
+    assert "wave 1: " in result.output and "wave 0" not in result.output
