@@ -158,6 +158,13 @@ def _infos(settings: Settings, case: Case, kind: MessageKind, wave: int, langs: 
     return out
 
 
+def alert_infos(settings: Settings, case: Case, wave: int = 0) -> list[cap.Info]:
+    """The CAP `<info>` of each alert language the case's wave alert would carry, as
+    `_render_documents` writes it (the supervisor's review shows exactly these)."""
+    langs = runtime.languages(case.alert_languages)
+    return _infos(settings, case, MessageKind.ALERT, wave, langs)
+
+
 def _instruction(kind: MessageKind, lang: str, tip: str) -> str:
     texts = CLOSED_INSTRUCTION if kind.closes else INSTRUCTION
     return texts.get(lang, texts["en"]).format(tip=tip)

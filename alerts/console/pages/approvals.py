@@ -11,8 +11,9 @@ from starlette.responses import RedirectResponse, Response
 from alerts.cases import service as cases
 from alerts.cases.lifecycle import CaseState
 from alerts.cases.models import Case
-from alerts.console import forms, views
+from alerts.console import forms, live, views
 from alerts.console.web import Console, ConsoleRoute, CsrfChecked, Supervisor
+from alerts.users.models import User
 from ops.platform.outbox import relay
 
 router = APIRouter(route_class=ConsoleRoute)
@@ -53,6 +54,7 @@ def _review(ctx: Console, case_id: str, status: int = 200, **extra) -> Response:
         point_label=ctx.t("map.last_seen"),
         title=ctx.t("map.title"),
     )
+    approver = ctx.db.get(User, case.approved_by_id) if case.approved_by_id else None
     return ctx.render(
         "review.html",
         status=status,
@@ -62,6 +64,12 @@ def _review(ctx: Console, case_id: str, status: int = 200, **extra) -> Response:
         preview=preview,
         map_svg=svg,
         own=case.submitted_by_id == ctx.user.id,
+        approved_line=live.approved_line(
+            ctx.t,
+            approver.username if approver is not None else None,
+            case.approved_at,
+            ctx.settings,
+        ),
         drill=views.drill_of(ctx.db, case.id),
         views=views,
         **extra,
@@ -70,7 +78,8 @@ def _review(ctx: Console, case_id: str, status: int = 200, **extra) -> Response:
 
 @router.get("/cases/{case_id}/review")
 def review(case_id: str, ctx: Supervisor) -> Response:
-    """Push per language, SMS with characters and parts, CAP headline, map and reach."""
+    """The whole case (photo and every field), push, SMS and the CAP info per language as
+    they will go out, map and reach."""
     return _review(ctx, case_id)
 
 
