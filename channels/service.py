@@ -383,6 +383,23 @@ def case_deliveries(session: Session, case_id: str, attempts_limit: int = 200) -
     )
 
 
+def case_totals(session: Session, case_ids: list[str]) -> dict[str, dict[str, int]]:
+    """Each case's ledger counts summed over its messages, channels and partners (the
+    dashboard's numbers: the same stats as `case_deliveries`, without attempts or letters)."""
+    r = get_redis()
+    out = {case_id: dict.fromkeys(ledger.STATS, 0) for case_id in case_ids}
+    if not case_ids:
+        return out
+    rows = session.execute(select(Message.id, Message.case_id).where(Message.case_id.in_(case_ids)))
+    for message_id, case_id in rows:
+        counts = ledger.live_counts(r, message_id) or ledger.stored_counts(session, message_id)
+        acc = out[case_id]
+        for stats in counts.values():
+            for stat, n in stats.items():
+                acc[stat] += n
+    return out
+
+
 def requeue(channel: str, message_id: str, targets: list) -> None:
     """Queue open targets again (the reconciler's hand): the retry horizon still counts from
     the message's creation, so a target cannot be retried forever."""

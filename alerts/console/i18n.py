@@ -7,6 +7,8 @@ from typing import Any
 
 DEFAULT = "zh-CN"
 LANGUAGES = ("zh-CN", "en")
+# Thousands separator per console language.
+GROUPING = {"zh-CN": ",", "en": ","}
 
 MESSAGES: dict[str, dict[str, str]] = {
     "zh-CN": {
@@ -307,6 +309,41 @@ MESSAGES: dict[str, dict[str, str]] = {
         "password.submit": "修改密码",
         "password.changed": "密码已修改。您的全部 API 令牌已被吊销，其他位置的登录已退出；"
         "如脚本仍需访问 API，请创建新令牌。",
+        # live status, review and numbers
+        "live.updated": "本页每 5 秒自动更新",
+        "live.approved_by": "由 {name} 于 {at} 批准",
+        "live.since_approval": "距批准",
+        "live.current_wave": "当前波次",
+        "live.next_wave": "下一波次",
+        "live.counts": "投递（目标 / 已发送 / 失败 / 重试中 / 已送达）",
+        "num.targeted": "目标",
+        "num.sent": "已发送",
+        "num.failed": "失败",
+        "num.retrying": "重试中",
+        "num.delivered": "已送达",
+        "num.legend": "目标：被选中接收的设备、合作方端点或主题；已发送：渠道服务商已接收；"
+        "失败：永久失败（含失效设备和死信）；已送达：运营商回执确认手机已收到（仅短信有回执）。",
+        "kind.alert": "预警",
+        "kind.update": "更新",
+        "kind.resolved": "已找到通知",
+        "kind.cancelled": "撤销通知",
+        "kind.expired": "到期通知",
+        "msg.wave_km": "{kind} · 第 {n} 波 · {km} 公里",
+        "msg.wave_area": "{kind} · 第 {n} 波 · 自定义区域",
+        "partner.none": "—（主题 / 区域广播）",
+        "review.case": "将要发布的案件信息",
+        "review.suspect_name": "嫌疑人姓名",
+        "review.languages_spoken": "会说的语言",
+        "review.coords": "坐标",
+        "review.none": "（未填写）",
+        "review.cap_event": "CAP 事件",
+        "review.cap_headline": "CAP 标题",
+        "review.cap_description": "CAP 描述",
+        "review.cap_instruction": "CAP 指引",
+        "review.cap_web": "链接",
+        "review.cap_contact": "联系电话",
+        "review.wea": "WEA 手机短文本（IPAWS）",
+        "edit.show": "展开编辑表单",
     },
     "en": {
         "app.name": "Reunite · missing-child alerts",
@@ -619,6 +656,42 @@ MESSAGES: dict[str, dict[str, str]] = {
         "password.submit": "Change password",
         "password.changed": "Your password was changed. All your API tokens were revoked and "
         "your other sessions signed out; create new tokens for scripts that still need the API.",
+        # live status, review and numbers
+        "live.updated": "This page updates itself every 5 seconds",
+        "live.approved_by": "approved by {name} at {at}",
+        "live.since_approval": "Since approval",
+        "live.current_wave": "Current wave",
+        "live.next_wave": "Next wave",
+        "live.counts": "Delivery (targeted / sent / failed / retrying / delivered)",
+        "num.targeted": "Targeted",
+        "num.sent": "Sent",
+        "num.failed": "Failed",
+        "num.retrying": "Retrying",
+        "num.delivered": "Delivered",
+        "num.legend": "Targeted: devices, partner endpoints or topics chosen to receive it; "
+        "Sent: accepted by the provider; Failed: refused for good (dead devices and dead letters "
+        "included); Delivered: a carrier receipt confirms the handset has it (SMS only).",
+        "kind.alert": "Alert",
+        "kind.update": "Update",
+        "kind.resolved": "Found notice",
+        "kind.cancelled": "Withdrawal notice",
+        "kind.expired": "Expiry notice",
+        "msg.wave_km": "{kind} · wave {n} · {km} km",
+        "msg.wave_area": "{kind} · wave {n} · custom area",
+        "partner.none": "— (topics / area broadcast)",
+        "review.case": "The case as it will be published",
+        "review.suspect_name": "Suspect's name",
+        "review.languages_spoken": "Languages spoken",
+        "review.coords": "Coordinates",
+        "review.none": "(not given)",
+        "review.cap_event": "CAP event",
+        "review.cap_headline": "CAP headline",
+        "review.cap_description": "CAP description",
+        "review.cap_instruction": "CAP instruction",
+        "review.cap_web": "Link",
+        "review.cap_contact": "Contact",
+        "review.wea": "WEA phone texts (IPAWS)",
+        "edit.show": "Show the edit form",
     },
 }
 
@@ -633,6 +706,14 @@ def translate(language: str, key: str, **values: Any) -> str:
     catalogue = MESSAGES.get(language, MESSAGES[DEFAULT])
     text = catalogue.get(key) or MESSAGES[DEFAULT].get(key) or key
     return text.format_map(_Blank(values)) if values or "{" in text else text
+
+
+def number(value: Any, language: str = DEFAULT) -> str:
+    """An integer with thousands separators as the language writes them (zh-CN and en both
+    group by three with a comma: 1,234,567); anything else unchanged."""
+    if isinstance(value, bool) or not isinstance(value, int):
+        return "—" if value is None else str(value)
+    return f"{value:,}".replace(",", GROUPING.get(language, ","))
 
 
 def translator(language: str) -> Callable[..., str]:

@@ -2,8 +2,8 @@
 
 from __future__ import annotations
 
-from collections.abc import Callable
-from dataclasses import dataclass
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Any
 from zoneinfo import ZoneInfo
@@ -16,11 +16,15 @@ from alerts.cases import service as cases
 from alerts.cases.lifecycle import CaseState
 from alerts.cases.models import Case, CaseChange
 from alerts.console import svgmap
+from alerts.feeds import cap
+from alerts.feeds import service as feeds
+from alerts.partners.models import Partner
 from alerts.users.models import User
 from channels import messages, sms
 from channels import service as channels
 from channels.base import Area
 from channels.messages import AlertStatus
+from channels.models import Message
 from geo.devices import service as devices
 from geo.rulesets import service as rulesets
 from geo.rulesets.schemas import PreviewRead
@@ -52,6 +56,54 @@ class WaveView:
     status: str
     starts_at: datetime
     targeted: int
+    id: int = 0
+
+    @property
+    def number(self) -> int:
+        """The wave as people count it: 1 for the first (stored from 0)."""
+        return self.index + 1
+
+
+@dataclass
+class Counts:
+    """The console's delivery words, one meaning each wherever they show (dashboard, case
+    page, status JSON; the API's ledger and /metrics use the same stats):
+
+    targeted: targets chosen (devices, partner endpoints, topics); sent: accepted by the
+    provider; failed: refused for good (the ledger's failed, dead and dead_lettered);
+    retrying: waiting for a retry now; delivered: of sent, confirmed on the handset by a
+    carrier receipt (SMS only); withdrawn: not sent because the case closed first.
+    """
+
+    targeted: int = 0
+    sent: int = 0
+    failed: int = 0
+    retrying: int = 0
+    delivered: int = 0
+    withdrawn: int = 0
+
+    @classmethod
+    def of(cls, stats: Mapping[str, int] | Any) -> Counts:
+        """From a ledger stats mapping or a ChannelCount."""
+
+        def get(name: str) -> int:
+            if isinstance(stats, Mapping):
+                return int(stats.get(name, 0))
+            return int(getattr(stats, name, 0))
+
+        return cls(
+            targeted=get("targeted"),
+            sent=get("sent"),
+            failed=get("failed") + get("dead") + get("dead_lettered"),
+            retrying=get("retrying"),
+            delivered=get("delivered"),
+            withdrawn=get("withdrawn"),
+        )
+
+    def add(self, other: Counts) -> None:
+        """Add another row's counts to these."""
+        for name in self.__dataclass_fields__:
+            setattr(self, name, getattr(self, name) + getattr(other, name))
 
 
 @dataclass
@@ -63,7 +115,7 @@ class CaseRow:
     since: tuple[int, int]
     current: WaveView | None
     upcoming: WaveView | None
-    reach: int
+    counts: Counts = field(default_factory=Counts)
 
 
 def wave_views(session: Session, case_id: str) -> list[WaveView]:
@@ -71,13 +123,18 @@ def wave_views(session: Session, case_id: str) -> list[WaveView]:
     rows = waves.waves_of(session, case_id)
     counts = waves.wave_stats([w.id for w in rows]) if rows else {}
     return [
-        WaveView(w.index, w.epoch, w.radius_km, w.status, w.starts_at, counts.get(w.id, 0))
+        WaveView(w.index, w.epoch, w.radius_km, w.status, w.starts_at, counts.get(w.id, 0), w.id)
         for w in rows
     ]
 
 
-def case_row(session: Session, case: Case, show_names: bool) -> CaseRow:
-    """One dashboard line: state, time since last seen, current wave and reach."""
+def case_row(
+    session: Session, case: Case, show_names: bool, totals: Mapping[str, int] | None = None
+) -> CaseRow:
+    """One dashboard line: state, time since last seen, current wave, and the ledger's
+    targeted / sent / failed / delivered over the case's messages."""
+    if totals is None:
+        totals = channels.case_totals(session, [case.id])[case.id] if case.approved_at else {}
     views = wave_views(session, case.id) if case.state == CaseState.ACTIVE else []
     latest_epoch = max((w.epoch for w in views), default=0)
     live = [w for w in views if w.epoch == latest_epoch]
@@ -92,7 +149,7 @@ def case_row(session: Session, case: Case, show_names: bool) -> CaseRow:
         since=elapsed(case.last_seen_at),
         current=started[-1] if started else None,
         upcoming=scheduled[0] if scheduled else None,
-        reach=sum(w.targeted for w in views),
+        counts=Counts.of(totals),
     )
 
 
@@ -106,14 +163,16 @@ def dashboard(session: Session, user: User, police: bool) -> dict[str, list[Case
         query = query.where(Case.state == CaseState.ACTIVE.value)
     rows = session.scalars(query.order_by(Case.last_seen_at.desc())).unique().all()
     grouped: dict[str, list[CaseRow]] = {s.value: [] for s in OPEN_STATES}
+    totals = channels.case_totals(session, [c.id for c in rows if c.approved_at])
     for case in rows:
-        grouped[case.state].append(case_row(session, case, police))
+        grouped[case.state].append(case_row(session, case, police, totals.get(case.id, {})))
     return grouped
 
 
 @dataclass
 class Progress:
-    label: str
+    message_id: str
+    label: str  # "Alert · wave 2 · 200 km"
     targeted: int
     done: int
     sent: int
@@ -123,24 +182,84 @@ class Progress:
     requeued: int
 
 
-def delivery_panel(session: Session, case_id: str) -> dict[str, Any]:
-    """Per channel and partner totals and a progress line per alert wave (from the ledger)."""
+@dataclass
+class ChannelRow:
+    key: str  # "channel:partner id" (0 for topics and broadcasts)
+    channel: str
+    partner_id: int | None
+    partner: str | None  # the partner's name
+    counts: Counts
+
+
+def wave_label(t: Callable[..., str], w: WaveView | None) -> str:
+    """ "Wave 2 · 200 km" (numbered from 1), "Wave 2 · custom area", or "—"."""
+    if w is None:
+        return t("wave.none")
+    if w.radius_km:
+        return t("wave.label", n=w.number, km=f"{w.radius_km:g}")
+    return t("wave.area", n=w.number)
+
+
+def message_label(t: Callable[..., str], kind: str, wave: int, area: Mapping | None) -> str:
+    """A message by kind and wave, numbered from 1: "Alert · wave 2 · 200 km"; an update or a
+    closing notice goes to everyone alerted so far and has no wave of its own."""
+    name = t(f"kind.{kind}")
+    if kind != messages.MessageKind.ALERT:
+        return name
+    radius = (area or {}).get("radius_km")
+    if radius:
+        return t("msg.wave_km", kind=name, n=wave + 1, km=f"{radius:g}")
+    return t("msg.wave_area", kind=name, n=wave + 1)
+
+
+def partner_names(session: Session, ids: set[int]) -> dict[int, str]:
+    """Partner id -> name."""
+    if not ids:
+        return {}
+    return dict(session.execute(select(Partner.id, Partner.name).where(Partner.id.in_(ids))).all())
+
+
+def delivery_panel(session: Session, case_id: str, t: Callable[..., str]) -> dict[str, Any]:
+    """Per channel and partner totals (partners by name) and a progress line per message
+    ("Alert · wave 2 · 200 km"), from the ledger."""
     ledger = channels.case_deliveries(session, case_id, attempts_limit=20)
+    query = select(Message.id, Message.area).where(Message.case_id == case_id)
+    areas = {mid: area for mid, area in session.execute(query)}
     per_wave: list[Progress] = []
     for m in ledger.messages:
-        t = sum(c.targeted for c in m.counts)
-        sent = sum(c.sent for c in m.counts)
-        failed = sum(c.failed + c.dead + c.dead_lettered for c in m.counts)
-        retrying = sum(c.retrying for c in m.counts)
-        withdrawn = sum(c.withdrawn for c in m.counts)
-        done = sent + failed + withdrawn
+        c = Counts()
+        for row in m.counts:
+            c.add(Counts.of(row))
         per_wave.append(
             Progress(
-                f"{m.kind}:{m.wave}", t, done, sent, failed, retrying, m.stuck_channels, m.requeued
+                m.message_id,
+                message_label(t, m.kind, m.wave, areas.get(m.message_id)),
+                c.targeted,
+                c.sent + c.failed + c.withdrawn,
+                c.sent,
+                c.failed,
+                c.retrying,
+                m.stuck_channels,
+                m.requeued,
             )
         )
+    names = partner_names(session, {c.partner_id for c in ledger.totals if c.partner_id})
+    rows = [
+        ChannelRow(
+            key=f"{c.channel}:{c.partner_id or 0}",
+            channel=c.channel,
+            partner_id=c.partner_id,
+            partner=names.get(c.partner_id) if c.partner_id else None,
+            counts=Counts.of(c),
+        )
+        for c in ledger.totals
+    ]
+    total = Counts()
+    for r in rows:
+        total.add(r.counts)
     return {
-        "totals": ledger.totals,
+        "totals": rows,
+        "sum": total,
         "waves": per_wave,
         "attempts": ledger.webhook_attempts,
         "dead_letters": ledger.dead_letters,
@@ -159,15 +278,25 @@ class LanguagePreview:
     sms_encoding: str
     sms_truncated: bool
     cap_headline: str
+    cap_event: str = ""
+    cap_description: str = ""
+    cap_instruction: str = ""
+    cap_web: str = ""
+    cap_contact: str = ""
+    # (valueName, value) of the IPAWS profile: EAS-ORG, and the WEA texts in English.
+    cap_parameters: list[tuple[str, str]] = field(default_factory=list)
 
 
 def message_previews(case: Case, settings: Settings) -> list[LanguagePreview]:
-    """Exactly what the first alert would say, per language (push, SMS, CAP headline)."""
+    """Exactly what the first alert would say, per language: push, SMS and the CAP info the
+    feeds publish (with the same renderers: channels.messages, alerts.feeds.cap and wea)."""
     alert = content.alert_content(case, messages.MessageKind.ALERT, 0, settings.case_link_base)
+    infos = {i.language: i for i in feeds.alert_infos(settings, case)}
     out = []
     for lang in case.alert_languages:
         if lang not in messages.SUPPORTED_LANGUAGES:
             continue
+        info = infos.get(lang)
         r = messages.render(
             alert, lang, settings.timezone, sms_max_parts=settings.channels.max_sms_parts
         )
@@ -184,7 +313,15 @@ def message_previews(case: Case, settings: Settings) -> list[LanguagePreview]:
                 sms_encoding=str(plan.encoding),
                 sms_truncated=plan.truncated,
                 # CAP wants a headline under 140 characters that differs from the description.
-                cap_headline=messages.truncate_chars(r.title, CAP_HEADLINE_MAX),
+                cap_headline=cap.headline(info.headline, info.description, lang)
+                if info
+                else messages.truncate_chars(r.title, CAP_HEADLINE_MAX),
+                cap_event=cap.event(lang),
+                cap_description=info.description if info else r.body,
+                cap_instruction=info.instruction if info else "",
+                cap_web=info.web if info else "",
+                cap_contact=info.contact if info else "",
+                cap_parameters=list(info.parameters) if info else [],
             )
         )
     return out

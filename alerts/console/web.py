@@ -26,6 +26,8 @@ from ops.platform.config import Settings, get_settings
 
 log = logging.getLogger(__name__)
 TEMPLATES = Jinja2Templates(directory=str(Path(__file__).parent / "templates"))
+# {{ n | num }}: thousands separators (zh-CN and en both write 1,234).
+TEMPLATES.env.filters["num"] = i18n.number
 POLICE = frozenset({Role.OFFICER, Role.SUPERVISOR})
 STAFF = frozenset({Role.OPERATOR, Role.ADMIN})
 
