@@ -9,12 +9,12 @@ from datetime import UTC, datetime
 from fastapi import APIRouter, BackgroundTasks, HTTPException, Request
 from pydantic import ValidationError
 from sqlalchemy import select
-from starlette.responses import RedirectResponse, Response
+from starlette.responses import JSONResponse, RedirectResponse, Response
 
 from alerts.cases import service as cases
 from alerts.cases.lifecycle import CaseState
 from alerts.cases.schemas import CaseCreate, CaseUpdate, Photo
-from alerts.console import forms, photos, views
+from alerts.console import forms, live, photos, views
 from alerts.console.models import ConsolePhoto
 from alerts.console.web import Console, ConsoleRoute, CsrfChecked, Police
 from alerts.dispatch import flows
@@ -165,13 +165,15 @@ def case_page(case_id: str, ctx: Police) -> Response:
 def _case_page(ctx: Console, case, status: int = 200, **extra) -> Response:
     read = cases.to_read(case)
     active = case.state == CaseState.ACTIVE
+    now = live.snapshot(ctx.db, case, ctx.t, ctx.lang, ctx.settings)
     return ctx.render(
         "case.html",
         status=status,
         case=read,
-        row=views.case_row(ctx.db, case, True),
-        waves=views.wave_views(ctx.db, case.id),
-        delivery=views.delivery_panel(ctx.db, case.id) if case.approved_at else None,
+        row=now.row,
+        live=now,
+        waves=now.waves,
+        delivery=now.delivery,
         values=extra.pop("values", _values_of(case, ctx)),
         errors=extra.pop("errors", {}),
         active=active,
@@ -185,16 +187,27 @@ def _case_page(ctx: Console, case, status: int = 200, **extra) -> Response:
 
 @router.get("/cases/{case_id}/delivery")
 def delivery_fragment(case_id: str, ctx: Police) -> Response:
-    """The waves and delivery panel alone, for polling."""
+    """The waves and delivery panel alone (HTML)."""
     assert ctx.user is not None
     case = cases.get(ctx.db, case_id, ctx.user)
     return ctx.render(
         "_delivery.html",
         case=cases.to_read(case),
         waves=views.wave_views(ctx.db, case.id),
-        delivery=views.delivery_panel(ctx.db, case.id) if case.approved_at else None,
+        delivery=views.delivery_panel(ctx.db, case.id, ctx.t) if case.approved_at else None,
         views=views,
     )
+
+
+@router.get("/cases/{case_id}/status")
+def case_status(case_id: str, ctx: Police) -> Response:
+    """The case's live status as JSON, polled by every case page: state, approver, time since
+    approval, current and next wave, ledger counts per channel and partner and per message
+    (see alerts.console.live). Same police and agency checks as the case page; never cached."""
+    assert ctx.user is not None
+    case = cases.get(ctx.db, case_id, ctx.user)
+    now = live.snapshot(ctx.db, case, ctx.t, ctx.lang, ctx.settings)
+    return JSONResponse(now.status, headers={"Cache-Control": "no-store"})
 
 
 @router.post("/cases/{case_id}/edit", dependencies=[CsrfChecked])

@@ -27,6 +27,100 @@ function poll(el) {
   setInterval(tick, 5000);
 }
 
+// Live case status: every case page has one element with data-status (the JSON URL),
+// data-state and data-layout. Each tick writes the JSON's texts into [data-live] elements
+// and its [done, targeted] pairs into progress[data-live-progress]. A new layout (rows,
+// waves or messages came or went) swaps the page's [data-live-region]s for fresh ones; a
+// new state (the case was approved, resolved...) swaps the whole page, without a reload.
+const POLL_HEADERS = { "X-Console-Poll": "1" };
+
+async function fetchPage() {
+  const res = await fetch(window.location.pathname, {
+    credentials: "same-origin",
+    headers: POLL_HEADERS,
+    redirect: "manual",
+    cache: "no-store",
+  });
+  if (!res.ok || res.type === "opaqueredirect") return null;
+  return new DOMParser().parseFromString(await res.text(), "text/html");
+}
+
+async function swapPage(root, whole) {
+  const doc = await fetchPage();
+  if (!doc) return;
+  const fresh = doc.getElementById(root.id);
+  if (!fresh) return;
+  if (whole) {
+    const main = document.getElementById("main");
+    main.innerHTML = doc.getElementById("main").innerHTML;
+    document.title = doc.title;
+    bind(main);
+    return;
+  }
+  root.querySelectorAll("[data-live-region]").forEach(function (region) {
+    const next = doc.getElementById(region.id);
+    if (next) region.replaceWith(document.importNode(next, true));
+  });
+  ["data-state", "data-layout"].forEach(function (name) {
+    root.setAttribute(name, fresh.getAttribute(name));
+  });
+}
+
+function applyStatus(status) {
+  const text = status.text || {};
+  document.querySelectorAll("[data-live]").forEach(function (el) {
+    const value = text[el.getAttribute("data-live")];
+    if (value !== undefined && el.textContent !== value) el.textContent = value;
+  });
+  const progress = status.progress || {};
+  document.querySelectorAll("progress[data-live-progress]").forEach(function (el) {
+    const p = progress[el.getAttribute("data-live-progress")];
+    if (!p) return;
+    el.max = p[1] || 1;
+    el.value = p[0];
+  });
+}
+
+function liveStatus() {
+  let busy = false;
+  let stopped = false;
+  async function tick() {
+    const root = document.querySelector("[data-status]");
+    if (!root || busy || stopped || document.hidden) return;
+    busy = true;
+    try {
+      const res = await fetch(root.getAttribute("data-status"), {
+        credentials: "same-origin",
+        headers: Object.assign({ Accept: "application/json" }, POLL_HEADERS),
+        redirect: "manual",
+        cache: "no-store",
+      });
+      if (!res.ok || res.type === "opaqueredirect") {
+        stopped = true; // signed out, or the case is gone: stop asking
+        return;
+      }
+      const status = await res.json();
+      if (status.state !== root.getAttribute("data-state")) {
+        await swapPage(root, true);
+      } else if (
+        root.getAttribute("data-layout") !== "*" &&
+        status.layout !== root.getAttribute("data-layout")
+      ) {
+        await swapPage(root, false);
+      }
+      applyStatus(status);
+      root.setAttribute("data-updated", String(Date.now()));
+    } catch (e) {
+      /* network blip: try again next tick */
+    } finally {
+      busy = false;
+    }
+  }
+  const root = document.querySelector("[data-status]");
+  const every = Number((root && root.getAttribute("data-interval")) || 5000);
+  setInterval(tick, every);
+}
+
 function labelOf(form, input) {
   const id = input.id;
   const label = id ? form.querySelector('label[for="' + id + '"]') : null;
@@ -84,14 +178,20 @@ function validate(form, event) {
   box.focus();
 }
 
-document.addEventListener("DOMContentLoaded", function () {
-  document.querySelectorAll("[data-poll]").forEach(poll);
-  document.querySelectorAll("form[data-validate]").forEach(function (form) {
+// Handlers for a page's forms (again after the live status swapped the page's content).
+function bind(root) {
+  root.querySelectorAll("form[data-validate]").forEach(function (form) {
     form.addEventListener("submit", function (event) { validate(form, event); });
   });
-  document.querySelectorAll("select[data-autosubmit]").forEach(function (select) {
+  root.querySelectorAll("select[data-autosubmit]").forEach(function (select) {
     select.addEventListener("change", function () { select.form.submit(); });
   });
+}
+
+document.addEventListener("DOMContentLoaded", function () {
+  document.querySelectorAll("[data-poll]").forEach(poll);
+  bind(document);
+  liveStatus();
   const summary = document.getElementById("error-summary");
   if (summary) summary.focus();
 });
