@@ -27,7 +27,7 @@ from alerts.cases.lifecycle import (
     CaseResolved,
     CaseUpdated,
 )
-from alerts.dispatch import flows
+from alerts.dispatch import flows, numbers
 from alerts.dispatch import service as dispatch
 from alerts.feeds import service as feeds
 from alerts.feeds import signing
@@ -152,5 +152,6 @@ def wire() -> Celery:
     metrics.watch_queues(QUEUES)
     metrics.register_gauges(cases.state_gauges)
     metrics.register_gauges(channel_status.gauges)
+    metrics.register_gauges(numbers.gauges)
     celery_hooks.case_of_message = _case_of_message
     return celery_app

@@ -59,7 +59,10 @@ SHARDS_TARGETED = Counter(
     "reunite_shards_targeted", "Shards targeted by wave tasks", registry=LOCAL
 )
 DEVICES_TARGETED = Counter(
-    "reunite_devices_targeted", "Devices claimed for an alert by wave targeting", registry=LOCAL
+    "reunite_devices_targeted",
+    "Devices claimed for an alert by wave targeting (targeted devices; the ledger's targeted "
+    "in reunite_alert_targets also counts partner endpoints and topics)",
+    registry=LOCAL,
 )
 TARGETING_SECONDS = Histogram(
     "reunite_targeting_seconds",
@@ -69,7 +72,8 @@ TARGETING_SECONDS = Histogram(
 )
 DELIVERIES = Counter(
     "reunite_deliveries",
-    "Delivery attempts by channel, partner id and classified outcome",
+    "Delivery attempts by channel, partner id and classified outcome (ok: sent, accepted by "
+    "the provider; per attempt, where the ledger counts each target once)",
     ["channel", "partner", "outcome"],
     registry=LOCAL,
 )

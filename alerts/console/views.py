@@ -224,7 +224,7 @@ def delivery_panel(session: Session, case_id: str, t: Callable[..., str]) -> dic
     ("Alert · wave 2 · 200 km"), from the ledger."""
     ledger = channels.case_deliveries(session, case_id, attempts_limit=20)
     query = select(Message.id, Message.area).where(Message.case_id == case_id)
-    areas = {mid: area for mid, area in session.execute(query)}
+    areas = dict(session.execute(query).tuples().all())
     per_wave: list[Progress] = []
     for m in ledger.messages:
         c = Counts()

@@ -205,6 +205,18 @@ def test_dashboard_and_case_page_tell_targeted_from_sent(console, redis_client):
     assert sum(c["targeted"] for c in totals) == 115_499
     assert sum(c["sent"] for c in totals) == 1_147
 
+    # /metrics says the same of the active cases (per channel and partner, no case label).
+    from alerts.dispatch import numbers
+    from ops.platform.redis_client import get_redis
+
+    with session_scope() as s:
+        [family] = list(numbers.gauges(s, get_redis()))
+    got = {(m.labels["channel"], m.labels["count"]): m.value for m in family.samples}
+    assert got[("fcm", "targeted")] + got[("apns", "targeted")] == 115_499
+    assert got[("fcm", "sent")] + got[("apns", "sent")] == 1_147
+    assert got[("apns", "failed")] == 3 and got[("fcm", "retrying")] == 20
+    assert all(set(m.labels) == {"channel", "partner", "count"} for m in family.samples)
+
     # English groups thousands the same way.
     english = console.post(
         "/console/language",
