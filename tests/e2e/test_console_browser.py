@@ -208,6 +208,8 @@ def test_officer_creates_supervisor_approves_delivery_moves_and_case_resolves(br
     case_id = officer.url.rsplit("/", 1)[-1]
     assert officer.locator("#case-state").inner_text() == "Submitted"
     assert officer.locator(".photos img").count() == 1
+    # The officer's page stays open: it must turn active by itself once approved.
+    officer.evaluate("() => { window.notReloaded = true; }")
 
     # The supervisor must enrol TOTP, then signs in again with a code from it.
     sup = new_page(browser, server)
@@ -246,13 +248,26 @@ def test_officer_creates_supervisor_approves_delivery_moves_and_case_resolves(br
     sup.wait_for_url(f"**/console/cases/{case_id}")
     assert sup.locator("#case-state").inner_text() == "Active"
 
+    # The officer's "Submitted" page learns of the approval by polling its status JSON and
+    # swaps in the active view: no reload (the window flag survives), approver named.
+    officer.bring_to_front()
+    officer.wait_for_function(
+        "() => document.querySelector('#case-live')?.dataset.state === 'active'", timeout=30_000
+    )
+    assert officer.evaluate("() => window.notReloaded === true")
+    assert officer.locator("#case-state").inner_text() == "Active"
+    assert re.fullmatch(
+        r"approved by sup1 at \d\d:\d\d", officer.locator("#approved-by").inner_text()
+    )
+    assert officer.locator("#delivery-panel").count() == 1
+
     # The dashboard (polling) shows the case active and its reach growing past zero.
     officer.goto("/console/")
     row = officer.locator(f"table[data-state=active] tr[data-case='{case_id}']")
     row.wait_for()
     officer.wait_for_function(
-        "id => { const c = document.querySelector(`tr[data-case='${id}'] .reach`);"
-        " return c && Number(c.textContent) > 0; }",
+        "id => { const c = document.querySelector(`tr[data-case='${id}'] .targeted`);"
+        " return c && Number(c.textContent.replace(/,/g, '')) > 0; }",
         arg=case_id,
         timeout=60_000,
     )
@@ -262,12 +277,12 @@ def test_officer_creates_supervisor_approves_delivery_moves_and_case_resolves(br
     officer.goto(f"/console/cases/{case_id}")
     officer.wait_for_function(
         "() => [...document.querySelectorAll('#waves .targeted')]"
-        ".some(c => Number(c.textContent) > 0)",
+        ".some(c => Number(c.textContent.replace(/,/g, '')) > 0)",
         timeout=60_000,
     )
     officer.wait_for_function(
-        "() => [...document.querySelectorAll('#delivery-totals tbody tr td:nth-child(3)')]"
-        ".some(c => Number(c.textContent) > 0)",
+        "() => [...document.querySelectorAll('#delivery-totals tbody tr td.targeted')]"
+        ".some(c => Number(c.textContent.replace(/,/g, '')) > 0)",
         timeout=60_000,
     )
     shot(officer, "case-active")
