@@ -224,7 +224,7 @@ def delivery_panel(session: Session, case_id: str, t: Callable[..., str]) -> dic
     ("Alert · wave 2 · 200 km"), from the ledger."""
     ledger = channels.case_deliveries(session, case_id, attempts_limit=20)
     query = select(Message.id, Message.area).where(Message.case_id == case_id)
-    areas = dict(session.execute(query).tuples().all())
+    areas = {row[0]: row[1] for row in session.execute(query)}
     per_wave: list[Progress] = []
     for m in ledger.messages:
         c = Counts()

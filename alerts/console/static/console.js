@@ -34,8 +34,8 @@ function poll(el) {
 // new state (the case was approved, resolved...) swaps the whole page, without a reload.
 const POLL_HEADERS = { "X-Console-Poll": "1" };
 
-async function fetchPage() {
-  const res = await fetch(window.location.pathname, {
+async function fetchPage(url) {
+  const res = await fetch(url, {
     credentials: "same-origin",
     headers: POLL_HEADERS,
     redirect: "manual",
@@ -46,7 +46,8 @@ async function fetchPage() {
 }
 
 async function swapPage(root, whole) {
-  const doc = await fetchPage();
+  // data-page: the page's own GET address (the URL bar may show a form's POST address).
+  const doc = await fetchPage(root.getAttribute("data-page") || window.location.pathname);
   if (!doc) return;
   const fresh = doc.getElementById(root.id);
   if (!fresh) return;

@@ -125,7 +125,8 @@ def test_the_submitted_page_learns_it_was_approved_and_by_whom(console):
     assert before["state"] == "submitted" and before["approved_by"] is None
     assert before["text"]["state"] == zh("state.submitted")
     page = console.get(f"/console/cases/{case_id}").text
-    assert f'data-status="/console/cases/{case_id}/status" data-state="submitted"' in page
+    assert f'data-status="/console/cases/{case_id}/status"' in page
+    assert f'data-page="/console/cases/{case_id}" data-state="submitted"' in page
 
     approve(console, case_id, "sup1")
     console.cookies.clear()
