@@ -662,7 +662,7 @@ MESSAGES: dict[str, dict[str, str]] = {
         "the coordinates and the place.",
         "map.searching": "Searching…",
         "map.none": "No matching place. Try another name or click the map.",
-        "map.found": "{n} places found; pick one:",
+        "map.found": "Places found: {n}. Pick one:",
         "map.failed": "Address lookup failed: ",
         "map.network": "the server cannot be reached.",
         "map.picked": "Picked: {label} · {lat}, {lon}",

@@ -28,6 +28,9 @@ from ops.platform.config import Settings
 RING_POINTS = 96
 DIGITS = 5
 BASEMAP_URL = "/console/static/basemap/china.geojson"
+# What the shipped basemap covers (geo/basemap/build.py OUTER), as [[south, west], [north, east]]:
+# offline maps never zoom or pan out past it, so its edge stays out of sight.
+BASEMAP_BOUNDS = [[-5.0, 45.0], [65.0, 165.0]]
 LIVE_WAVES = ("started", "targeting", "queued")
 
 Translate = Callable[..., str]
@@ -63,6 +66,7 @@ def config(settings: Settings, t: Translate, lang: str) -> dict[str, Any]:
         "tiles": settings.map_tile_url or None,
         "tilesAttribution": settings.map_tile_attribution,
         "basemap": None if settings.map_tile_url else BASEMAP_URL,
+        "bounds": None if settings.map_tile_url else BASEMAP_BOUNDS,
         "attribution": t("map.attribution"),
         "lang": "zh" if lang.startswith("zh") else "en",
     }

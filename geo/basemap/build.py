@@ -23,11 +23,18 @@ import sys
 from pathlib import Path
 from typing import Any
 
+import shapely
 from shapely.geometry import box, mapping, shape
 from shapely.ops import unary_union
 
 # About lon 70-140, lat 15-55: all of China's provinces plus the edges of its neighbours.
+# Provinces and cities are drawn there; land, lakes, coasts and borders reach further
+# (OUTER), so a map zoomed out to all of China never shows the data's edge.
 WINDOW = (70.0, 15.0, 140.0, 55.0)
+OUTER = (45.0, -5.0, 165.0, 65.0)
+OUTER_LAYERS = ("land", "lake", "coast", "country")
+OUTER_TOLERANCE = 0.06
+MIN_COAST_DEG = 0.1  # coast lines shorter than this (about 10 km) are left out
 # Degrees. 0.02 (about 2 km) keeps coasts and borders recognisable at province scale; the
 # whole file stays well under the size cap the tests enforce.
 TOLERANCE = {"land": 0.02, "lake": 0.02, "coast": 0.02, "country": 0.015, "province": 0.02}
@@ -51,36 +58,71 @@ def _round(coords: Any) -> Any:
     return [_round(c) for c in coords]
 
 
+def _pieces(layer: str, geom: Any) -> list[tuple[Any, float]]:
+    """The parts of a shape to keep, each with its simplification tolerance: full detail
+    inside WINDOW, coarser (OUTER_TOLERANCE) in the margin out to OUTER."""
+    inner = box(*WINDOW)
+    if layer not in OUTER_LAYERS:
+        return [(geom.intersection(inner), TOLERANCE[layer])] if geom.intersects(inner) else []
+    outer = box(*OUTER)
+    if not geom.intersects(outer):
+        return []
+    geom = geom.intersection(outer)
+    if inner.contains(geom):
+        return [(geom, TOLERANCE[layer])]
+    return [
+        (geom.intersection(inner), TOLERANCE[layer]),
+        (geom.difference(inner), OUTER_TOLERANCE),
+    ]
+
+
 def _features(layer: str, path: Path) -> list[dict[str, Any]]:
     import shapefile  # pyshp: build time only
 
-    window = box(*WINDOW)
     out = []
     with shapefile.Reader(str(path)) as reader:
         for shp in reader.iterShapes():
             if shp.shapeType == shapefile.NULL:
                 continue
-            geom = shape(shp.__geo_interface__)
-            if not geom.intersects(window):
-                continue
-            geom = geom.intersection(window)
-            geom = geom.simplify(TOLERANCE[layer], preserve_topology=True)
-            if geom.is_empty:
-                continue
-            if layer in MIN_AREA:
-                parts = getattr(geom, "geoms", [geom])
-                parts = [p for p in parts if p.geom_type == "Polygon" and p.area >= MIN_AREA[layer]]
-                if not parts:
+            for geom, tolerance in _pieces(layer, shape(shp.__geo_interface__)):
+                geom = geom.simplify(tolerance, preserve_topology=True)
+                if geom.is_empty:
                     continue
-                geom = unary_union(parts)
-            gj = mapping(geom)
-            out.append(
-                {
-                    "type": "Feature",
-                    "properties": {"layer": layer},
-                    "geometry": {"type": gj["type"], "coordinates": _round(gj["coordinates"])},
-                }
-            )
+                if layer in MIN_AREA:
+                    parts = [
+                        p
+                        for p in getattr(geom, "geoms", [geom])
+                        if p.geom_type == "Polygon" and p.area >= MIN_AREA[layer]
+                    ]
+                    if not parts:
+                        continue
+                    geom = unary_union(parts)
+                elif geom.geom_type not in ("LineString", "MultiLineString"):
+                    # A line cut at the window's edge may leave stray points: keep the lines.
+                    lines = [g for g in getattr(geom, "geoms", [geom]) if "Line" in g.geom_type]
+                    if not lines:
+                        continue
+                    geom = unary_union(lines)
+                if layer == "coast":
+                    # Islets' coasts: a dot at console zooms, and most of the bytes.
+                    shortest = MIN_COAST_DEG * (5 if tolerance == OUTER_TOLERANCE else 1)
+                    lines = [g for g in getattr(geom, "geoms", [geom]) if g.length >= shortest]
+                    if not lines:
+                        continue
+                    geom = unary_union(lines)
+                # On the output grid (DIGITS), so the rounded file is still valid geometry:
+                # no self-touching rings, no lines collapsed to one point.
+                geom = shapely.set_precision(geom, 10.0**-DIGITS)
+                if geom.is_empty:
+                    continue
+                gj = mapping(geom)
+                out.append(
+                    {
+                        "type": "Feature",
+                        "properties": {"layer": layer},
+                        "geometry": {"type": gj["type"], "coordinates": _round(gj["coordinates"])},
+                    }
+                )
     return out
 
 
@@ -124,7 +166,8 @@ def build(natural_earth: Path, cities_json: Path) -> dict[str, Any]:
     features += _cities(cities_json)
     return {
         "type": "FeatureCollection",
-        "bbox": list(WINDOW),
+        "bbox": list(OUTER),
+        "detail_bbox": list(WINDOW),
         "attribution": "Natural Earth (public domain); GeoNames (CC BY 4.0)",
         "features": features,
     }

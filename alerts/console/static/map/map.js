@@ -102,12 +102,20 @@
       labels.clearLayers();
       const max = citiesAt(map.getZoom());
       const view = map.getBounds().pad(0.1);
+      const placed = []; // label boxes in pixels: a city whose label would overlap is skipped
       cities.forEach(function (f) {
         if (f.properties.rank > max) return;
         const c = f.geometry.coordinates;
         const at = L.latLng(c[1], c[0]);
         if (!view.contains(at)) return;
         const name = (lang === "zh" ? f.properties.zh : f.properties.en) || f.properties.en;
+        const px = map.latLngToContainerPoint(at);
+        const box = [px.x - 4, px.y - 9, px.x + 10 + name.length * (lang === "zh" ? 12 : 7), px.y + 9];
+        const clash = placed.some(function (b) {
+          return box[0] < b[2] && b[0] < box[2] && box[1] < b[3] && b[1] < box[3];
+        });
+        if (clash) return;
+        placed.push(box);
         const icon = L.divIcon({
           className: "city-label" + (f.properties.rank <= 40 ? " major" : ""),
           html: '<span class="city-dot"></span><span class="city-name">' + escapeHtml(name) +
@@ -132,6 +140,15 @@
     }
     el.classList.add("offline-basemap");
     map.setMaxZoom(12);
+    if (cfg.bounds) {
+      // Never show past the basemap's edge: no zooming out beyond it, no panning off it.
+      const outer = L.latLngBounds(cfg.bounds);
+      map.setMaxBounds(outer);
+      map.options.maxBoundsViscosity = 1;
+      const floor = function () { map.setMinZoom(Math.max(2, map.getBoundsZoom(outer, true))); };
+      floor();
+      map.on("resize", floor);
+    }
     map.attributionControl.addAttribution(escapeHtml(cfg.attribution || ""));
     if (cfg.basemap) {
       basemap(cfg.basemap).then(function (doc) { drawBasemap(L, map, doc, cfg.lang, el); });
