@@ -271,3 +271,19 @@ def test_the_new_case_form_still_posts_typed_coordinates_without_the_map(console
     res = post_case(console, action="draft", lat="22.5431", lon="114.0579")
     assert res.status_code == 303
     assert "22.54310" in console.get(res.headers["location"]).text
+
+
+def test_configured_tiles_replace_the_basemap_and_only_their_host_is_allowed(console, monkeypatch):
+    monkeypatch.setenv("REUNITE_MAP_TILE_URL", "https://{s}.tiles.police.internal/{z}/{x}/{y}.png")
+    monkeypatch.setenv("REUNITE_MAP_TILE_ATTRIBUTION", "© Provincial mapping bureau")
+    config.get_settings.cache_clear()
+    login(console, "officer1")
+    page = console.get("/console/cases/new")
+    cfg = json.loads(re.search(r"id=\"case-map\"[^>]*data-config='([^']*)'", page.text).group(1))
+    assert cfg["tiles"] == "https://{s}.tiles.police.internal/{z}/{x}/{y}.png"
+    assert cfg["tilesAttribution"] == "© Provincial mapping bureau"
+    assert cfg["basemap"] is None and cfg["bounds"] is None
+    csp = page.headers["content-security-policy"]
+    img = next(d for d in csp.split("; ") if d.startswith("img-src"))
+    assert img == "img-src 'self' data: https://*.tiles.police.internal"
+    assert "connect-src 'self'" in csp and "script-src 'self'" in csp

@@ -199,7 +199,7 @@
     if (bounds.isValid() && data && data.rings && data.rings.length) {
       map.fitBounds(bounds, { padding: [16, 16] });
     } else if (bounds.isValid()) {
-      map.fitBounds(bounds.pad(0.5), { maxZoom: 8 });
+      map.fitBounds(bounds.pad(0.5), { maxZoom: 7 });
     } else if (data && data.start) {
       map.setView(data.start, 10);
     } else {
