@@ -113,7 +113,7 @@ class Settings(BaseSettings):
     # Credit line the tile provider requires, shown on every map (e.g. "© OpenStreetMap").
     map_tile_attribution: str = Field(default="", max_length=300)
     # maps and address lookup (geo/gazetteer): "offline" is the shipped GeoNames gazetteer;
-    # any other value is a geopy provider name (e.g. "nominatim", "pelias", "baidu_v3"),
+    # any other value is a geopy provider name (e.g. "nominatim", "pelias", "photon"),
     # built with geocoder_options as keyword arguments (e.g. {"domain": "nominatim.internal",
     # "scheme": "https"}) and geocoder_api_key as api_key/ak where the provider takes one.
     geocoder: str = "offline"
