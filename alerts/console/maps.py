@@ -90,6 +90,8 @@ def case_map(session: Session, case: Case, t: Translate, settings: Settings) -> 
     latest = max((w.epoch for w in rows), default=0)
     live = [w for w in rows if w.epoch == latest and w.status in LIVE_WAVES]
     current_id = live[-1].id if live else None
+    # Live counts on the map: devices each wave targeted so far (refreshed with the map).
+    targeted = waves.wave_stats([w.id for w in rows]) if rows else {}
     rings = []
     for w in rows:
         if w.status == "cancelled" and w.started_at is None:
@@ -98,6 +100,8 @@ def case_map(session: Session, case: Case, t: Translate, settings: Settings) -> 
         label = t("map.wave", n=w.index + 1, km=km)
         if w.id == current_id:
             label = f"{label} · {t('map.current')}"
+        if w.started_at is not None:
+            label = f"{label} · {t('map.targeted', n=f'{targeted.get(w.id, 0):,}')}"
         rings.append(
             _ring(
                 w.center_lat,
@@ -109,6 +113,7 @@ def case_map(session: Session, case: Case, t: Translate, settings: Settings) -> 
                 status=w.status,
                 epoch=w.epoch,
                 superseded=w.epoch != latest,
+                targeted=targeted.get(w.id, 0),
             )
         )
     points = []

@@ -16,6 +16,7 @@ from geo.waves import service as waves
 from ops.platform import config
 from ops.platform.clock import utcnow
 from ops.platform.db import session_scope
+from ops.platform.redis_client import get_redis
 from tests.factories import make_user
 from tests.integration.console.conftest import csrf_of, login, login_with_totp
 from tests.integration.console.test_console_security import post_case
@@ -64,6 +65,11 @@ def plan_and_start_first_wave(case_id: str) -> None:
     with session_scope() as s:
         planned = waves.plan(s, s.get(Case, case_id), utcnow())
         planned[0].status, planned[0].started_at = "started", utcnow()
+
+
+def first_wave_id(case_id: str) -> int:
+    with session_scope() as s:
+        return waves.waves_of(s, case_id)[0].id
 
 
 def test_geocode_finds_a_city_by_chinese_or_english_name_in_the_sessions_language(console):
@@ -144,11 +150,17 @@ def test_the_case_page_map_draws_every_wave_ring_and_the_sightings(console):
     )
     assert console.get(f"/console/cases/{case_id}/map").json()["rings"] == []
     plan_and_start_first_wave(case_id)
+    get_redis().delete(waves.stats_key(first_wave_id(case_id)))  # wave ids repeat per database
     data = console.get(f"/console/cases/{case_id}/map").json()
     assert [r["radius_km"] for r in data["rings"]] == [100, 200, 300, 500]
     assert [r["current"] for r in data["rings"]] == [True, False, False, False]
     first = data["rings"][0]
     assert first["center"] == [23.1291, 113.2644] and first["status"] == "started"
+    # Live counts: what the wave targeted so far, in the ring's label as well.
+    assert first["targeted"] == 0 and first["label"] == "第 1 波 100 km · 当前 · 已定向 0 台设备"
+    get_redis().hset(waves.stats_key(first_wave_id(case_id)), "targeted", 12345)
+    first = console.get(f"/console/cases/{case_id}/map").json()["rings"][0]
+    assert first["targeted"] == 12345 and first["label"].endswith("已定向 12,345 台设备")
     assert len(first["polygon"]) == 96
     # The polygon is the geodesic circle: every vertex is about 100 km from the centre.
     from geopy.distance import geodesic
