@@ -14,3 +14,8 @@ router = APIRouter(
 )
 for _page in (static, auth, dashboard, cases, approvals, operator, account):
     router.include_router(_page.router)
+
+# maps and address lookup (kept apart from the list above so parallel page additions merge)
+from alerts.console.pages import maps as _maps  # noqa: E402
+
+router.include_router(_maps.router)

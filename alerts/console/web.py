@@ -48,7 +48,9 @@ def content_security_policy(settings: Settings) -> str:
     """Strict CSP: scripts and styles from our own origin only, no inline code, no framing."""
     img = "'self' data:"
     if settings.map_tile_url:
-        parts = urlsplit(settings.map_tile_url.replace("{", "").replace("}", ""))
+        # Leaflet fills {s} with a, b, c: allow every subdomain of the tile host.
+        url = settings.map_tile_url.replace("{s}.", "*.")
+        parts = urlsplit(url.replace("{", "").replace("}", ""))
         img += f" {parts.scheme}://{parts.netloc}"
     return (
         "default-src 'none'; script-src 'self'; style-src 'self'; "

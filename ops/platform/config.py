@@ -5,6 +5,7 @@ from __future__ import annotations
 from enum import StrEnum
 from functools import lru_cache
 from pathlib import Path
+from typing import Any
 from urllib.parse import urlsplit
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
@@ -106,8 +107,20 @@ class Settings(BaseSettings):
     http_header_timeout_s: float = Field(default=10.0, gt=0, le=300)
     http_body_idle_timeout_s: float = Field(default=30.0, gt=0, le=600)
     photo_max_pixels: int = Field(default=40_000_000, ge=10_000)
-    # e.g. https://tiles.example/{z}/{x}/{y}.png; unset: the map draws rings on a graticule.
+    # e.g. https://tiles.example/{z}/{x}/{y}.png (a deployment's own tile server); unset: the
+    # console's maps draw the basemap shipped with Reunite (offline vector data).
     map_tile_url: str | None = None
+    # Credit line the tile provider requires, shown on every map (e.g. "© OpenStreetMap").
+    map_tile_attribution: str = Field(default="", max_length=300)
+    # maps and address lookup (geo/gazetteer): "offline" is the shipped GeoNames gazetteer;
+    # any other value is a geopy provider name (e.g. "nominatim", "pelias", "photon"),
+    # built with geocoder_options as keyword arguments (e.g. {"domain": "nominatim.internal",
+    # "scheme": "https"}) and geocoder_api_key as api_key/ak where the provider takes one.
+    geocoder: str = "offline"
+    geocoder_options: dict[str, Any] = Field(default_factory=dict)
+    geocoder_api_key: SecretStr | None = None
+    geocoder_timeout_s: float = Field(default=5.0, gt=0, le=60)
+    geocoder_max_results: int = Field(default=8, ge=1, le=20)
     # The one time zone of local times: pushes, SMS, feeds and the console all use it.
     timezone: str = Field(
         default=DEFAULT_TIMEZONE,
@@ -157,6 +170,22 @@ class Settings(BaseSettings):
     # A draft (never submitted, or rejected back to its officer) untouched this long is
     # cancelled as abandoned, and then erased on the schedule above like any closed case.
     draft_retention_days: float = Field(default=30, gt=0, le=3650)
+
+    @field_validator("geocoder")
+    @classmethod
+    def _known_geocoder(cls, value: str) -> str:
+        from geopy.exc import GeocoderNotFound
+        from geopy.geocoders import get_geocoder_for_service
+
+        value = value.strip().lower()
+        if value == "offline":
+            return value
+        try:
+            get_geocoder_for_service(value)
+        except GeocoderNotFound:
+            hint = "offline, or a geopy provider such as nominatim"
+            raise ValueError(f"unknown geocoder {value!r} ({hint})") from None
+        return value
 
     @field_validator("timezone")
     @classmethod

@@ -239,10 +239,13 @@ def test_officer_creates_supervisor_approves_delivery_moves_and_case_resolves(br
     sup.goto("/console/approvals")
     sup.click(f"tr[data-case='{case_id}'] a")
     sup.wait_for_url(f"**/console/cases/{case_id}/review")
-    assert sup.locator(".sms-count").count() == 2 and sup.locator("svg.map").count() == 1
+    assert sup.locator(".sms-count").count() == 2
     assert sup.locator("#reach tbody tr").count() >= 3
-    # Each ring is labelled with its wave number and radius.
-    assert "100 km" in sup.locator("svg.map").inner_html()
+    # The map (Leaflet over the shipped basemap) draws the first three waves' rings, each
+    # labelled with its wave number and radius.
+    sup.locator("#review-map[data-ready='1'][data-basemap-ready='1']").wait_for()
+    assert sup.locator("#review-map").get_attribute("data-rings") == "3"
+    assert "100 km" in sup.locator("#review-map").get_attribute("data-map")
     shot(sup, "review")
     sup.click("#approve")
     sup.wait_for_url(f"**/console/cases/{case_id}")
@@ -311,8 +314,48 @@ def test_officer_creates_supervisor_approves_delivery_moves_and_case_resolves(br
     assert "steps[1].radius_km" in ops.locator("#rules-error").inner_text()
     ops.goto("/console/rules")
     ops.click("#run-preview")
-    ops.locator("svg.map").wait_for()
+    ops.locator("#rules-map[data-ready='1'][data-basemap-ready='1']").wait_for()
     shot(ops, "rules")
+
+
+def test_new_case_place_is_set_on_the_map_and_by_address_without_third_party_requests(
+    browser, server
+):
+    page = new_page(browser, server)
+    hosts: set[str] = set()
+    page.on("request", lambda r: hosts.add(r.url.split("/")[2]))
+    page.goto("/console/login")
+    english(page)
+    sign_in(page, "officer1")
+    page.goto("/console/cases/new")
+    page.locator("#case-map[data-ready='1'][data-basemap-ready='1']").wait_for()
+    assert page.input_value("#f-lat") == "" and page.input_value("#f-lon") == ""
+    # A click on the map puts the marker there and fills in the coordinates.
+    page.locator("#case-map").click(position={"x": 300, "y": 200})
+    lat, lon = float(page.input_value("#f-lat")), float(page.input_value("#f-lon"))
+    assert 15 < lat < 55 and 70 < lon < 140
+    # Address lookup: Chinese query, English session; the picked result is shown in full.
+    page.fill("#address-search", "广州")
+    page.press("#address-search", "Enter")  # searches; never submits the case form
+    first = page.locator("#address-results .result").first
+    first.wait_for()
+    assert "Guangzhou · Guangdong" in first.inner_text()
+    first.click()
+    assert (page.input_value("#f-lat"), page.input_value("#f-lon")) == ("23.11667", "113.25000")
+    assert page.input_value("#f-address") == "Guangzhou, Guangdong, China"
+    assert page.locator("#address-picked").inner_text() == (
+        "Picked: Guangzhou, Guangdong, China · 23.11667, 113.25000"
+    )
+    assert page.url.endswith("/console/cases/new")
+    # Typed coordinates move the marker.
+    page.fill("#f-lat", "31.23")
+    page.fill("#f-lon", "121.47")
+    marker = page.evaluate(
+        "() => { let at = null; window.ReuniteMaps.maps['case-map'].eachLayer(l => {"
+        " if (l.getLatLng && l.options.draggable) at = l.getLatLng(); }); return at; }"
+    )
+    assert (round(marker["lat"], 2), round(marker["lng"], 2)) == (31.23, 121.47)
+    assert hosts == {server.split("/")[2]}
 
 
 def test_negative_paths_in_the_browser(browser, server):

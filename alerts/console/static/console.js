@@ -56,12 +56,14 @@ async function swapPage(root, whole) {
     main.innerHTML = doc.getElementById("main").innerHTML;
     document.title = doc.title;
     bind(main);
+    document.dispatchEvent(new CustomEvent("reunite:swapped"));
     return;
   }
   root.querySelectorAll("[data-live-region]").forEach(function (region) {
     const next = doc.getElementById(region.id);
     if (next) region.replaceWith(document.importNode(next, true));
   });
+  document.dispatchEvent(new CustomEvent("reunite:swapped"));
   ["data-state", "data-layout"].forEach(function (name) {
     root.setAttribute(name, fresh.getAttribute(name));
   });
