@@ -56,6 +56,7 @@ TEXT: dict[str, dict[str, str]] = {
         "tip_working": "正在进行防滥用验证，请稍候……",
         "tip_sent": "谢谢！线索已送达办案民警。编号：",
         "tip_failed": "未能发送：",
+        "tip_limited": "此网络发送的线索过多，请稍后再试，或直接拨打上面的电话。",
         "tip_noscript": "在线提交线索需要启用 JavaScript（用于在您的设备上完成防滥用验证，"
         "不使用任何第三方服务）。请直接拨打上面的电话提供线索。",
         "tip_privacy": "您的线索和电话号码仅供警方使用，结案后按规定删除。",
@@ -77,6 +78,8 @@ TEXT: dict[str, dict[str, str]] = {
         "tip_working": "Running the anti-abuse check on your device…",
         "tip_sent": "Thank you. Your tip reached the officer. Reference:",
         "tip_failed": "Not sent:",
+        "tip_limited": "Too many tips from this network; try again later, or call the number "
+        "above.",
         "tip_noscript": "Sending a tip online needs JavaScript (your device solves a small "
         "anti-abuse puzzle; no third-party service is used). Please call the number above "
         "instead.",

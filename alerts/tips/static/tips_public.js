@@ -120,6 +120,8 @@ function setup(form) {
               if (sent[0].ok) {
                 form.reset();
                 show(box, form.getAttribute("data-sent") + " " + sent[1].id, false);
+              } else if (sent[0].status === 429) {
+                show(box, form.getAttribute("data-limited"), true);
               } else {
                 show(box, form.getAttribute("data-failed") + " " + explain(form, sent[1].detail), true);
               }

@@ -57,6 +57,7 @@ def test_the_live_page_has_the_form_its_own_script_and_a_no_script_notice(world,
     js = api.get("/public/tips.js")
     assert js.status_code == 200 and js.headers["content-type"].startswith("text/javascript")
     assert "sha256FirstWord" in js.text
+    assert "Too many tips" in tip_form.get("data-limited")
 
 
 def test_a_tip_with_a_solved_proof_is_stored_and_the_proof_works_once(world, api):
