@@ -23,6 +23,8 @@ from alerts.feeds import api as feeds_api
 from alerts.feeds import casepage, wellknown
 from alerts.feeds import public as public_feeds
 from alerts.partners import api as partners_api
+from alerts.tips import api as tips_api
+from alerts.tips import public as tips_public
 from alerts.users import api as users_api
 from alerts.users.roles import ApprovalRefused
 from alerts.users.service import UserError
@@ -70,6 +72,9 @@ def _body_limits() -> list[tuple[str, int]]:
         ("/console/cases", s.photo_max_bytes + FORM_SLACK),
         ("/api/v1/cases/*/photos", s.photo_max_bytes),
         ("/api/v1/partner/devices/bulk", s.bulk_max_bytes),
+        # A tip's photo: base64 in JSON from partners, a form upload from the case page.
+        ("/api/v1/partner/tips", s.photo_max_bytes * 4 // 3 + FORM_SLACK),
+        ("/c/*/tips", s.photo_max_bytes + FORM_SLACK),
     ]
 
 
@@ -104,9 +109,11 @@ def create_app() -> FastAPI:
     app.include_router(dispatch_api.router)
     app.include_router(partners_api.admin)
     app.include_router(partners_api.own)
+    app.include_router(tips_api.router)
     app.include_router(feeds_api.router)
     app.include_router(public_feeds.router)
     app.include_router(casepage.router)
+    app.include_router(tips_public.router)
     app.include_router(wellknown.router)
     app.include_router(console_router)
 

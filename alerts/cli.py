@@ -470,7 +470,8 @@ def partners_create(
     name: str,
     kind: Annotated[str, typer.Option(help="app, carrier or media")] = "app",
     scope: Annotated[
-        list[str] | None, typer.Option(help="devices:write, feeds:read, webhooks:manage")
+        list[str] | None,
+        typer.Option(help="devices:write, feeds:read, webhooks:manage, tips:write"),
     ] = None,
     webhook_url: Annotated[str | None, typer.Option(help="Endpoint for signed events")] = None,
     webhook_secret: Annotated[

@@ -6,7 +6,8 @@ headers and the session cookie and renders errors as pages.
 
 from fastapi import APIRouter
 
-from alerts.console.pages import account, approvals, auth, cases, dashboard, operator, static
+from alerts.console.pages import account, approvals, auth, cases, dashboard, maps, operator, static
+from alerts.console.pages import tips as tip_pages
 from alerts.console.web import ConsoleRoute, FormClosed
 
 router = APIRouter(
@@ -14,8 +15,5 @@ router = APIRouter(
 )
 for _page in (static, auth, dashboard, cases, approvals, operator, account):
     router.include_router(_page.router)
-
-# maps and address lookup (kept apart from the list above so parallel page additions merge)
-from alerts.console.pages import maps as _maps  # noqa: E402
-
-router.include_router(_maps.router)
+router.include_router(tip_pages.router)  # the case page's tips panel
+router.include_router(maps.router)  # map data and address lookup

@@ -762,6 +762,12 @@ MESSAGES: dict[str, dict[str, str]] = {
     },
 }
 
+# Feature catalogues kept in their own files, merged here.
+from alerts.console.i18n_tips import TIPS  # noqa: E402
+
+for _language, _messages in TIPS.items():
+    MESSAGES[_language].update(_messages)
+
 
 class _Blank(dict):
     def __missing__(self, key: str) -> str:

@@ -1,11 +1,13 @@
 """The public case page every push, SMS and CAP `<web>` link opens: `/c/{case_id}`.
 
 Bilingual (zh-CN, en; `?lang=` or the browser's Accept-Language), plain HTML and an inline SVG
-map, no JavaScript, so it works on any phone that follows an SMS link. While the alert is live
-it shows the photo, description, last-seen place and time, the alert area and the tip line.
-Once the case closes it says only "found" or "cancelled" (the child's details leave at
-closure, not at erasure); after erasure, or when the alert ran out, "this alert has ended".
-A drill says so before anything else. Drafts and cases awaiting approval are not public (404).
+map, so it works on any phone that follows an SMS link; the one script is the tip form's
+(alerts.tips.public: its proof of work), and without it the page loses only that form. While
+the alert is live it shows the photo, description, last-seen place and time, the alert area,
+the tip line and the tip form. Once the case closes it says only "found" or "cancelled" (the
+child's details leave at closure, not at erasure); after erasure, or when the alert ran out,
+"this alert has ended". A drill says so before anything else. Drafts and cases awaiting
+approval are not public (404).
 
 A viral link is a flood: each (case, language) page is built at most once per
 `REUNITE_PUBLIC_FEED_CACHE_S` and served from Redis in between (alerts.feeds.public).
@@ -32,6 +34,7 @@ from alerts.deps import SettingsDep
 from alerts.feeds import photos, public
 from alerts.feeds import service as feeds
 from alerts.feeds.models import CaseErasure
+from alerts.tips import public as tip_form
 from channels import messages
 from channels.base import Area
 from channels.messages import AlertStatus, MessageKind
@@ -201,6 +204,7 @@ def render(session: Session, case_id: str, lang: str, settings: Settings) -> tup
         tip_tel=re.sub(r"[^0-9+]", "", case.tip_line),
         instruction=feeds.INSTRUCTION[lang].format(tip=case.tip_line),
         map_svg=_map(session, case),
+        tip_form=tip_form.form_context(case.id, lang),
     )
     return status.HTTP_200_OK, html.encode()
 
@@ -214,11 +218,13 @@ def _build(case_id: str, lang: str, settings: Settings) -> tuple[bytes, str]:
 
 
 def security_headers(settings: Settings) -> dict[str, str]:
-    """No scripts at all; images from here and the photo host; never framed."""
+    """Scripts only from here (the tip form's, no inline code); images from here and the
+    photo host; never framed."""
     origin = settings.public_base_url.rstrip("/")
     return {
         "Content-Security-Policy": (
             f"default-src 'none'; img-src 'self' data: {origin}; style-src 'unsafe-inline'; "
+            "script-src 'self'; connect-src 'self'; "
             "frame-ancestors 'none'; base-uri 'none'; form-action 'none'"
         ),
         "Referrer-Policy": "no-referrer",
@@ -240,7 +246,7 @@ def case_page(
     lang: Annotated[str | None, Query(max_length=8)] = None,
     accept_language: Annotated[str | None, Header()] = None,
 ) -> Response:
-    """The public page of an alert (what SMS, push and CAP links open). No key, no script."""
+    """The public page of an alert (what SMS, push and CAP links open). No key needed."""
     chosen = language(lang, accept_language)
     safe_id = case_id if CASE_ID.fullmatch(case_id) else "-"
     body = public.cached(

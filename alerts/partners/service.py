@@ -21,6 +21,7 @@ class Scope(StrEnum):
     DEVICES_WRITE = "devices:write"
     FEEDS_READ = "feeds:read"
     WEBHOOKS_MANAGE = "webhooks:manage"
+    TIPS_WRITE = "tips:write"
 
 
 class PartnerKind(StrEnum):

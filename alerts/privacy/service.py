@@ -2,7 +2,8 @@
 
 What goes: the CaseDetails row (name, photos, descriptions, suspect, vehicle, address), the
 photo files, the free texts that may name people (rejection and close reasons, sighting
-addresses and notes, the override reason). What stays: ids, times, states, coordinates, areas,
+addresses and notes, the override reason), and every tip's content (alerts.tips: text, photo,
+place, callback number). What stays: ids, times, states, coordinates, areas,
 counts and the audit chain, for statistics. The published CAP documents and the messages'
 stored renderings are deleted too (fetching a document then answers 410); photo URLs already
 stopped at closure.
@@ -20,6 +21,7 @@ from alerts.cases.lifecycle import CaseState
 from alerts.cases.models import Case, CaseChange
 from alerts.feeds import photos
 from alerts.feeds.models import CaseErasure, PublishedDocument
+from alerts.tips import service as tips
 from channels.models import Message
 from geo.waves.models import CaseGeo, Sighting
 from ops.platform.audit import service as audit
@@ -47,6 +49,8 @@ def erase(session: Session, case_id: str, settings: Settings, kind: str = "reten
         for photo in case.details.photos or []:
             deleted += photos.erase(settings, str(photo.get("ref", "")))
         case.details = None
+    # Tips are the tipsters' personal data: text, photo, place, callback number, reasons.
+    deleted += tips.erase(session, case.id, settings)
     case.rejection_reason = None
     case.close_reason = None
     for sighting in session.scalars(select(Sighting).where(Sighting.case_id == case.id)):

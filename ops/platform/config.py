@@ -171,6 +171,13 @@ class Settings(BaseSettings):
     # cancelled as abandoned, and then erased on the schedule above like any closed case.
     draft_retention_days: float = Field(default=30, gt=0, le=3650)
 
+    # Tips (alerts/tips): the public form on the case page proves work (hashcash: a SHA-256
+    # with this many leading zero bits, about 2**bits hashes in the browser) on a signed
+    # challenge that lives tip_challenge_ttl_s, and each address may send this many an hour.
+    tip_pow_bits: int = Field(default=18, ge=0, le=28)
+    tip_challenge_ttl_s: int = Field(default=600, ge=30, le=3600)
+    tip_public_per_hour: int = Field(default=5, ge=1, le=1000)
+
     @field_validator("geocoder")
     @classmethod
     def _known_geocoder(cls, value: str) -> str:

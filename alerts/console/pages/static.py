@@ -12,6 +12,7 @@ from alerts.console.web import ConsoleRoute
 router = APIRouter(route_class=ConsoleRoute)
 ROOT = Path(__file__).resolve().parent.parent / "static"
 FILES = {"console.css": "text/css; charset=utf-8", "console.js": "text/javascript; charset=utf-8"}
+FILES["tips.js"] = "text/javascript; charset=utf-8"  # the tips panel (pages/tips.py)
 
 
 @router.get("/static/{name}")
