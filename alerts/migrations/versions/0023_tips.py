@@ -1,6 +1,6 @@
 """tips from partners and the public, routed to the case officer
 
-Revision ID: 0025
+Revision ID: 0023
 Revises: 0022
 Create Date: 2026-12-06 06:10:00
 """
