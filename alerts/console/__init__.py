@@ -6,11 +6,20 @@ headers and the session cookie and renders errors as pages.
 
 from fastapi import APIRouter
 
-from alerts.console.pages import account, approvals, auth, cases, dashboard, operator, static
+from alerts.console.pages import (
+    account,
+    approvals,
+    auth,
+    cases,
+    dashboard,
+    history,
+    operator,
+    static,
+)
 from alerts.console.web import ConsoleRoute, FormClosed
 
 router = APIRouter(
     prefix="/console", route_class=ConsoleRoute, include_in_schema=False, dependencies=[FormClosed]
 )
-for _page in (static, auth, dashboard, cases, approvals, operator, account):
+for _page in (static, auth, dashboard, cases, history, approvals, operator, account):
     router.include_router(_page.router)

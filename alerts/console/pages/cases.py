@@ -11,6 +11,7 @@ from pydantic import ValidationError
 from sqlalchemy import select
 from starlette.responses import RedirectResponse, Response
 
+from alerts.cases import history
 from alerts.cases import service as cases
 from alerts.cases.lifecycle import CaseState
 from alerts.cases.schemas import CaseCreate, CaseUpdate, Photo
@@ -179,6 +180,8 @@ def _case_page(ctx: Console, case, status: int = 200, **extra) -> Response:
         photo_max_bytes=ctx.settings.photo_max_bytes,
         drill=views.drill_of(ctx.db, case.id),
         changes=views.pending_changes(ctx.db, case.id),
+        timeline=history.timeline(ctx.db, case),
+        origin=history.origin(case),
         **extra,
     )
 
