@@ -250,7 +250,7 @@ def require(*roles: Role) -> Callable[..., Console]:
         if ctx.session.stage != "ok":
             raise Redirect("/console/login")
         if roles and ctx.role not in roles:
-            raise HTTPException(403, ctx.t("err.role", role=ctx.user.role))
+            raise HTTPException(403, ctx.t("err.role", role=ctx.t(f"role.{ctx.user.role}")))
         return ctx
 
     return check

@@ -118,7 +118,7 @@ async def create_case(request: Request, ctx: Police) -> Response:
         case = cases.create(ctx.db, data, ctx.user, ctx.settings)
     except cases.InvalidCase as exc:
         field = forms.LOCATIONS.get(tuple(exc.field.split(".")), exc.field)
-        errors[field] = ("v.generic", {"msg": str(exc).split(": ", 1)[-1]})
+        errors[field] = forms.message_key(str(exc).split(": ", 1)[-1])
         return _form_page(ctx, 422, values=values, errors=errors, case=None)
     if form.get("action") == "submit":
         cases.submit(ctx.db, case.id, ctx.user)
@@ -232,7 +232,15 @@ async def edit_case(case_id: str, request: Request, ctx: Police) -> Response:
     if photo is not None:
         update.photos = [*[Photo(**p) for p in current["photos"]], photo][-10:]
     if update.model_fields_set or photo is not None:
-        cases.update(ctx.db, case_id, update, ctx.user, ctx.settings)
+        try:
+            cases.update(ctx.db, case_id, update, ctx.user, ctx.settings)
+        except cases.InvalidCase as exc:
+            ctx.db.rollback()
+            field = forms.LOCATIONS.get(tuple(exc.field.split(".")), exc.field)
+            errors[field] = forms.message_key(str(exc).split(": ", 1)[-1])
+            return _case_page(
+                ctx, cases.get(ctx.db, case_id, ctx.user), 422, values=values, errors=errors
+            )
     return _see_other(f"/console/cases/{case_id}")
 
 
@@ -309,7 +317,7 @@ async def add_sighting(
     except flows.SightingRefused as exc:
         ctx.db.rollback()
         sighting = {k: v for k, v in form.items() if isinstance(v, str)}
-        errors = {exc.field: ctx.t("v.sighting_too_early")}
+        errors = {exc.field: ("v.sighting_too_early", {})}
         return _case_page(ctx, case, 422, sighting_errors=errors, sighting=sighting)
     ctx.db.commit()
     background.add_task(relay.relay_now)

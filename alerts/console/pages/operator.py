@@ -43,7 +43,8 @@ def _rules_page(ctx: Console, status: int = 200, **extra) -> Response:
         "pv": {"lat": "23.1291", "lon": "113.2644", "minutes": "30"},
     }
     context.update(extra)
-    return ctx.render("rules.html", status=status, **context)
+    # views.local shows the preview's wave times in the console's zone, not as raw UTC.
+    return ctx.render("rules.html", status=status, views=views, **context)
 
 
 @router.get("/rules")
