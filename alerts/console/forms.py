@@ -6,11 +6,14 @@ Errors carry a catalogue key and values, never the submitted value (it may be pe
 from __future__ import annotations
 
 import re
+from collections.abc import AsyncIterator
 from datetime import UTC, date, datetime
 from typing import Any
 from zoneinfo import ZoneInfo
 
 from pydantic import BaseModel, ValidationError
+from python_multipart.multipart import MultipartParser, parse_options_header
+from starlette.datastructures import FormData
 
 CHILD_FIELDS = {
     "child_name": "name",
@@ -224,3 +227,61 @@ def _normal(value: Any) -> Any:
     if isinstance(value, list):
         return [_normal(v) for v in value]
     return value
+
+
+async def text_fields(
+    stream: AsyncIterator[bytes], content_type: str, max_fields: int = 80, max_bytes: int = 65536
+) -> FormData:
+    """The text fields of a multipart body, read as it streams; file parts are discarded
+    unread into memory or disk (an oversize photo costs bandwidth, nothing else)."""
+    _, params = parse_options_header(content_type)
+    boundary = params.get(b"boundary")
+    items: list[tuple[str, str]] = []
+    if not boundary:
+        return FormData(items)
+    part: dict[str, Any] = {}
+
+    def begin() -> None:
+        part.clear()
+        part.update(field=b"", value=b"", headers={}, name=None, file=False, data=bytearray())
+
+    def header_field(data: bytes, start: int, end: int) -> None:
+        part["field"] += data[start:end]
+
+    def header_value(data: bytes, start: int, end: int) -> None:
+        part["value"] += data[start:end]
+
+    def header_end() -> None:
+        part["headers"][part["field"].lower()] = part["value"]
+        part["field"], part["value"] = b"", b""
+
+    def headers_done() -> None:
+        _, options = parse_options_header(part["headers"].get(b"content-disposition", b""))
+        part["name"] = options.get(b"name")
+        part["file"] = b"filename" in options
+
+    def data(chunk: bytes, start: int, end: int) -> None:
+        if not part["file"] and len(part["data"]) + end - start <= max_bytes:
+            part["data"] += chunk[start:end]
+
+    def end() -> None:
+        if part["name"] is not None and not part["file"] and len(items) < max_fields:
+            name, value = part["name"], bytes(part["data"])
+            items.append((name.decode("utf-8", "replace"), value.decode("utf-8", "replace")))
+
+    parser = MultipartParser(
+        boundary,
+        {
+            "on_part_begin": begin,
+            "on_header_field": header_field,
+            "on_header_value": header_value,
+            "on_header_end": header_end,
+            "on_headers_finished": headers_done,
+            "on_part_data": data,
+            "on_part_end": end,
+        },
+    )
+    async for chunk in stream:
+        parser.write(chunk)
+    parser.finalize()
+    return FormData(items)

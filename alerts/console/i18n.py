@@ -370,10 +370,7 @@ MESSAGES: dict[str, dict[str, str]] = {
         "v.control": "不能包含控制字符",
         "v.too_old_days": "已超过 {n} 天，请检查日期",
         "v.photo_missing": "照片无效，请重新上传",
-        "v.photo_again": "请重新选择照片：出错后浏览器不会保留已选的文件",
-        "v.photo_kept": "已保留上次上传的照片：{name}",
-        "case.photo_kept": "已保留的照片",
-        "too_large.title": "照片过大",
+        "case.photo_kept": "已保留上次上传的照片，无需重新选择",
         "too_large.intro": "照片超过 {mb} MB，未能上传。您填写的其他内容已保留，"
         "请选择较小的照片（或不附照片）后重新提交。",
     },
@@ -751,11 +748,7 @@ MESSAGES: dict[str, dict[str, str]] = {
         "v.control": "must not contain control characters",
         "v.too_old_days": "is more than {n} days ago; check the date",
         "v.photo_missing": "is not a valid photo; upload it again",
-        "v.photo_again": "choose the photo again: browsers do not keep a chosen file after an "
-        "error",
-        "v.photo_kept": "the photo uploaded before is kept: {name}",
-        "case.photo_kept": "Photo kept",
-        "too_large.title": "Photo too large",
+        "case.photo_kept": "The photo from your last attempt is kept; no need to choose it again",
         "too_large.intro": "The photo is larger than {mb} MB and was not uploaded. Everything "
         "else you entered is kept: choose a smaller photo (or none) and submit again.",
     },

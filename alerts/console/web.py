@@ -17,7 +17,7 @@ from starlette.responses import RedirectResponse
 
 from alerts.cases import service as cases
 from alerts.cases.lifecycle import IllegalTransition, ReasonRequired
-from alerts.console import i18n, security
+from alerts.console import i18n, photos, security
 from alerts.console.models import ConsoleSession
 from alerts.deps import SessionDep
 from alerts.users.models import User
@@ -264,7 +264,12 @@ async def csrf_protect(request: Request, ctx: AnyConsole) -> None:
         if urlsplit(origin).netloc != host:
             raise HTTPException(403, ctx.t("err.csrf"))
     declared = request.headers.get("content-length", "")
-    if declared.isdigit() and int(declared) > ctx.settings.photo_max_bytes + 256 * 1024:
+    limit = ctx.settings.photo_max_bytes + photos.FORM_SLACK
+    if request.url.path.startswith("/console/cases"):
+        # A case form with an oversize photo is read (the photo discarded) to give the form
+        # back with its values: the route answers that one.
+        limit = photos.form_read_max(ctx.settings)
+    if declared.isdigit() and int(declared) > limit:
         # Refused before the body is parsed: no console form is legitimately this large.
         raise HTTPException(413, ctx.t("v.photo_size", mb=ctx.settings.photo_max_bytes // 2**20))
     supplied = request.headers.get("x-csrf-token") or request.query_params.get("csrf_token")
