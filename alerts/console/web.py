@@ -264,8 +264,9 @@ async def csrf_protect(request: Request, ctx: AnyConsole) -> None:
         if urlsplit(origin).netloc != host:
             raise HTTPException(403, ctx.t("err.csrf"))
     declared = request.headers.get("content-length", "")
+    multipart = request.headers.get("content-type", "").startswith("multipart/")
     limit = ctx.settings.photo_max_bytes + photos.FORM_SLACK
-    if request.url.path.startswith("/console/cases"):
+    if multipart and request.url.path.startswith("/console/cases"):
         # A case form with an oversize photo is read (the photo discarded) to give the form
         # back with its values: the route answers that one.
         limit = photos.form_read_max(ctx.settings)
@@ -274,11 +275,12 @@ async def csrf_protect(request: Request, ctx: AnyConsole) -> None:
         raise HTTPException(413, ctx.t("v.photo_size", mb=ctx.settings.photo_max_bytes // 2**20))
     supplied = request.headers.get("x-csrf-token") or request.query_params.get("csrf_token")
     if supplied is None:
-        if request.headers.get("content-type", "").startswith("multipart/"):
+        if multipart:
             # Uploads carry the token in the form's action URL: the session and the token are
             # checked before a byte of the multipart body is parsed or spooled to disk.
             raise HTTPException(403, ctx.t("err.csrf"))
-        form = await request.form()
+        # Bounded (200 fields of at most 64 KB): read before the session's token is known.
+        form = await request.form(max_fields=200, max_part_size=64 * 1024)
         value = form.get("csrf_token")
         supplied = value if isinstance(value, str) else None
     if not security.csrf_ok(ctx.session, supplied):

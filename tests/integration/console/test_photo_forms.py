@@ -102,3 +102,18 @@ def test_an_oversize_upload_to_an_edit_keeps_the_edited_values(console, monkeypa
     )
     assert res.status_code == 413
     assert "blue coat" in res.text and 'id="e-photo"' in res.text
+
+
+def test_only_a_multipart_case_form_may_be_read_past_the_photo_limit(console, monkeypatch):
+    """The oversize read is for an upload whose token was checked from its URL; any other
+    body (read to find its token) is still refused by its declared size before parsing."""
+    monkeypatch.setenv("REUNITE_PHOTO_MAX_BYTES", "20000")
+    config.get_settings.cache_clear()
+    login(console, "officer1")
+    page = console.get("/console/cases/new")
+    res = console.post(
+        "/console/cases",
+        data={"csrf_token": csrf_of(page.text), "child_name": "x" * (400 * 1024)},
+    )
+    assert res.status_code == 413
+    assert 'value="x' not in res.text
