@@ -85,6 +85,11 @@ def set_session_cookie(response: Response, token: str, settings: Settings) -> No
     )
 
 
+# What an error page says for each refusal, in the session's language (the exception's own
+# text is English and may name ids; it goes to neither the page nor a log).
+ERROR_KEYS = {404: "err.not_found", 403: "err.forbidden", 409: "err.conflict", 422: "err.invalid"}
+
+
 def _error_status(exc: Exception) -> int | None:
     if isinstance(exc, cases.CaseNotFound):
         return 404
@@ -115,7 +120,13 @@ class ConsoleRoute(APIRoute):
                 code = _error_status(exc)
                 if code is None:
                     raise
-                response = error_page(request, code, str(exc))
+                lang = getattr(request.state, "console_lang", i18n.DEFAULT)
+                key = ERROR_KEYS[code]
+                if isinstance(exc, ReasonRequired):
+                    key = "v.reason"
+                elif isinstance(exc, ApprovalRefused) and str(exc).startswith("two-person"):
+                    key = "err.two_person"
+                response = error_page(request, code, i18n.translate(lang, key))
             token = getattr(request.state, "console_cookie", None)
             if token:
                 set_session_cookie(response, token, settings)

@@ -284,7 +284,7 @@ def decide_change(
     """A second supervisor approves or rejects a pending change to the live alert."""
     assert ctx.user is not None
     if decision not in ("approve", "reject"):
-        raise HTTPException(404, "no such decision")
+        raise HTTPException(404, ctx.t("err.not_found"))
     flows.decide_change(ctx.db, case_id, change_id, ctx.user, approve=decision == "approve")
     ctx.db.commit()
     background.add_task(relay.relay_now)
@@ -345,8 +345,8 @@ async def add_sighting(
             note=body.note,
             user_id=ctx.user.id,
         )
-    except flows.WaveConflict as exc:
-        raise HTTPException(409, str(exc)) from None
+    except flows.WaveConflict:
+        raise HTTPException(409, ctx.t("err.conflict")) from None
     except flows.SightingRefused as exc:
         ctx.db.rollback()
         sighting = {k: v for k, v in form.items() if isinstance(v, str)}
@@ -392,11 +392,11 @@ def photo_thumb(ref: str, ctx: Police) -> Response:
     """A thumbnail for police of the photo's agency or an agency above it (never the original)."""
     assert ctx.user is not None
     if not REF.match(ref):
-        raise HTTPException(404, "not found")
+        raise HTTPException(404, ctx.t("err.not_found"))
     row = ctx.db.scalar(select(ConsolePhoto).where(ConsolePhoto.ref == ref))
     if row is None or row.agency_id not in cases.visible_agencies(ctx.db, ctx.user):
-        raise HTTPException(404, "not found")
+        raise HTTPException(404, ctx.t("err.not_found"))
     data = photos.thumbnail(ctx.settings, ref)
     if data is None:
-        raise HTTPException(404, "not found")
+        raise HTTPException(404, ctx.t("err.not_found"))
     return Response(data, media_type="image/jpeg", headers={"Cache-Control": "private, no-store"})

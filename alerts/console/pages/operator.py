@@ -227,5 +227,5 @@ def replay_letter(letter_id: int, ctx: Staff) -> Response:
     except LookupError:
         from fastapi import HTTPException
 
-        raise HTTPException(404, "not found") from None
+        raise HTTPException(404, ctx.t("err.not_found")) from None
     return RedirectResponse("/console/partners", status_code=303)

@@ -99,3 +99,26 @@ def test_editing_a_draft_to_a_time_too_long_ago_gives_the_form_back_in_zh_cn(con
     )
     assert res.status_code == 422
     assert "已超过 30 天" in res.text and 'id="f-last_seen_at"' in res.text
+
+
+def alert_text(html: str) -> str:
+    return TAG.sub(" ", html.split('role="alert" class="alert">')[1].split("</p>")[0])
+
+
+def test_error_pages_speak_the_sessions_language(console):
+    """Before, refusals showed the exception's English text ("case … not found",
+    "two-person rule: …") on the zh-CN error page."""
+    login(console, "officer1")
+    missing = console.get("/console/cases/00000000-0000-0000-0000-000000000000")
+    assert missing.status_code == 404
+    assert not ENGLISH_WORD.search(alert_text(missing.text)), alert_text(missing.text)
+
+    console.cookies.clear()
+    login_with_totp(console, "sup1")
+    case_id = post_case(console).headers["location"].rsplit("/", 1)[-1]
+    review = console.get(f"/console/cases/{case_id}/review")
+    own = console.post(
+        f"/console/cases/{case_id}/approve", data={"csrf_token": csrf_of(review.text)}
+    )
+    assert own.status_code == 403
+    assert "双人规则" in alert_text(own.text) and not ENGLISH_WORD.search(alert_text(own.text))
