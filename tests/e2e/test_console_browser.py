@@ -293,7 +293,8 @@ def test_officer_creates_supervisor_approves_delivery_moves_and_case_resolves(br
     ops.goto("/console/rules")
     ops.fill("#km-1", "50")  # smaller than row 0: refused, naming the row
     ops.click("#validate-rules")
-    assert "steps[1].radius_km" in ops.locator("#rules-error").inner_text()
+    error = ops.locator("#rules-error").inner_text()
+    assert "第 1 行 · 半径（公里）" in error and "第 0 行" in error  # the row, in zh-CN
     ops.goto("/console/rules")
     ops.click("#run-preview")
     ops.locator("svg.map").wait_for()

@@ -122,3 +122,23 @@ def test_error_pages_speak_the_sessions_language(console):
     )
     assert own.status_code == 403
     assert "双人规则" in alert_text(own.text) and not ENGLISH_WORD.search(alert_text(own.text))
+
+
+def test_rule_set_errors_name_the_row_in_zh_cn(console):
+    """Before, the rules editor showed geo.rules' English ("steps[1].radius_km: must be
+    greater than 100 (steps[0])")."""
+    login_with_totp(console, "ops1")
+    page = console.get("/console/rules")
+    rows = {"rows": "3", "up_to_minutes_0": "60", "radius_km_0": "100"}
+    cases = [
+        ({"up_to_minutes_1": "120", "radius_km_1": "50"}, "第 1 行 · 半径（公里）"),
+        ({"up_to_minutes_1": "30", "radius_km_1": "200"}, "第 1 行 · 走失后不超过（分钟）"),
+        ({"up_to_minutes_1": "abc", "radius_km_1": "200"}, "请输入数字"),
+        ({"max_radius_km": "99999"}, "系统上限"),
+    ]
+    for fields, expected in cases:
+        data = {"csrf_token": csrf_of(page.text), "max_radius_km": "500", **rows, **fields}
+        res = console.post("/console/rules", data={**data, "action": "validate"})
+        assert res.status_code == 422, fields
+        error = TAG.sub("", res.text.split('id="rules-error">')[1].split("</p>")[0])
+        assert expected in error and not ENGLISH_WORD.search(error), error
