@@ -176,3 +176,10 @@ def test_timeline_keeps_the_first_place_after_a_sighting_and_the_list_survives_e
     timeline = html.split('id="timeline"')[1].split("</section>")[0]
     assert 'data-kind="erased"' in timeline and 'data-kind="cancelled"' in timeline
     assert "Haizhu Square" not in timeline and "Beijing Road" not in timeline
+
+
+def test_operators_have_no_case_list(console):
+    """The list shows children's names: police only."""
+    login_with_totp(console, "ops1")
+    assert console.get("/console/history").status_code == 403
+    assert 'id="nav-case-list"' not in console.get("/console/").text
