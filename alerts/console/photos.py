@@ -12,13 +12,16 @@ import io
 import secrets
 import warnings
 from dataclasses import dataclass
+from datetime import datetime, timedelta
 
 from PIL import Image, ImageOps, UnidentifiedImageError
+from sqlalchemy import select
 from sqlalchemy.orm import Session
 
 from alerts.console.models import ConsolePhoto
 from alerts.users.models import User
 from ops.platform import blobstore
+from ops.platform.clock import utcnow
 from ops.platform.config import Settings
 
 FORMATS = {
@@ -136,6 +139,26 @@ def pending(session: Session, ref: str, user: User) -> ConsolePhoto | None:
     if row is None or row.uploaded_by_id != user.id or row.case_id is not None:
         return None
     return row
+
+
+# A photo kept across a form error that no case took within this long is deleted: a
+# child's photo never outlives an abandoned form for more than a day.
+UNCLAIMED_HOURS = 24
+
+
+def sweep_unclaimed(session: Session, settings: Settings, now: datetime | None = None) -> int:
+    """Delete uploads no case holds that are older than UNCLAIMED_HOURS (row and files);
+    returns how many."""
+    cutoff = (now or utcnow()) - timedelta(hours=UNCLAIMED_HOURS)
+    rows = session.scalars(
+        select(ConsolePhoto).where(ConsolePhoto.case_id.is_(None), ConsolePhoto.created_at < cutoff)
+    ).all()
+    store = blobstore.store_for(settings)
+    for row in rows:
+        for name in store.names(row.ref):
+            store.delete(name)
+        session.delete(row)
+    return len(rows)
 
 
 def thumbnail(settings: Settings, ref: str) -> bytes | None:

@@ -117,3 +117,24 @@ def test_only_a_multipart_case_form_may_be_read_past_the_photo_limit(console, mo
     )
     assert res.status_code == 413
     assert 'value="x' not in res.text
+
+
+def test_a_kept_photo_no_case_took_is_deleted_after_a_day(console):
+    """Keeping photos across errors must not keep a child's photo for an abandoned form."""
+    from datetime import timedelta
+
+    from alerts.privacy import tasks
+    from ops.platform import blobstore
+    from ops.platform.clock import utcnow
+
+    login(console, "officer1")
+    photo = {"photo": ("kid.jpg", jpeg_with_gps(), "image/jpeg")}
+    old = KEPT.search(post_case(console, files=photo, lat="x").text).group(1)
+    fresh = KEPT.search(post_case(console, files=photo, lat="x").text).group(1)
+    with session_scope() as s:
+        s.get(ConsolePhoto, old).created_at = utcnow() - timedelta(hours=25)
+    tasks.erase_due()
+    store = blobstore.store_for(config.get_settings())
+    with session_scope() as s:
+        assert s.get(ConsolePhoto, old) is None and store.names(old) == []
+        assert s.get(ConsolePhoto, fresh) is not None and store.names(fresh) != []
