@@ -30,6 +30,17 @@ def _int(raw: str) -> int | None:
     return int(raw) if raw.isdigit() and len(raw) < 10 else None
 
 
+def _filter(echo: dict[str, str]) -> history.CaseFilter:
+    return history.CaseFilter(
+        state=echo["state"] if echo["state"] in history.STATE_FILTERS else "",
+        agency_id=_int(echo["agency"]),
+        date_from=_date(echo["from"]),
+        date_to=_date(echo["to"]),
+        text=echo.get("q", "")[: history.TEXT_MAX],
+        page=_int(echo["page"]) or 1,
+    )
+
+
 def _page(ctx: Console, wanted: history.CaseFilter, echo: dict[str, str]) -> Response:
     assert ctx.user is not None
     result = history.search(ctx.db, ctx.user, wanted, ctx.settings.timezone)
@@ -43,9 +54,12 @@ def _page(ctx: Console, wanted: history.CaseFilter, echo: dict[str, str]) -> Res
 
 
 @router.get("/history")
-def case_list(ctx: Police) -> Response:
-    """Every case of the officer's agencies, newest first."""
-    return _page(ctx, history.CaseFilter(), {})
+def case_list(request: Request, ctx: Police) -> Response:
+    """Every case of the officer's agencies, newest first. The query string may carry the
+    non-personal filters (e.g. ?state=closed, a link to the closed cases), never text."""
+    echo = {k: request.query_params.get(k, "")[:20] for k in ("state", "agency", "from", "to")}
+    echo["page"] = request.query_params.get("page", "")[:9]
+    return _page(ctx, _filter(echo), echo)
 
 
 @router.post("/history", dependencies=[CsrfChecked])
@@ -53,12 +67,4 @@ async def case_list_filtered(request: Request, ctx: Police) -> Response:
     """The case list filtered; the text stays in the request body, out of every URL and log."""
     form = await request.form(max_files=0, max_fields=12)
     echo = {k: forms.text(form, k) for k in ("state", "agency", "from", "to", "q", "page")}
-    wanted = history.CaseFilter(
-        state=echo["state"] if echo["state"] in history.STATE_FILTERS else "",
-        agency_id=_int(echo["agency"]),
-        date_from=_date(echo["from"]),
-        date_to=_date(echo["to"]),
-        text=echo["q"][: history.TEXT_MAX],
-        page=_int(echo["page"]) or 1,
-    )
-    return _page(ctx, wanted, echo)
+    return _page(ctx, _filter(echo), echo)

@@ -109,6 +109,8 @@ def test_closed_cases_are_listed_with_their_outcome_and_filters_work(console):
     assert f'data-case="{found}" data-state="resolved"' in closed
     assert zh("state.resolved") in closed and draft not in closed
     assert found not in rows(search(console, state="open"))
+    linked = rows(console.get("/console/history?state=closed&q=ignored").text)
+    assert found in linked and draft not in linked  # a link to the closed cases; no text
     assert draft in rows(search(console, state="draft"))
     today = (utcnow() + timedelta(hours=8)).date()
     assert found in rows(search(console, **{"from": today.isoformat(), "to": today.isoformat()}))
