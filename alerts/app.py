@@ -17,6 +17,7 @@ from alerts import bootstrap
 from alerts.cases import api as cases_api
 from alerts.cases import service as cases
 from alerts.cases.lifecycle import IllegalTransition, ReasonRequired
+from alerts.console import photos as console_photos
 from alerts.console import router as console_router
 from alerts.dispatch import api as dispatch_api
 from alerts.feeds import api as feeds_api
@@ -59,7 +60,6 @@ def _body_error(message: str) -> dict:
 
 
 SIGN_IN_MAX_BYTES = 16 * 1024
-FORM_SLACK = 256 * 1024  # a case form's text fields beside its photo
 
 
 def _body_limits() -> list[tuple[str, int]]:
@@ -69,7 +69,7 @@ def _body_limits() -> list[tuple[str, int]]:
         ("/console/login", SIGN_IN_MAX_BYTES),
         ("/console/totp", SIGN_IN_MAX_BYTES),
         ("/console/account", SIGN_IN_MAX_BYTES),
-        ("/console/cases", s.photo_max_bytes + FORM_SLACK),
+        ("/console/cases", console_photos.form_read_max(s)),
         ("/api/v1/cases/*/photos", s.photo_max_bytes),
         ("/api/v1/partner/devices/bulk", s.bulk_max_bytes),
         # A tip's photo: base64 in JSON from partners, a form upload from the case page.

@@ -30,6 +30,11 @@ class Case(Base):
     last_seen_at: Mapped[datetime]
     last_seen_lat: Mapped[float] = mapped_column(Float)
     last_seen_lon: Mapped[float] = mapped_column(Float)
+    # The place first reported, set when the first sighting moves the last-seen place (null
+    # before: the last-seen place is then still the original). Shown on the case page.
+    origin_at: Mapped[datetime | None]
+    origin_lat: Mapped[float | None] = mapped_column(Float)
+    origin_lon: Mapped[float | None] = mapped_column(Float)
     alert_languages: Mapped[list[str]] = mapped_column(JSON)
     tip_line: Mapped[str] = mapped_column(String(32))
     # Free text from police; may name people, so it is erased with the details.
@@ -51,6 +56,7 @@ class CaseDetails(Base):
     child: Mapped[dict[str, Any]] = mapped_column(JSON)
     photos: Mapped[list[dict[str, Any]]] = mapped_column(JSON, default=list)
     last_seen_address: Mapped[str] = mapped_column(Text)
+    origin_address: Mapped[str | None] = mapped_column(Text)
     circumstances: Mapped[str] = mapped_column(Text, default="")
     suspect: Mapped[dict[str, Any] | None] = mapped_column(JSON)
     vehicle: Mapped[dict[str, Any] | None] = mapped_column(JSON)

@@ -6,14 +6,24 @@ headers and the session cookie and renders errors as pages.
 
 from fastapi import APIRouter
 
-from alerts.console.pages import account, approvals, auth, cases, dashboard, maps, operator, static
+from alerts.console.pages import (
+    account,
+    approvals,
+    auth,
+    cases,
+    dashboard,
+    history,
+    maps,
+    operator,
+    static,
+)
 from alerts.console.pages import tips as tip_pages
 from alerts.console.web import ConsoleRoute, FormClosed
 
 router = APIRouter(
     prefix="/console", route_class=ConsoleRoute, include_in_schema=False, dependencies=[FormClosed]
 )
-for _page in (static, auth, dashboard, cases, approvals, operator, account):
+for _page in (static, auth, dashboard, cases, history, approvals, operator, account):
     router.include_router(_page.router)
 router.include_router(tip_pages.router)  # the case page's tips panel
 router.include_router(maps.router)  # map data and address lookup

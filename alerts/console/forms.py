@@ -5,11 +5,15 @@ Errors carry a catalogue key and values, never the submitted value (it may be pe
 
 from __future__ import annotations
 
+import re
+from collections.abc import AsyncIterator
 from datetime import UTC, date, datetime
 from typing import Any
 from zoneinfo import ZoneInfo
 
 from pydantic import BaseModel, ValidationError
+from python_multipart.multipart import MultipartParser, parse_options_header
+from starlette.datastructures import FormData
 
 CHILD_FIELDS = {
     "child_name": "name",
@@ -109,6 +113,83 @@ def case_payload(form: Any, tz: str) -> tuple[dict[str, Any], FieldErrors]:
     return payload, errors
 
 
+NUMBER_TYPES = (
+    "int_type",
+    "int_parsing",
+    "int_parsing_size",
+    "int_from_float",
+    "float_type",
+    "float_parsing",
+    "finite_number",
+    "decimal_type",
+    "decimal_parsing",
+    "decimal_max_digits",
+    "decimal_max_places",
+    "decimal_whole_digits",
+    "complex_type",
+    "complex_str_parsing",
+)
+# Pydantic error type -> catalogue key. Types not named here get "v.invalid" (translated,
+# never pydantic's English text); tests/unit/console/test_i18n_complete.py checks every type.
+TYPE_KEYS = {
+    "missing": "v.required",
+    "string_too_short": "v.required",
+    "too_short": "v.choose_one",
+    "too_long": "v.too_many",
+    "greater_than_equal": "v.min",
+    "greater_than": "v.min",
+    "less_than_equal": "v.max",
+    "less_than": "v.max",
+    "string_too_long": "v.too_long",
+    "string_pattern_mismatch": "v.pattern",
+    "multiple_of": "v.multiple_of",
+    "enum": "v.choice",
+    "literal_error": "v.choice",
+    "extra_forbidden": "v.extra",
+    "date_future": "v.future",
+    "datetime_future": "v.future",
+    "date_past": "v.past",
+    "datetime_past": "v.past",
+    **dict.fromkeys(NUMBER_TYPES, "v.number"),
+}
+# Our own validators' messages (a ValueError's text, or an InvalidCase's) -> catalogue key,
+# matched at the start; "{n}" takes the message's first number.
+MESSAGE_KEYS = (
+    ("must not be in the future", "v.future"),
+    ("is implausibly old", "v.implausibly_old"),
+    ("makes the person an adult", "v.adult"),
+    ("give date_of_birth or age_years", "v.age"),
+    ("languages must not repeat", "v.repeat"),
+    ("must not contain bidirectional control characters", "v.control"),
+    ("must not contain control characters", "v.control"),
+    ("is more than", "v.too_old_days"),
+    ("no such uploaded photo", "v.photo_missing"),
+    ("is not a photo of this case", "v.photo_missing"),
+)
+
+
+def message_key(message: str) -> tuple[str, dict[str, Any]]:
+    """The catalogue key for one of our validators' English messages (else "v.invalid")."""
+    text = message.removeprefix("Value error, ").strip()
+    for prefix, key in MESSAGE_KEYS:
+        if text.startswith(prefix):
+            number = re.search(r"\d+", text)
+            return key, {"n": int(number.group())} if number else {}
+    return "v.invalid", {}
+
+
+def error_key(kind: str, message: str, ctx: dict[str, Any]) -> tuple[str, dict[str, Any]]:
+    """The catalogue key and safe values for one pydantic error, by its type."""
+    safe = {k: v for k, v in ctx.items() if isinstance(v, int | float | str)}
+    if kind in ("value_error", "assertion_error"):
+        return message_key(message)
+    if kind in TYPE_KEYS:
+        return TYPE_KEYS[kind], safe
+    if kind.startswith(("date", "time")):
+        return "v.datetime", {}
+    return "v.invalid", {}
+
+
 def validation_errors(exc: ValidationError) -> FieldErrors:
     """Form-field errors from a schema error: catalogue key plus safe context values."""
     out: FieldErrors = {}
@@ -119,29 +200,10 @@ def validation_errors(exc: ValidationError) -> FieldErrors:
         )
         if field in out:
             continue
-        ctx = {k: v for k, v in (err.get("ctx") or {}).items() if isinstance(v, int | float | str)}
         kind = err["type"]
-        if kind in ("missing", "string_too_short") or (
-            kind == "value_error" and field == "age_years"
-        ):
-            key = "v.required" if field != "age_years" else "v.age"
-        elif kind in ("greater_than_equal", "greater_than"):
-            key = "v.min"
-        elif kind in ("less_than_equal", "less_than"):
-            key = "v.max"
-        elif kind == "string_too_long":
-            key = "v.too_long"
-        elif kind == "string_pattern_mismatch":
-            key = "v.pattern"
-        elif kind in ("too_short",):
-            key = "v.choose_one"
-        elif kind.startswith("datetime") or kind.startswith("date") or kind == "timezone_aware":
-            key = "v.datetime"
-        elif kind == "enum" or kind == "literal_error":
-            key = "v.choice"
-        else:
-            key = "v.generic"
-            ctx = {"msg": str(err["msg"]).removeprefix("Value error, ")}
+        key, ctx = error_key(kind, str(err["msg"]), dict(err.get("ctx") or {}))
+        if field == "age_years" and key == "v.required":
+            key = "v.age"
         out[field] = (key, ctx)
     return out
 
@@ -165,3 +227,61 @@ def _normal(value: Any) -> Any:
     if isinstance(value, list):
         return [_normal(v) for v in value]
     return value
+
+
+async def text_fields(
+    stream: AsyncIterator[bytes], content_type: str, max_fields: int = 80, max_bytes: int = 65536
+) -> FormData:
+    """The text fields of a multipart body, read as it streams; file parts are discarded
+    unread into memory or disk (an oversize photo costs bandwidth, nothing else)."""
+    _, params = parse_options_header(content_type)
+    boundary = params.get(b"boundary")
+    items: list[tuple[str, str]] = []
+    if not boundary:
+        return FormData(items)
+    part: dict[str, Any] = {}
+
+    def begin() -> None:
+        part.clear()
+        part.update(field=b"", value=b"", headers={}, name=None, file=False, data=bytearray())
+
+    def header_field(data: bytes, start: int, end: int) -> None:
+        part["field"] += data[start:end]
+
+    def header_value(data: bytes, start: int, end: int) -> None:
+        part["value"] += data[start:end]
+
+    def header_end() -> None:
+        part["headers"][part["field"].lower()] = part["value"]
+        part["field"], part["value"] = b"", b""
+
+    def headers_done() -> None:
+        _, options = parse_options_header(part["headers"].get(b"content-disposition", b""))
+        part["name"] = options.get(b"name")
+        part["file"] = b"filename" in options
+
+    def data(chunk: bytes, start: int, end: int) -> None:
+        if not part["file"] and len(part["data"]) + end - start <= max_bytes:
+            part["data"] += chunk[start:end]
+
+    def end() -> None:
+        if part["name"] is not None and not part["file"] and len(items) < max_fields:
+            name, value = part["name"], bytes(part["data"])
+            items.append((name.decode("utf-8", "replace"), value.decode("utf-8", "replace")))
+
+    parser = MultipartParser(
+        boundary,
+        {
+            "on_part_begin": begin,
+            "on_header_field": header_field,
+            "on_header_value": header_value,
+            "on_header_end": header_end,
+            "on_headers_finished": headers_done,
+            "on_part_data": data,
+            "on_part_end": end,
+        },
+    )
+    async for chunk in stream:
+        parser.write(chunk)
+    parser.finalize()
+    return FormData(items)

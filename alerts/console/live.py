@@ -101,7 +101,7 @@ def snapshot(
         text[stat] = num(getattr(total, stat))
     for w in waves:
         text[f"wave:{w.id}:targeted"] = num(w.targeted)
-        text[f"wave:{w.id}:status"] = w.status
+        text[f"wave:{w.id}:status"] = t(f"wave_status.{w.status}")
     progress: dict[str, list[int]] = {}
     channels: list[dict[str, Any]] = []
     messages: list[dict[str, Any]] = []

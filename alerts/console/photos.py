@@ -12,13 +12,16 @@ import io
 import secrets
 import warnings
 from dataclasses import dataclass
+from datetime import datetime, timedelta
 
 from PIL import Image, ImageOps, UnidentifiedImageError
+from sqlalchemy import select
 from sqlalchemy.orm import Session
 
 from alerts.console.models import ConsolePhoto
 from alerts.users.models import User
 from ops.platform import blobstore
+from ops.platform.clock import utcnow
 from ops.platform.config import Settings
 
 FORMATS = {
@@ -27,6 +30,17 @@ FORMATS = {
     "WEBP": ("image/webp", "webp"),
 }
 THUMB_EDGE = 320
+# Multipart overhead allowed on top of the photo cap (a case form's text fields).
+FORM_SLACK = 256 * 1024
+# A case form may be read this far past the photo cap, the photo's bytes discarded as they
+# stream in, so that an oversize photo sent without JavaScript gets the form back with every
+# other value kept (not a bare 413). Bytes beyond it are refused unread.
+OVERSIZE_READ_BYTES = 64 * 1024 * 1024
+
+
+def form_read_max(settings: Settings) -> int:
+    """The most of a case form's body the console reads (see OVERSIZE_READ_BYTES)."""
+    return max(OVERSIZE_READ_BYTES, 2 * settings.photo_max_bytes + FORM_SLACK)
 
 
 class PhotoRejected(ValueError):
@@ -114,6 +128,37 @@ def store(session: Session, data: bytes, user: User, settings: Settings) -> Stor
     )
     session.flush()
     return Stored(ref=ref, content_type=content_type)
+
+
+def pending(session: Session, ref: str, user: User) -> ConsolePhoto | None:
+    """A photo this user uploaded that no case holds yet (kept across a form error), else
+    None: a ref from the form is never trusted beyond that."""
+    if not ref or len(ref) > 64:
+        return None
+    row = session.get(ConsolePhoto, ref)
+    if row is None or row.uploaded_by_id != user.id or row.case_id is not None:
+        return None
+    return row
+
+
+# A photo kept across a form error that no case took within this long is deleted: a
+# child's photo never outlives an abandoned form for more than a day.
+UNCLAIMED_HOURS = 24
+
+
+def sweep_unclaimed(session: Session, settings: Settings, now: datetime | None = None) -> int:
+    """Delete uploads no case holds that are older than UNCLAIMED_HOURS (row and files);
+    returns how many."""
+    cutoff = (now or utcnow()) - timedelta(hours=UNCLAIMED_HOURS)
+    rows = session.scalars(
+        select(ConsolePhoto).where(ConsolePhoto.case_id.is_(None), ConsolePhoto.created_at < cutoff)
+    ).all()
+    store = blobstore.store_for(settings)
+    for row in rows:
+        for name in store.names(row.ref):
+            store.delete(name)
+        session.delete(row)
+    return len(rows)
 
 
 def thumbnail(settings: Settings, ref: str) -> bytes | None:

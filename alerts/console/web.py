@@ -17,7 +17,7 @@ from starlette.responses import RedirectResponse
 
 from alerts.cases import service as cases
 from alerts.cases.lifecycle import IllegalTransition, ReasonRequired
-from alerts.console import i18n, security
+from alerts.console import i18n, photos, security
 from alerts.console.models import ConsoleSession
 from alerts.deps import SessionDep
 from alerts.users.models import User
@@ -89,6 +89,11 @@ def set_session_cookie(response: Response, token: str, settings: Settings) -> No
     )
 
 
+# What an error page says for each refusal, in the session's language (the exception's own
+# text is English and may name ids; it goes to neither the page nor a log).
+ERROR_KEYS = {404: "err.not_found", 403: "err.forbidden", 409: "err.conflict", 422: "err.invalid"}
+
+
 def _error_status(exc: Exception) -> int | None:
     if isinstance(exc, cases.CaseNotFound):
         return 404
@@ -119,7 +124,13 @@ class ConsoleRoute(APIRoute):
                 code = _error_status(exc)
                 if code is None:
                     raise
-                response = error_page(request, code, str(exc))
+                lang = getattr(request.state, "console_lang", i18n.DEFAULT)
+                key = ERROR_KEYS[code]
+                if isinstance(exc, ReasonRequired):
+                    key = "v.reason"
+                elif isinstance(exc, ApprovalRefused) and str(exc).startswith("two-person"):
+                    key = "err.two_person"
+                response = error_page(request, code, i18n.translate(lang, key))
             token = getattr(request.state, "console_cookie", None)
             if token:
                 set_session_cookie(response, token, settings)
@@ -254,7 +265,7 @@ def require(*roles: Role) -> Callable[..., Console]:
         if ctx.session.stage != "ok":
             raise Redirect("/console/login")
         if roles and ctx.role not in roles:
-            raise HTTPException(403, ctx.t("err.role", role=ctx.user.role))
+            raise HTTPException(403, ctx.t("err.role", role=ctx.t(f"role.{ctx.user.role}")))
         return ctx
 
     return check
@@ -268,16 +279,23 @@ async def csrf_protect(request: Request, ctx: AnyConsole) -> None:
         if urlsplit(origin).netloc != host:
             raise HTTPException(403, ctx.t("err.csrf"))
     declared = request.headers.get("content-length", "")
-    if declared.isdigit() and int(declared) > ctx.settings.photo_max_bytes + 256 * 1024:
+    multipart = request.headers.get("content-type", "").startswith("multipart/")
+    limit = ctx.settings.photo_max_bytes + photos.FORM_SLACK
+    if multipart and request.url.path.startswith("/console/cases"):
+        # A case form with an oversize photo is read (the photo discarded) to give the form
+        # back with its values: the route answers that one.
+        limit = photos.form_read_max(ctx.settings)
+    if declared.isdigit() and int(declared) > limit:
         # Refused before the body is parsed: no console form is legitimately this large.
         raise HTTPException(413, ctx.t("v.photo_size", mb=ctx.settings.photo_max_bytes // 2**20))
     supplied = request.headers.get("x-csrf-token") or request.query_params.get("csrf_token")
     if supplied is None:
-        if request.headers.get("content-type", "").startswith("multipart/"):
+        if multipart:
             # Uploads carry the token in the form's action URL: the session and the token are
             # checked before a byte of the multipart body is parsed or spooled to disk.
             raise HTTPException(403, ctx.t("err.csrf"))
-        form = await request.form()
+        # Bounded (200 fields of at most 64 KB): read before the session's token is known.
+        form = await request.form(max_fields=200, max_part_size=64 * 1024)
         value = form.get("csrf_token")
         supplied = value if isinstance(value, str) else None
     if not security.csrf_ok(ctx.session, supplied):

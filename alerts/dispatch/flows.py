@@ -418,6 +418,15 @@ def add_sighting(
         created_by_id=user_id,
     )
     session.add(sighting)
+    if case.origin_at is None:
+        # The first sighting: keep the place first reported, which the case page still shows.
+        case.origin_at, case.origin_lat, case.origin_lon = (
+            case.last_seen_at,
+            case.last_seen_lat,
+            case.last_seen_lon,
+        )
+        if case.details is not None:
+            case.details.origin_address = case.details.last_seen_address
     case.last_seen_at, case.last_seen_lat, case.last_seen_lon = at, lat, lon
     if case.details is not None and address:
         case.details.last_seen_address = address

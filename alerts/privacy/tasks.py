@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from alerts.cases import service as cases
+from alerts.console import photos
 from alerts.feeds import public
 from alerts.privacy import service
 from ops.platform.celery_app import celery_app
@@ -12,11 +13,13 @@ from ops.platform.db import session_scope
 
 @celery_app.task(name="reunite.privacy.erase_due", acks_late=True, max_retries=0)
 def erase_due() -> int:
-    """Cancel abandoned drafts, then erase every closed case past its retention, one
-    transaction per case."""
+    """Cancel abandoned drafts and delete photos no case took (kept across a form error),
+    then erase every closed case past its retention, one transaction per case."""
     settings = get_settings()
     with session_scope() as session:
         cases.abandon_stale_drafts(session, settings)
+    with session_scope() as session:
+        photos.sweep_unclaimed(session, settings)
     with session_scope() as session:
         ids = service.due(session, settings)
     for case_id in ids:

@@ -294,6 +294,17 @@ def test_officer_creates_supervisor_approves_delivery_moves_and_case_resolves(br
     officer.click("#resolve")
     officer.wait_for_url(f"**/console/cases/{case_id}")
     assert officer.locator("#case-state").inner_text() == "Found"
+    assert officer.locator('#timeline .timeline-entry[data-kind="resolved"]').count() == 1
+
+    # The closed case stays findable: the case list, filtered to closed cases.
+    officer.click("#nav-case-list")
+    officer.wait_for_url("**/console/history")
+    officer.select_option("#filter-state", "closed")
+    officer.click("#filter-apply")
+    row = officer.locator(f'#case-list tr[data-case="{case_id}"]')
+    row.wait_for()
+    assert row.locator(".outcome").inner_text() == "Found"
+    shot(officer, "case-list")
 
     ops = new_page(browser, server)
     ops.goto("/console/login")
@@ -311,7 +322,8 @@ def test_officer_creates_supervisor_approves_delivery_moves_and_case_resolves(br
     ops.goto("/console/rules")
     ops.fill("#km-1", "50")  # smaller than row 0: refused, naming the row
     ops.click("#validate-rules")
-    assert "steps[1].radius_km" in ops.locator("#rules-error").inner_text()
+    error = ops.locator("#rules-error").inner_text()
+    assert "Row 1 · Radius (km)" in error and "(Row 0)" in error  # rows as the editor numbers
     ops.goto("/console/rules")
     ops.click("#run-preview")
     ops.locator("#rules-map[data-ready='1'][data-basemap-ready='1']").wait_for()

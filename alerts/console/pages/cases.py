@@ -5,12 +5,14 @@ from __future__ import annotations
 
 import re
 from datetime import UTC, datetime
+from typing import Any
 
 from fastapi import APIRouter, BackgroundTasks, HTTPException, Request
 from pydantic import ValidationError
 from sqlalchemy import select
 from starlette.responses import JSONResponse, RedirectResponse, Response
 
+from alerts.cases import history
 from alerts.cases import service as cases
 from alerts.cases.lifecycle import CaseState
 from alerts.cases.schemas import CaseCreate, CaseUpdate, Photo
@@ -23,8 +25,6 @@ from ops.platform.outbox import relay
 
 router = APIRouter(route_class=ConsoleRoute)
 REF = re.compile(r"^[A-Za-z0-9_\-]{8,64}$")
-# Multipart overhead allowed on top of the photo cap before the body is even parsed.
-FORM_SLACK = 256 * 1024
 
 
 def _see_other(url: str) -> Response:
@@ -33,7 +33,46 @@ def _see_other(url: str) -> Response:
 
 def _too_large(request: Request, ctx: Console) -> bool:
     declared = request.headers.get("content-length", "")
-    return declared.isdigit() and int(declared) > ctx.settings.photo_max_bytes + FORM_SLACK
+    return declared.isdigit() and int(declared) > ctx.settings.photo_max_bytes + photos.FORM_SLACK
+
+
+async def _case_form(request: Request, ctx: Console) -> tuple[Any, bool]:
+    """The posted case form and whether its photo is over the limit. An oversize body is
+    read for its text fields only (the photo discarded as it streams), so the page that
+    refuses the photo keeps everything else the officer typed."""
+    if _too_large(request, ctx):
+        content_type = request.headers.get("content-type", "")
+        return await forms.text_fields(request.stream(), content_type), True
+    form = await request.form(max_files=2, max_fields=80)
+    return form, _photo_too_large(form, ctx)
+
+
+def _size_error(ctx: Console) -> forms.FieldErrors:
+    return {"photo": ("v.photo_size", {"mb": ctx.settings.photo_max_bytes // 2**20})}
+
+
+def _echo(form, payload: dict, ctx: Console) -> dict:
+    """The form's values to show again; a kept photo only if it is this user's pending one."""
+    values = {k: v for k, v in form.items() if isinstance(v, str) and k != "csrf_token"}
+    values["languages"] = payload["alert_languages"]
+    assert ctx.user is not None
+    if photos.pending(ctx.db, values.pop("photo_ref", ""), ctx.user) is not None:
+        values["photo_ref"] = forms.text(form, "photo_ref")
+    return values
+
+
+def _kept_photo(form, ctx: Console, errors: forms.FieldErrors) -> Photo | None:
+    """The photo kept from an earlier attempt (hidden field photo_ref), if it is this user's
+    upload that no case holds yet; any other ref is refused on the photo field."""
+    ref = forms.text(form, "photo_ref")
+    if not ref:
+        return None
+    assert ctx.user is not None
+    row = photos.pending(ctx.db, ref, ctx.user)
+    if row is None:
+        errors["photo"] = ("v.photo_missing", {})
+        return None
+    return Photo(ref=row.ref, content_type=row.content_type)
 
 
 def _photo_too_large(form, ctx: Console) -> bool:
@@ -84,40 +123,36 @@ def new_case_page(ctx: Police) -> Response:
 @router.post("/cases", dependencies=[CsrfChecked])
 async def create_case(request: Request, ctx: Police) -> Response:
     """Validate, store the photo, create the draft, and submit it when asked."""
-    if _too_large(request, ctx):
-        errors = {"photo": ("v.photo_size", {"mb": ctx.settings.photo_max_bytes // 2**20})}
-        return _form_page(ctx, 413, values={}, errors=errors, case=None)
-    form = await request.form(max_files=2, max_fields=80)
-    if _photo_too_large(form, ctx):
-        errors = {"photo": ("v.photo_size", {"mb": ctx.settings.photo_max_bytes // 2**20})}
-        return _form_page(ctx, 413, values={}, errors=errors, case=None)
+    form, oversize = await _case_form(request, ctx)
     payload, errors = forms.case_payload(form, ctx.settings.timezone)
-    values = {k: v for k, v in form.items() if isinstance(v, str) and k != "csrf_token"}
-    values["languages"] = payload["alert_languages"]
+    values = _echo(form, payload, ctx)
+    if oversize:
+        # Refused whatever else is wrong; everything else typed comes back.
+        return _form_page(
+            ctx, 413, values=values, errors=_size_error(ctx), case=None, too_large=True
+        )
     data = None
     try:
         data = CaseCreate.model_validate(payload)
     except ValidationError as exc:
         errors = {**forms.validation_errors(exc), **errors}
+    # The photo is stored even when other fields are wrong: the form keeps it (photo_ref).
+    photo = await _photo_from(form, ctx, errors) or _kept_photo(form, ctx, errors)
+    if photo is not None:
+        values["photo_ref"] = photo.ref
     if errors:
-        return _form_page(ctx, 422, values=values, errors=errors, case=None)
-    photo = await _photo_from(form, ctx, errors)
-    if errors:
-        return _form_page(
-            ctx,
-            413 if "size" in errors["photo"][0] else 422,
-            values=values,
-            errors=errors,
-            case=None,
-        )
+        status = 413 if errors.get("photo", ("",))[0] == "v.photo_size" else 422
+        return _form_page(ctx, status, values=values, errors=errors, case=None)
     assert data is not None and ctx.user is not None
     if photo is not None:
         data.photos = [photo]
     try:
-        case = cases.create(ctx.db, data, ctx.user, ctx.settings)
+        # A savepoint: a refused case leaves nothing behind but the kept photo.
+        with ctx.db.begin_nested():
+            case = cases.create(ctx.db, data, ctx.user, ctx.settings)
     except cases.InvalidCase as exc:
         field = forms.LOCATIONS.get(tuple(exc.field.split(".")), exc.field)
-        errors[field] = ("v.generic", {"msg": str(exc).split(": ", 1)[-1]})
+        errors[field] = forms.message_key(str(exc).split(": ", 1)[-1])
         return _form_page(ctx, 422, values=values, errors=errors, case=None)
     if form.get("action") == "submit":
         cases.submit(ctx.db, case.id, ctx.user)
@@ -181,6 +216,8 @@ def _case_page(ctx: Console, case, status: int = 200, **extra) -> Response:
         photo_max_bytes=ctx.settings.photo_max_bytes,
         drill=views.drill_of(ctx.db, case.id),
         changes=views.pending_changes(ctx.db, case.id),
+        timeline=history.timeline(ctx.db, case),
+        origin=history.origin(case),
         **extra,
     )
 
@@ -215,34 +252,41 @@ async def edit_case(case_id: str, request: Request, ctx: Police) -> Response:
     """Change a draft, or correct an active case (which sends an update); PATCH semantics."""
     assert ctx.user is not None
     case = cases.get(ctx.db, case_id, ctx.user)
-    if _too_large(request, ctx):
-        errors = {"photo": ("v.photo_size", {"mb": ctx.settings.photo_max_bytes // 2**20})}
-        return _case_page(ctx, case, 413, errors=errors)
-    form = await request.form(max_files=2, max_fields=80)
-    if _photo_too_large(form, ctx):
-        errors = {"photo": ("v.photo_size", {"mb": ctx.settings.photo_max_bytes // 2**20})}
-        return _case_page(ctx, case, 413, errors=errors)
+    form, oversize = await _case_form(request, ctx)
     payload, errors = forms.case_payload(form, ctx.settings.timezone)
+    if oversize:
+        values = _echo(form, payload, ctx)
+        return _case_page(ctx, case, 413, values=values, errors=_size_error(ctx), too_large=True)
     current = cases.to_read(case).model_dump()
     if current.get("child"):
         # Fields the form does not show (e.g. languages spoken) keep their values.
         payload["child"] = {**current["child"], **payload["child"]}
     changed = forms.diff(CaseUpdate, payload, current)
-    values = {k: v for k, v in form.items() if isinstance(v, str) and k != "csrf_token"}
-    values["languages"] = payload["alert_languages"]
+    values = _echo(form, payload, ctx)
     update = None
     try:
         update = CaseUpdate.model_validate(changed)
     except ValidationError as exc:
         errors = {**forms.validation_errors(exc), **errors}
-    photo = await _photo_from(form, ctx, errors) if not errors else None
+    # Stored even when other fields are wrong: the form keeps it (photo_ref).
+    photo = await _photo_from(form, ctx, errors) or _kept_photo(form, ctx, errors)
+    if photo is not None:
+        values["photo_ref"] = photo.ref
     if errors:
         return _case_page(ctx, case, 422, values=values, errors=errors)
     assert update is not None
     if photo is not None:
         update.photos = [*[Photo(**p) for p in current["photos"]], photo][-10:]
     if update.model_fields_set or photo is not None:
-        cases.update(ctx.db, case_id, update, ctx.user, ctx.settings)
+        try:
+            with ctx.db.begin_nested():  # a refused change keeps the stored photo
+                cases.update(ctx.db, case_id, update, ctx.user, ctx.settings)
+        except cases.InvalidCase as exc:
+            field = forms.LOCATIONS.get(tuple(exc.field.split(".")), exc.field)
+            errors[field] = forms.message_key(str(exc).split(": ", 1)[-1])
+            return _case_page(
+                ctx, cases.get(ctx.db, case_id, ctx.user), 422, values=values, errors=errors
+            )
     return _see_other(f"/console/cases/{case_id}")
 
 
@@ -253,7 +297,7 @@ def decide_change(
     """A second supervisor approves or rejects a pending change to the live alert."""
     assert ctx.user is not None
     if decision not in ("approve", "reject"):
-        raise HTTPException(404, "no such decision")
+        raise HTTPException(404, ctx.t("err.not_found"))
     flows.decide_change(ctx.db, case_id, change_id, ctx.user, approve=decision == "approve")
     ctx.db.commit()
     background.add_task(relay.relay_now)
@@ -314,12 +358,12 @@ async def add_sighting(
             note=body.note,
             user_id=ctx.user.id,
         )
-    except flows.WaveConflict as exc:
-        raise HTTPException(409, str(exc)) from None
+    except flows.WaveConflict:
+        raise HTTPException(409, ctx.t("err.conflict")) from None
     except flows.SightingRefused as exc:
         ctx.db.rollback()
         sighting = {k: v for k, v in form.items() if isinstance(v, str)}
-        errors = {exc.field: ctx.t("v.sighting_too_early")}
+        errors = {exc.field: ("v.sighting_too_early", {})}
         return _case_page(ctx, case, 422, sighting_errors=errors, sighting=sighting)
     ctx.db.commit()
     background.add_task(relay.relay_now)
@@ -361,11 +405,11 @@ def photo_thumb(ref: str, ctx: Police) -> Response:
     """A thumbnail for police of the photo's agency or an agency above it (never the original)."""
     assert ctx.user is not None
     if not REF.match(ref):
-        raise HTTPException(404, "not found")
+        raise HTTPException(404, ctx.t("err.not_found"))
     row = ctx.db.scalar(select(ConsolePhoto).where(ConsolePhoto.ref == ref))
     if row is None or row.agency_id not in cases.visible_agencies(ctx.db, ctx.user):
-        raise HTTPException(404, "not found")
+        raise HTTPException(404, ctx.t("err.not_found"))
     data = photos.thumbnail(ctx.settings, ref)
     if data is None:
-        raise HTTPException(404, "not found")
+        raise HTTPException(404, ctx.t("err.not_found"))
     return Response(data, media_type="image/jpeg", headers={"Cache-Control": "private, no-store"})

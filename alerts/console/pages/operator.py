@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import functools
+import re
 from datetime import UTC, datetime, timedelta
 
 from fastapi import APIRouter, Request
@@ -43,13 +44,49 @@ def _rules_page(ctx: Console, status: int = 200, **extra) -> Response:
         "pv": {"lat": "23.1291", "lon": "113.2644", "minutes": "30"},
     }
     context.update(extra)
-    return ctx.render("rules.html", status=status, **context)
+    # views.local shows the preview's wave times in the console's zone, not as raw UTC.
+    return ctx.render("rules.html", status=status, views=views, **context)
 
 
 @router.get("/rules")
 def rules_page(ctx: Staff) -> Response:
     """The rule set in force, its history, the editor and the preview form."""
     return _rules_page(ctx)
+
+
+ROW_FIELD = re.compile(r"steps\[(\d+)\]\.(up_to|up_to_minutes|radius_km)$")
+# RuleError texts (geo.rules) -> catalogue key; {n} takes the first number, {row} the row.
+RULE_MESSAGES = (
+    ("must be a number", "v.number"),
+    ("must be a positive duration", "v.positive"),
+    ("must be greater than 0,", "v.positive"),
+    ("must be at most", "v.ceiling"),
+    ("must be later than", "v.rule_later"),
+    ("must be greater than", "v.rule_greater"),
+)
+
+
+def _rule_error(ctx: Console, error: str) -> str:
+    """A rule-set error ("steps[1].radius_km: must be greater than 100 (steps[0])") in the
+    page's language, naming the row as the editor numbers it."""
+    field, _, message = error.partition(": ")
+    row = ROW_FIELD.search(field)
+    if row:
+        column = "rules.radius" if row.group(2) == "radius_km" else "rules.up_to"
+        label = f"{ctx.t('rules.row', n=int(row.group(1)))} · {ctx.t(column)}"
+    elif field.endswith("max_radius_km"):
+        label = ctx.t("rules.max")
+    else:
+        label = field
+    key = next((k for prefix, k in RULE_MESSAGES if message.startswith(prefix)), "v.invalid")
+    number = re.search(r"(\d+(?:\.\d+)?)", message)
+    earlier = re.search(r"steps\[(\d+)\]", message)
+    text = ctx.t(
+        key,
+        n=number.group(1) if number else "",
+        row=ctx.t("rules.row", n=int(earlier.group(1))) if earlier else "",
+    )
+    return f"{label}: {text}"
 
 
 def _parse(form) -> tuple[list[dict], list[dict], str, dict[str, str]]:
@@ -65,19 +102,19 @@ def _parse(form) -> tuple[list[dict], list[dict], str, dict[str, str]]:
         try:
             up_v = int(up)
         except ValueError:
-            errors.setdefault("form", f"{row}.up_to_minutes: must be a whole number of minutes")
+            errors.setdefault("form", f"{row}.up_to_minutes: must be a number")
             continue
         try:
             km_v = float(km)
         except ValueError:
-            errors.setdefault("form", f"{row}.radius_km: must be a number of kilometres")
+            errors.setdefault("form", f"{row}.radius_km: must be a number")
             continue
         steps.append({"up_to_minutes": up_v, "radius_km": km_v})
     max_raw = forms.text(form, "max_radius_km")
     try:
         top = float(max_raw)
     except ValueError:
-        errors.setdefault("form", "max_radius_km: must be a number of kilometres")
+        errors.setdefault("form", "max_radius_km: must be a number")
         top = 0.0
     return raw_rows, steps, max_raw, errors | ({"_top": str(top)} if not errors else {})
 
@@ -95,7 +132,7 @@ async def save_rules(request: Request, ctx: Staff) -> Response:
         "note": note,
     }
     if "form" in errors:
-        return _rules_page(ctx, 422, errors=errors, **echo)
+        return _rules_page(ctx, 422, errors={"form": _rule_error(ctx, errors["form"])}, **echo)
     top = float(errors.pop("_top"))
     rule_set = rules.RuleSet(
         steps=tuple(
@@ -106,7 +143,7 @@ async def save_rules(request: Request, ctx: Staff) -> Response:
     try:
         rules.validate(rule_set, ctx.settings.radius_ceiling_km)
     except rules.RuleError as exc:
-        return _rules_page(ctx, 422, errors={"form": str(exc)}, **echo)
+        return _rules_page(ctx, 422, errors={"form": _rule_error(ctx, str(exc))}, **echo)
     if form.get("action") != "save":
         return _rules_page(ctx, 200, valid=True, **echo)
     current = rulesets.read(ctx.db)
@@ -123,7 +160,7 @@ async def save_rules(request: Request, ctx: Staff) -> Response:
             ceiling_km=ctx.settings.radius_ceiling_km,
         )
     except rules.RuleError as exc:
-        return _rules_page(ctx, 422, errors={"form": str(exc)}, **echo)
+        return _rules_page(ctx, 422, errors={"form": _rule_error(ctx, str(exc))}, **echo)
     return RedirectResponse("/console/rules?saved=1", status_code=303)
 
 
@@ -226,5 +263,5 @@ def replay_letter(letter_id: int, ctx: Staff) -> Response:
     except LookupError:
         from fastapi import HTTPException
 
-        raise HTTPException(404, "not found") from None
+        raise HTTPException(404, ctx.t("err.not_found")) from None
     return RedirectResponse("/console/partners", status_code=303)
