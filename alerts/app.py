@@ -60,6 +60,7 @@ def _body_error(message: str) -> dict:
 
 
 SIGN_IN_MAX_BYTES = 16 * 1024
+FORM_SLACK = 256 * 1024  # a form's text fields beside its photo
 
 
 def _body_limits() -> list[tuple[str, int]]:
