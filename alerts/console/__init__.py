@@ -13,10 +13,10 @@ from alerts.console.pages import (
     cases,
     dashboard,
     history,
-    maps,
     operator,
     static,
 )
+from alerts.console.pages import maps as map_pages
 from alerts.console.pages import tips as tip_pages
 from alerts.console.web import ConsoleRoute, FormClosed
 
@@ -26,4 +26,4 @@ router = APIRouter(
 for _page in (static, auth, dashboard, cases, history, approvals, operator, account):
     router.include_router(_page.router)
 router.include_router(tip_pages.router)  # the case page's tips panel
-router.include_router(maps.router)  # map data and address lookup
+router.include_router(map_pages.router)  # map data and address lookup

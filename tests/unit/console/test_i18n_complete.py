@@ -18,6 +18,7 @@ from alerts.cases import history
 from alerts.cases.lifecycle import CaseState
 from alerts.cases.schemas import Sex
 from alerts.console import forms, i18n
+from alerts.tips.triage import TipState
 from alerts.users.roles import Role
 from geo.waves import service as waves
 
@@ -46,6 +47,8 @@ DYNAMIC = {
     "tokens.via_": ["console", "password_totp"],
     "wave_status.": [*waves.PENDING, "started", "cancelled"],
     "change_state.": ["pending", "approved", "rejected"],
+    "tips.state_": [s.value for s in TipState],
+    "tips.mark_": ["seen", "credible"],  # the moves offered as buttons (dismiss has its own)
 }
 
 
