@@ -29,6 +29,10 @@ if not os.environ.get("REDIS_URL"):
     _embedded.start()
     os.environ["REDIS_URL"] = _embedded.url
 REDIS_URL = os.environ["REDIS_URL"]
+# Tests taking `app_redis` run on a single Redis and on a real 3-master Redis Cluster. The
+# cluster run of all of them is opt-in (REUNITE_TEST_REDIS_CLUSTER=1); by default only the
+# ones marked `cluster_smoke` run on it, a representative subset that keeps CI in its budget.
+CLUSTER_ALL = os.environ.get("REUNITE_TEST_REDIS_CLUSTER") == "1"
 
 BACKENDS = ["sqlite"] + (["postgresql"] if POSTGRES_URL else [])
 
@@ -89,6 +93,52 @@ def database(request, tmp_path, monkeypatch) -> Iterator[str]:
     migrate.upgrade()
     yield url
     get_engine().dispose()
+    clear_caches()
+
+
+@pytest.fixture(scope="session")
+def redis_cluster():
+    """A real 3-master Redis Cluster on loopback ports, for the whole session."""
+    from tests.support.redis_cluster import LocalCluster
+
+    cluster = LocalCluster().start()
+    yield cluster
+    cluster.stop()
+
+
+@pytest.fixture(params=["single", "cluster"])
+def app_redis(request, monkeypatch) -> Iterator[redis.Redis]:
+    """Reunite's Redis (REDIS_URL), flushed: the suite's single Redis, or a Redis Cluster with
+    Celery's broker left on the single Redis (CELERY_BROKER_URL), as in production."""
+    if request.param == "single":
+        client = redis.Redis.from_url(REDIS_URL)
+        client.flushdb()
+        yield client
+        client.close()
+        return
+    if not CLUSTER_ALL:
+        if request.node.get_closest_marker("cluster_smoke") is None:
+            pytest.skip("on Redis Cluster only with REUNITE_TEST_REDIS_CLUSTER=1")
+        if (
+            getattr(request.node, "callspec", None)
+            and request.node.callspec.params.get("database", BACKENDS[0]) != BACKENDS[0]
+        ):
+            # Redis's behaviour does not depend on the database: one backend is enough here.
+            pytest.skip("on Redis Cluster with one database unless REUNITE_TEST_REDIS_CLUSTER=1")
+    from ops.platform.redis_client import connect
+
+    cluster = request.getfixturevalue("redis_cluster")
+    monkeypatch.setenv("REDIS_URL", cluster.url)
+    monkeypatch.setenv("CELERY_BROKER_URL", REDIS_URL)
+    clear_caches()
+    client = connect(cluster.url)
+    client.flushall()
+    from ops.platform.redis_client import get_redis, is_cluster
+
+    assert is_cluster(get_redis()), "Reunite's own client must be the cluster's"
+    yield client
+    client.close()
+    monkeypatch.undo()
     clear_caches()
 
 

@@ -1,13 +1,27 @@
-"""Real Redis for the geo index: database 15 of REDIS_URL (default the local server), flushed."""
+"""Real Redis for the geo index: database 15 of REDIS_URL (default the local server), flushed,
+and a real Redis Cluster (tests/conftest.py `redis_cluster`, opt-in as `app_redis` is)."""
 
 import os
 
 import pytest
 import redis
 
+from tests.conftest import CLUSTER_ALL
 
-@pytest.fixture
-def geo_redis():
+
+@pytest.fixture(params=["single", "cluster"])
+def geo_redis(request):
+    if request.param == "cluster":
+        if not CLUSTER_ALL and request.node.get_closest_marker("cluster_smoke") is None:
+            pytest.skip("on Redis Cluster only with REUNITE_TEST_REDIS_CLUSTER=1")
+        from ops.platform.redis_client import connect
+
+        client = connect(request.getfixturevalue("redis_cluster").url)
+        client.flushall()
+        yield client
+        client.flushall()
+        client.close()
+        return
     url = os.environ.get("REDIS_URL", "redis://127.0.0.1:6379/15")
     pool = redis.ConnectionPool.from_url(url)
     pool.connection_kwargs["db"] = 15
