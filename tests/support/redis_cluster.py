@@ -37,6 +37,46 @@ def _free_ports(n: int) -> list[int]:
     return ports
 
 
+class LocalServer:
+    """One plain redis-server of the same build, for side-by-side figures."""
+
+    def __init__(self) -> None:
+        self.port = _free_ports(1)[0]
+        self.workdir = Path(tempfile.mkdtemp(prefix="ru-single-"))
+        self.proc: subprocess.Popen | None = None
+
+    def __enter__(self) -> LocalServer:
+        args = [SERVER, "--port", str(self.port), "--bind", "127.0.0.1", "--dir", str(self.workdir)]
+        args += ["--save", "", "--appendonly", "no", "--daemonize", "no"]
+        self.proc = subprocess.Popen(args, stdout=subprocess.DEVNULL, stderr=subprocess.STDOUT)
+        LocalCluster._wait(lambda: _cli(self.port, "ping") == "PONG", 30, "ping")
+        return self
+
+    def used_memory(self) -> int:
+        """Bytes the server's data uses (INFO memory used_memory)."""
+        return _used_memory(self.port)
+
+    def __exit__(self, *exc: object) -> None:
+        if self.proc is not None:
+            self.proc.terminate()
+            self.proc.wait(timeout=30)
+        shutil.rmtree(self.workdir, ignore_errors=True)
+
+
+def _cli(port: int, *command: str) -> str:
+    done = subprocess.run(
+        [CLI, "-p", str(port), *command], capture_output=True, text=True, timeout=60
+    )
+    return done.stdout.strip()
+
+
+def _used_memory(port: int) -> int:
+    info = dict(
+        line.split(":", 1) for line in _cli(port, "info", "memory").splitlines() if ":" in line
+    )
+    return int(info.get("used_memory", 0))
+
+
 @dataclass
 class LocalCluster:
     """Three redis-server processes joined into one cluster with 0 replicas."""
@@ -97,10 +137,7 @@ class LocalCluster:
         return self
 
     def _cli(self, port: int, *command: str) -> str:
-        done = subprocess.run(
-            [CLI, "-p", str(port), *command], capture_output=True, text=True, timeout=10
-        )
-        return done.stdout.strip()
+        return _cli(port, *command)
 
     @staticmethod
     def _wait(check, timeout: float, what: str) -> None:
@@ -112,21 +149,10 @@ class LocalCluster:
 
     def node_stats(self) -> list[dict[str, int]]:
         """Per node: its port, keys and used memory (bytes)."""
-        out = []
-        for port in self.ports:
-            info = dict(
-                line.split(":", 1)
-                for line in self._cli(port, "info", "memory").splitlines()
-                if ":" in line
-            )
-            out.append(
-                {
-                    "port": port,
-                    "keys": int(self._cli(port, "dbsize") or 0),
-                    "used_memory": int(info.get("used_memory", 0)),
-                }
-            )
-        return out
+        return [
+            {"port": p, "keys": int(_cli(p, "dbsize") or 0), "used_memory": _used_memory(p)}
+            for p in self.ports
+        ]
 
     def stop(self) -> None:
         """Stop every server and remove their directory."""
