@@ -89,7 +89,7 @@ def target_all(idx: index.LocationIndex, area: areas.Area, now: datetime) -> tup
     return total, len(shards)
 
 
-def run(n: int, client: redis.Redis, seed: int, geo: bool = True) -> dict:
+def run(n: int, client: redis.Redis, seed: int, geo: bool = True, repeats: int = 1) -> dict:
     out: dict = {"devices": n}
     rng = np.random.default_rng(seed)
     client.flushdb(asynchronous=True)
@@ -124,10 +124,13 @@ def run(n: int, client: redis.Redis, seed: int, geo: bool = True) -> dict:
     out["compact_s"] = time.perf_counter() - t
 
     area = areas.Area.circle(*CENTER, RADIUS_KM)
-    targeting.plan.cache_clear()
-    t = time.perf_counter()
-    count, n_shards = target_all(idx, area, now)
-    out["target_s"] = time.perf_counter() - t
+    best = float("inf")
+    for _ in range(repeats):  # the best of several: the machine is shared
+        targeting.plan.cache_clear()
+        t = time.perf_counter()
+        count, n_shards = target_all(idx, area, now)
+        best = min(best, time.perf_counter() - t)
+    out["target_s"] = best
     out["targets"] = count
     out["shards"] = n_shards
     out["interior"] = sum(sp.interior for sp in targeting.plan(area))
@@ -212,14 +215,15 @@ def compare(n: int, seed: int) -> None:
     rows = []
     with LocalServer() as single:
         client = redis.Redis(port=single.port, socket_timeout=None)
-        r1 = run(n, client, seed, geo=False)
+        run(100_000, client, seed, geo=False)  # warm-up: the first run pays imports and caches
+        r1 = run(n, client, seed, geo=False, repeats=3)
         r1["memory"] = [single.used_memory()]
         client.close()
     rows.append(("1 node", r1))
     cluster = LocalCluster().start()
     try:
         client = connect(cluster.url, socket_timeout=None)
-        r3 = run(n, client, seed, geo=False)
+        r3 = run(n, client, seed, geo=False, repeats=3)
         r3["nodes"] = cluster.node_stats()
         client.close()
     finally:
@@ -231,7 +235,7 @@ def compare(n: int, seed: int) -> None:
         ("bulk ingest (updates/s)", "ingest_per_s", "{:,.0f}"),
         ("ingest, all moved (upd/s)", "ingest_moves_per_s", "{:,.0f}"),
         ("compact all shards (s)", "compact_s", "{:.2f}"),
-        ("target set (s)", "target_s", "{:.3f}"),
+        ("target set, best of 3 (s)", "target_s", "{:.3f}"),
         ("targeted devices", "targets", "{:,}"),
         ("targeting (devices/s)", "targets_per_s", "{:,.0f}"),
     ):
