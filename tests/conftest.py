@@ -47,6 +47,26 @@ def pytest_sessionstart(session: pytest.Session) -> None:
     bootstrap.wire()
 
 
+def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
+    """Outside REUNITE_TEST_REDIS_CLUSTER=1, run on the cluster only the `cluster_smoke` tests,
+    with one database backend (Redis does not care which). Skipped here, before any fixture
+    (a database reset and migration) runs for them."""
+    if CLUSTER_ALL:
+        return
+    for item in items:
+        params = getattr(getattr(item, "callspec", None), "params", {})
+        if "cluster" not in (params.get("app_redis"), params.get("geo_redis")):
+            continue
+        if item.get_closest_marker("cluster_smoke") is None:
+            item.add_marker(
+                pytest.mark.skip(reason="on Redis Cluster with REUNITE_TEST_REDIS_CLUSTER=1")
+            )
+        elif params.get("database", BACKENDS[0]) != BACKENDS[0]:
+            item.add_marker(
+                pytest.mark.skip(reason="on Redis Cluster with one database by default")
+            )
+
+
 def pytest_unconfigure(config: pytest.Config) -> None:
     if _embedded is not None:
         _embedded.stop()
@@ -109,7 +129,7 @@ def redis_cluster():
 
 
 @pytest.fixture(params=["single", "cluster"])
-def app_redis(request, monkeypatch) -> Iterator[redis.Redis]:
+def app_redis(request) -> Iterator[redis.Redis]:
     """Reunite's Redis (REDIS_URL), flushed: the suite's single Redis, or a Redis Cluster with
     Celery's broker left on the single Redis (CELERY_BROKER_URL), as in production."""
     if request.param == "single":
@@ -118,20 +138,11 @@ def app_redis(request, monkeypatch) -> Iterator[redis.Redis]:
         yield client
         client.close()
         return
-    if not CLUSTER_ALL:
-        if request.node.get_closest_marker("cluster_smoke") is None:
-            pytest.skip("on Redis Cluster only with REUNITE_TEST_REDIS_CLUSTER=1")
-        if (
-            getattr(request.node, "callspec", None)
-            and request.node.callspec.params.get("database", BACKENDS[0]) != BACKENDS[0]
-        ):
-            # Redis's behaviour does not depend on the database: one backend is enough here.
-            pytest.skip("on Redis Cluster with one database unless REUNITE_TEST_REDIS_CLUSTER=1")
     from ops.platform.redis_client import connect
 
     cluster = request.getfixturevalue("redis_cluster")
-    monkeypatch.setenv("REDIS_URL", cluster.url)
-    monkeypatch.setenv("CELERY_BROKER_URL", REDIS_URL)
+    saved = {name: os.environ.get(name) for name in ("REDIS_URL", "CELERY_BROKER_URL")}
+    os.environ.update(REDIS_URL=cluster.url, CELERY_BROKER_URL=REDIS_URL)
     clear_caches()
     client = connect(cluster.url)
     client.flushall()
@@ -140,7 +151,13 @@ def app_redis(request, monkeypatch) -> Iterator[redis.Redis]:
     assert is_cluster(get_redis()), "Reunite's own client must be the cluster's"
     yield client
     client.close()
-    monkeypatch.undo()
+    # Restored here, not by monkeypatch (which would also undo the test's own patches early),
+    # and before the caches go, so no later test gets a cached cluster client by accident.
+    for name, value in saved.items():
+        if value is None:
+            os.environ.pop(name, None)
+        else:
+            os.environ[name] = value
     clear_caches()
 
 

@@ -6,14 +6,10 @@ import os
 import pytest
 import redis
 
-from tests.conftest import CLUSTER_ALL
-
 
 @pytest.fixture(params=["single", "cluster"])
 def geo_redis(request):
-    if request.param == "cluster":
-        if not CLUSTER_ALL and request.node.get_closest_marker("cluster_smoke") is None:
-            pytest.skip("on Redis Cluster only with REUNITE_TEST_REDIS_CLUSTER=1")
+    if request.param == "cluster":  # skipped by default unless cluster_smoke (tests/conftest.py)
         from ops.platform.redis_client import connect
 
         client = connect(request.getfixturevalue("redis_cluster").url)
