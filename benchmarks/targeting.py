@@ -105,10 +105,16 @@ def run(n: int, client: redis.Redis, seed: int, geo: bool = True, repeats: int =
     gc.collect()
 
     idx = index.LocationIndex(client, prefix="bench")
+    single = isinstance(client, redis.Redis)
+    if single:
+        client.config_resetstat()
     t = time.perf_counter()
     for a in range(0, n, BATCH):
         idx.ingest(ids[a : a + BATCH], cell_arr[a : a + BATCH], np.full(min(BATCH, n - a), ts))
     out["ingest_per_s"] = n / (time.perf_counter() - t)
+    if single:  # what one Redis core spends per update (INFO commandstats, all commands)
+        spent = sum(c["usec"] for c in client.info("commandstats").values())
+        out["server_us_per_update"] = spent / n
     # A second upload of 10% of devices that all moved: exercises tombstones.
     moved = rng.choice(n, n // 10, replace=False)
     perm = rng.permutation(len(moved))
@@ -241,6 +247,8 @@ def compare(n: int, seed: int) -> None:
     ):
         print(f"{label:28}{fmt.format(r1[key]):>16}{fmt.format(r3[key]):>20}")
     print(f"shards in the circle: {r1['shards']} ({r1['interior']} interior)")
+    us = r1["server_us_per_update"]
+    print(f"one node's time per ingested update: {us:.2f} us = {1e6 / us:,.0f} updates/s per core")
     print(f"one node: {r1['memory'][0] / 2**20:,.0f} MB used")
     total_keys = sum(node["keys"] for node in r3["nodes"]) or 1
     for node in r3["nodes"]:
