@@ -11,18 +11,19 @@ from alerts.cases import service as cases
 from channels import reconcile
 from channels import status as channel_status
 from ops import status
-from ops.platform import blobstore
+from ops.platform import blobstore, redis_client
 from ops.platform.config import get_settings
 from ops.platform.db import session_scope
 
 
 def print_status() -> int:
     """Print queues, workers, breakers and dead letters; 1 when Redis or the database is down."""
-    client = redis.Redis.from_url(get_settings().resolved_redis_url, socket_connect_timeout=2)
     code = 0
     try:
-        depths = status.queue_depths(client, QUEUES)
-        held = status.unacked(client)
+        client = redis_client.connect(get_settings().resolved_redis_url, socket_connect_timeout=2)
+        broker = redis_client.get_broker_redis()
+        depths = status.queue_depths(broker, QUEUES)
+        held = status.unacked(broker)
         beats = status.heartbeats(client)
     except redis.RedisError as exc:
         typer.echo(f"redis: down ({type(exc).__name__})", err=True)

@@ -139,9 +139,11 @@ class Ledger:
         self.channel = channel
         # Devices are dense ints (a bitmap); topics and broadcast languages are strings (a hash).
         self.mode = "h" if channel in STRING_TARGETS else "b"
-        self.state_key = f"ch:st:{message_id}:{channel}"
-        self.targeted_key = f"ch:tg:{message_id}:{channel}"
-        self.delivered_key = f"ch:dl:{message_id}:{channel}"
+        # The message id is the hash tag: each script below touches one of these keys and the
+        # counters hash together, so on a Redis Cluster all of a message's keys share a slot.
+        self.state_key = f"ch:st:{{{message_id}}}:{channel}"
+        self.targeted_key = f"ch:tg:{{{message_id}}}:{channel}"
+        self.delivered_key = f"ch:dl:{{{message_id}}}:{channel}"
         self.counts_key = counts_key(message_id)
         self._get = client.register_script(_GET)
         self._move = client.register_script(_MOVE)
@@ -206,7 +208,7 @@ class Ledger:
 
 def counts_key(message_id: str) -> str:
     """The Redis hash with a message's counters, 'channel:partner:stat' -> count."""
-    return f"ch:ledger:{message_id}"
+    return f"ch:ledger:{{{message_id}}}"
 
 
 def parse_counts(raw: dict) -> dict[tuple[str, int], dict[str, int]]:

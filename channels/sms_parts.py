@@ -132,6 +132,8 @@ return 0
 
 # KEYS: id key, early key. ARGV: delivered (1/0), delivered-set prefix, ttl, early ttl.
 # Returns false for an unknown id (kept as early), else {mapping, complete (1/0)}.
+# The delivered set is named by the mapping read here, so it cannot be a declared key; the
+# provider's hash tag in the prefix puts it on the declared keys' Redis Cluster slot.
 _RECEIPT = """
 local m = redis.call('GET', KEYS[1])
 if not m then
@@ -166,17 +168,20 @@ class RedisParts:
         self._touched: set[str] = set()
         self._lock = threading.Lock()
 
+    # The provider is the hash tag of every key here: a receipt names only the provider's id,
+    # so its script must reach the (message, number) keys on the same Redis Cluster slot. SMS
+    # runs at carrier pace (tens of parts a second per bind), well within one node.
     def _parts_key(self, message_id: str, target: str) -> str:
-        return f"ch:sms:parts:{self.provider}:{message_id}:{target}"
+        return f"ch:sms:{{{self.provider}}}:parts:{message_id}:{target}"
 
     def _id_key(self, provider_id: str) -> str:
-        return f"ch:sms:id:{self.provider}:{provider_id}"
+        return f"ch:sms:{{{self.provider}}}:id:{provider_id}"
 
     def _early_key(self, provider_id: str) -> str:
-        return f"ch:sms:early:{self.provider}:{provider_id}"
+        return f"ch:sms:{{{self.provider}}}:early:{provider_id}"
 
     def _delivered_prefix(self) -> str:
-        return f"ch:sms:dl:{self.provider}:"
+        return f"ch:sms:{{{self.provider}}}:dl:"
 
     def accepted(self, message_id: str, recipient: Recipient) -> dict[int, str]:
         """Part number -> provider id of the parts already accepted, by any worker."""

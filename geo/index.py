@@ -29,6 +29,7 @@ import numpy as np
 import redis
 
 from geo import cells
+from ops.platform import redis_client
 
 RECORD = np.dtype(
     [
@@ -113,10 +114,11 @@ class BitfieldStore:
         for chunk in uniq.tolist():
             sel = np.flatnonzero(chunks == chunk) if len(uniq) > 1 else np.arange(len(ids))
             offs = (ids[sel] & ((1 << CHUNK_BITS) - 1)).astype("<u4")
-            self._script(
-                keys=[self.key(chunk)],
-                args=[self.typ, offs.tobytes(), values[sel].astype("<u4").tobytes()],
-                client=pipe,
+            redis_client.queue_script(
+                pipe,
+                self._script,
+                [self.key(chunk)],
+                [self.typ, offs.tobytes(), values[sel].astype("<u4").tobytes()],
             )
             selections.append(sel)
         for sel, raw in zip(selections, pipe.execute(), strict=True):

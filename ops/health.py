@@ -12,6 +12,7 @@ from pydantic import BaseModel, Field
 from sqlalchemy import text
 from sqlalchemy.exc import SQLAlchemyError
 
+from ops.platform import redis_client
 from ops.platform.config import get_settings
 from ops.platform.db import get_engine
 
@@ -40,8 +41,8 @@ def check_database() -> str:
 
 
 def check_redis() -> str:
-    """'ok' or the error class when Redis (the broker) does not answer."""
-    client = redis.Redis.from_url(get_settings().resolved_redis_url, socket_connect_timeout=1)
+    """'ok' or the error class when Redis (REDIS_URL, a server or a cluster) does not answer."""
+    client = redis_client.connect(get_settings().resolved_redis_url, socket_connect_timeout=1)
     try:
         client.ping()
         return "ok"
@@ -69,7 +70,7 @@ def check_workers() -> str:
     """'ok (N)' when workers beat within the heartbeat TTL, else why not."""
     from ops import status
 
-    client = redis.Redis.from_url(get_settings().resolved_redis_url, socket_connect_timeout=1)
+    client = redis_client.connect(get_settings().resolved_redis_url, socket_connect_timeout=1)
     try:
         seen = status.heartbeats(client)
     except redis.RedisError as exc:

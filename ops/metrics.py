@@ -35,7 +35,7 @@ from sqlalchemy.exc import SQLAlchemyError
 
 from ops import status
 from ops.platform.db import session_scope
-from ops.platform.redis_client import get_redis
+from ops.platform.redis_client import get_broker_redis, get_redis
 
 # Our own registry: never the global one, so a multiprocess scrape does not count us twice.
 LOCAL = CollectorRegistry(auto_describe=True)
@@ -173,10 +173,13 @@ class SystemCollector:
             families = []
         yield from families
         try:
-            client = get_redis()
-            depths = status.queue_depths(client, _queues)
-            held = status.unacked(client)
-            beats = status.heartbeats(client)
+            broker = get_broker_redis()
+            try:
+                depths = status.queue_depths(broker, _queues)
+                held = status.unacked(broker)
+            finally:
+                broker.close()
+            beats = status.heartbeats(get_redis())
         except redis.RedisError:
             errors.add_metric(["redis"], 1)
             depths, held, beats = {}, None, []

@@ -16,6 +16,8 @@ from dataclasses import dataclass
 
 import redis
 
+from ops.platform import redis_client
+
 HEARTBEAT_PREFIX = "ops:worker:"
 HEARTBEAT_INTERVAL_S = 10.0
 # A worker that missed this many beats is no longer "seen recently".
@@ -76,7 +78,7 @@ def heartbeats(client: redis.Redis) -> list[Heartbeat]:
     """Workers seen within the heartbeat TTL, by name."""
     keys = sorted(client.scan_iter(match=HEARTBEAT_PREFIX + "*", count=500))
     out = []
-    for raw in client.mget(keys) if keys else []:
+    for raw in redis_client.get_many(client, keys):
         if raw is None:
             continue
         doc = json.loads(raw)
@@ -89,7 +91,7 @@ class HeartbeatThread(threading.Thread):
 
     def __init__(self, url: str, worker: str, queues: list[str]) -> None:
         super().__init__(name="reunite-heartbeat", daemon=True)
-        self.client = redis.Redis.from_url(url, socket_connect_timeout=2, socket_timeout=2)
+        self.client = redis_client.connect(url, socket_connect_timeout=2, socket_timeout=2)
         self.worker = worker or socket.gethostname()
         self.queues = queues
         self.stopped = threading.Event()

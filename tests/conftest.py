@@ -29,6 +29,10 @@ if not os.environ.get("REDIS_URL"):
     _embedded.start()
     os.environ["REDIS_URL"] = _embedded.url
 REDIS_URL = os.environ["REDIS_URL"]
+# Tests taking `app_redis` run on a single Redis and on a real 3-master Redis Cluster. The
+# cluster run of all of them is opt-in (REUNITE_TEST_REDIS_CLUSTER=1); by default only the
+# ones marked `cluster_smoke` run on it, a representative subset that keeps CI in its budget.
+CLUSTER_ALL = os.environ.get("REUNITE_TEST_REDIS_CLUSTER") == "1"
 
 BACKENDS = ["sqlite"] + (["postgresql"] if POSTGRES_URL else [])
 
@@ -41,6 +45,26 @@ def pytest_sessionstart(session: pytest.Session) -> None:
     from alerts import bootstrap
 
     bootstrap.wire()
+
+
+def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
+    """Outside REUNITE_TEST_REDIS_CLUSTER=1, run on the cluster only the `cluster_smoke` tests,
+    with one database backend (Redis does not care which). Skipped here, before any fixture
+    (a database reset and migration) runs for them."""
+    if CLUSTER_ALL:
+        return
+    for item in items:
+        params = getattr(getattr(item, "callspec", None), "params", {})
+        if "cluster" not in (params.get("app_redis"), params.get("geo_redis")):
+            continue
+        if item.get_closest_marker("cluster_smoke") is None:
+            item.add_marker(
+                pytest.mark.skip(reason="on Redis Cluster with REUNITE_TEST_REDIS_CLUSTER=1")
+            )
+        elif params.get("database", BACKENDS[0]) != BACKENDS[0]:
+            item.add_marker(
+                pytest.mark.skip(reason="on Redis Cluster with one database by default")
+            )
 
 
 def pytest_unconfigure(config: pytest.Config) -> None:
@@ -89,6 +113,51 @@ def database(request, tmp_path, monkeypatch) -> Iterator[str]:
     migrate.upgrade()
     yield url
     get_engine().dispose()
+    clear_caches()
+
+
+@pytest.fixture(scope="session")
+def redis_cluster():
+    """A real 3-master Redis Cluster on loopback ports, for the whole session."""
+    from tests.support.redis_cluster import CLI, SERVER, LocalCluster
+
+    if not (shutil.which(SERVER) and shutil.which(CLI)):
+        pytest.skip("no redis-server/redis-cli for the cluster (apt-get install redis-server)")
+    cluster = LocalCluster().start()
+    yield cluster
+    cluster.stop()
+
+
+@pytest.fixture(params=["single", "cluster"])
+def app_redis(request) -> Iterator[redis.Redis]:
+    """Reunite's Redis (REDIS_URL), flushed: the suite's single Redis, or a Redis Cluster with
+    Celery's broker left on the single Redis (CELERY_BROKER_URL), as in production."""
+    if request.param == "single":
+        client = redis.Redis.from_url(REDIS_URL)
+        client.flushdb()
+        yield client
+        client.close()
+        return
+    from ops.platform.redis_client import connect
+
+    cluster = request.getfixturevalue("redis_cluster")
+    saved = {name: os.environ.get(name) for name in ("REDIS_URL", "CELERY_BROKER_URL")}
+    os.environ.update(REDIS_URL=cluster.url, CELERY_BROKER_URL=REDIS_URL)
+    clear_caches()
+    client = connect(cluster.url)
+    client.flushall()
+    from ops.platform.redis_client import get_redis, is_cluster
+
+    assert is_cluster(get_redis()), "Reunite's own client must be the cluster's"
+    yield client
+    client.close()
+    # Restored here, not by monkeypatch (which would also undo the test's own patches early),
+    # and before the caches go, so no later test gets a cached cluster client by accident.
+    for name, value in saved.items():
+        if value is None:
+            os.environ.pop(name, None)
+        else:
+            os.environ[name] = value
     clear_caches()
 
 

@@ -26,6 +26,10 @@ INFRASTRUCTURE_ERRORS = (
     sqlalchemy.exc.OperationalError,
     redis.exceptions.ConnectionError,
     redis.exceptions.TimeoutError,
+    # A Redis Cluster failing over: a slot without a master, or a slot moving.
+    redis.exceptions.ClusterDownError,
+    redis.exceptions.TryAgainError,
+    redis.exceptions.SlotNotCoveredError,
     kombu.exceptions.OperationalError,
 )
 RETRY_BACKOFF_MAX_S = 60

@@ -36,8 +36,16 @@ class Settings(BaseSettings):
     database_url: str | None = Field(
         default=None, validation_alias=AliasChoices("DATABASE_URL", "REUNITE_DATABASE_URL")
     )
+    # redis://host:port/db names one Redis; redis+cluster://host:port (rediss+cluster:// for
+    # TLS) a Redis Cluster, reached through any of its nodes. A cluster cannot be Celery's
+    # broker (kombu's Redis transport needs one keyspace), so it needs CELERY_BROKER_URL.
     redis_url: str | None = Field(
         default=None, validation_alias=AliasChoices("REDIS_URL", "REUNITE_REDIS_URL")
+    )
+    # Celery's broker, a plain (or Sentinel-managed) Redis; unset, the REDIS_URL one.
+    celery_broker_url: str | None = Field(
+        default=None,
+        validation_alias=AliasChoices("CELERY_BROKER_URL", "REUNITE_CELERY_BROKER_URL"),
     )
     secret_key: SecretStr = SecretStr("change-me")
     # The audit chain's MAC keys, "id:secret,id:secret" (the first signs; the others still
@@ -234,6 +242,17 @@ class Settings(BaseSettings):
                 raise ValueError("production mode needs REUNITE_CAP_SIGNING_KEYS (PEM files)")
         return self
 
+    @model_validator(mode="after")
+    def _cluster_needs_a_broker(self) -> Settings:
+        if self.redis_cluster and not self.celery_broker_url:
+            raise ValueError(
+                "REDIS_URL names a Redis Cluster, which cannot be Celery's broker: "
+                "set CELERY_BROKER_URL to a plain Redis"
+            )
+        if self.celery_broker_url and is_cluster_url(self.celery_broker_url):
+            raise ValueError("CELERY_BROKER_URL must be a plain Redis, not a cluster")
+        return self
+
     @property
     def case_link_base(self) -> str:
         """Base of every message's link to its case: the public case page unless overridden."""
@@ -283,17 +302,32 @@ class Settings(BaseSettings):
 
     @property
     def resolved_redis_url(self) -> str:
-        """redis-py URL of the configured or embedded Redis."""
+        """redis-py URL of the configured or embedded Redis (or redis+cluster://...)."""
         return self.redis_url or f"unix://{self.embedded_redis_socket}"
 
     @property
+    def redis_cluster(self) -> bool:
+        """True when REDIS_URL names a Redis Cluster."""
+        return is_cluster_url(self.resolved_redis_url)
+
+    @property
+    def broker_redis_url(self) -> str:
+        """redis-py URL of Celery's broker: CELERY_BROKER_URL, else the REDIS_URL Redis."""
+        return self.celery_broker_url or self.resolved_redis_url
+
+    @property
     def broker_url(self) -> str:
-        """Kombu URL of the same Redis (kombu spells unix sockets differently)."""
-        url = self.resolved_redis_url
+        """Kombu URL of the broker (kombu spells unix sockets differently)."""
+        url = self.broker_redis_url
         if url.startswith("unix://"):
             path, _, query = url[len("unix://") :].partition("?")
             return f"redis+socket://{path}" + (f"?{query}" if query else "")
         return url
+
+
+def is_cluster_url(url: str) -> bool:
+    """Whether a Redis URL names a Redis Cluster (redis+cluster:// or rediss+cluster://)."""
+    return url.split("://", 1)[0] in ("redis+cluster", "rediss+cluster")
 
 
 @lru_cache

@@ -38,9 +38,9 @@ def approve(case_id: str) -> User:
 
 
 def test_resolving_mid_fan_out_stops_the_alert_within_one_chunk_per_worker(
-    database, tmp_path, redis_client, monkeypatch
+    database, tmp_path, redis_client, app_redis, monkeypatch
 ):
-    redis_client.flushdb()
+    redis_client.flushdb()  # the broker; app_redis is flushed by its fixture
     # Slow tokens: each push is held 5 ms, so 20,000 devices take long enough to resolve at 10%.
     with fx.apns_peer(
         monkeypatch, slow_seconds=0.005, apns_batch=500, apns_concurrency=CONCURRENCY
@@ -62,7 +62,7 @@ def test_resolving_mid_fan_out_stops_the_alert_within_one_chunk_per_worker(
             before = {p.token for p in sink.accepted}
 
             def settled() -> bool:
-                counts = ledger.live_counts(redis_client, message_id)[("apns", partner)]
+                counts = ledger.live_counts(app_redis, message_id)[("apns", partner)]
                 return counts["sent"] + counts["withdrawn"] == DEVICES
 
             fx.wait_until(settled, timeout=60, what="every target sent or withdrawn")
@@ -70,7 +70,7 @@ def test_resolving_mid_fan_out_stops_the_alert_within_one_chunk_per_worker(
 
     reached = {p.token for p in sink.accepted}
     after = len(reached - before)  # people first alerted after the resolve returned
-    counts = ledger.live_counts(redis_client, message_id)[("apns", partner)]
+    counts = ledger.live_counts(app_redis, message_id)[("apns", partner)]
     print(
         f"closure: {DEVICES} targeted, {len(before)} alerted before the resolve returned, "
         f"{after} after it, {counts['withdrawn']} withdrawn"

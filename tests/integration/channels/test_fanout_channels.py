@@ -86,10 +86,11 @@ FCM = ["ok-a", "ok-b", "gone-a", "bad-a", "busy-a", "denied-a"]
 SMS = ["8613800000001", "8613800000002", "9990000001"]
 
 
+@pytest.mark.cluster_smoke  # every channel through real workers on the cluster too (~7 s)
 def test_every_channel_delivers_and_classifies_each_error(
-    database, tmp_path, redis_client, monkeypatch, peers
+    database, tmp_path, redis_client, app_redis, monkeypatch, peers
 ):
-    redis_client.flushdb()
+    redis_client.flushdb()  # the broker; app_redis is flushed by its fixture
     doc = fx.channel_settings(retry_horizon_s=4.0, **peers["blocks"])
     channels_json = fx.apply(monkeypatch, doc)
     case_id = fx.make_case()

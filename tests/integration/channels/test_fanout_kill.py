@@ -15,16 +15,17 @@ from ops.peers._runtime import temp_tls
 from tests.integration.channels import fanout_env as fx
 from tests.peers.config import TOPIC
 
-pytestmark = pytest.mark.slow
+# Real workers, a real broker, a SIGKILL: on a Redis Cluster too by default (~15 s there).
+pytestmark = [pytest.mark.slow, pytest.mark.cluster_smoke]
 
 DEVICES = 2000
 BATCH = 100
 
 
 def test_killed_worker_batch_is_completed_by_a_new_worker_without_loss(
-    database, tmp_path, redis_client, monkeypatch
+    database, tmp_path, redis_client, app_redis, monkeypatch
 ):
-    redis_client.flushdb()
+    redis_client.flushdb()  # the broker: REDIS_URL, or CELERY_BROKER_URL beside a cluster
     key = keys.make_apns_key()
     # Every token is "slow": the sink holds each push 20 ms, so the fan-out takes seconds.
     sink = apns_sink.ApnsSink(
@@ -79,7 +80,7 @@ def test_killed_worker_batch_is_completed_by_a_new_worker_without_loss(
     received = Counter(p.token for p in sink.accepted)
     duplicated = sum(n - 1 for n in received.values())
     lost = DEVICES - len(received)
-    counts = ledger.live_counts(redis_client, message_id)[("apns", partner)]
+    counts = ledger.live_counts(app_redis, message_id)[("apns", partner)]
     print(
         f"kill: targeted={DEVICES} delivered={len(received)} duplicated={duplicated} "
         f"lost={lost} accepted_at_kill={at_kill} ledger_sent={counts['sent']}"

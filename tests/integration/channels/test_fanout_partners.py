@@ -53,9 +53,9 @@ def register(name: str, url: str, secret: str, **kw) -> int:
 
 
 def test_paced_partner_holds_its_rate_while_a_hanging_partner_delays_nobody_and_breaker_opens(
-    database, tmp_path, redis_client, monkeypatch
+    database, tmp_path, redis_client, app_redis, monkeypatch
 ):
-    redis_client.flushdb()
+    redis_client.flushdb()  # the broker; app_redis is flushed by its fixture
     secret = keys.make_webhook_secret()
     doc = fx.channel_settings(
         breaker_failures=3, breaker_open_s=60.0, webhook={"transport": {"timeout_s": 3.0}}
@@ -83,7 +83,7 @@ def test_paced_partner_holds_its_rate_while_a_hanging_partner_delays_nobody_and_
             span = eps["paced"][0].arrivals[-1] - eps["paced"][0].arrivals[0]
             hang_busy = len(hang.events) < n
             time.sleep(1.0)
-            breaker = pacing.Breaker(redis_client, f"webhook:{broken_id}", 3, 60.0)
+            breaker = pacing.Breaker(app_redis, f"webhook:{broken_id}", 3, 60.0)
             broken_attempts = broken.attempts
             state = breaker.state()
 
@@ -104,9 +104,9 @@ def test_paced_partner_holds_its_rate_while_a_hanging_partner_delays_nobody_and_
 
 
 def test_partner_failing_past_the_horizon_is_dead_lettered_then_replayed(
-    database, tmp_path, redis_client, monkeypatch
+    database, tmp_path, redis_client, app_redis, monkeypatch
 ):
-    redis_client.flushdb()
+    redis_client.flushdb()  # the broker; app_redis is flushed by its fixture
     secret = keys.make_webhook_secret()
     doc = fx.channel_settings(retry_horizon_s=3.0, retry_base_s=0.3, retry_max_delay_s=1.0)
     channels_json = fx.apply(monkeypatch, doc)

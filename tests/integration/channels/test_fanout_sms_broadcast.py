@@ -20,9 +20,9 @@ pytestmark = pytest.mark.slow
 
 
 def test_area_broadcast_reaches_the_carrier_once_per_language_after_a_throttle(
-    database, tmp_path, redis_client, monkeypatch
+    database, tmp_path, redis_client, app_redis, monkeypatch
 ):
-    redis_client.flushdb()
+    redis_client.flushdb()  # the broker; app_redis is flushed by its fixture
     sink = sms_gateway.SmsGatewaySink(api_token="gw-token-123", busy_first=1)
     with contextlib.ExitStack() as stack:
         endpoint = stack.enter_context(sms_gateway.running(sink))
@@ -68,11 +68,11 @@ def _shape(polygon: str) -> Polygon:
 
 
 def test_each_wave_broadcasts_only_new_ground_and_the_closure_covers_all_of_it(
-    database, tmp_path, redis_client, monkeypatch
+    database, tmp_path, redis_client, app_redis, monkeypatch
 ):
     """Before, every wave re-broadcast its whole circle: the carrier re-alerted every handset
     of the earlier waves (the 100 km circle three times over by the 300 km wave)."""
-    redis_client.flushdb()
+    redis_client.flushdb()  # the broker; app_redis is flushed by its fixture
     sink = sms_gateway.SmsGatewaySink(api_token="gw-token-123")
     centre = (23.1291, 113.2644)
     at_50km, at_150km = (23.1291 + 0.45, 113.2644), (23.1291 + 1.35, 113.2644)

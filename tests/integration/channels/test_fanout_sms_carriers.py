@@ -44,16 +44,16 @@ def sms_text(message_id: str, language: str = "zh-CN") -> sms.SmsPlan:
     return sms.plan(delivery.message_for(language).sms_text)
 
 
-def sms_totals(redis_client, message_id: str) -> dict[str, int]:
-    counts = ledger.live_counts(redis_client, message_id)
+def sms_totals(app_redis, message_id: str) -> dict[str, int]:
+    counts = ledger.live_counts(app_redis, message_id)
     rows = [row for (channel, _), row in counts.items() if channel == "sms"]
     return {k: sum(r[k] for r in rows) for k in ("targeted", "sent", "delivered", "retrying")}
 
 
 def test_a_throttling_carrier_gets_every_part_exactly_once_and_the_breaker_stays_closed(
-    database, tmp_path, redis_client, monkeypatch
+    database, tmp_path, redis_client, app_redis, monkeypatch
 ):
-    redis_client.flushdb()
+    redis_client.flushdb()  # the broker; app_redis is flushed by its fixture
     with carrier(max_per_second=2) as (sink, smpp):  # Jasmin's cap in the field
         doc = fx.channel_settings(
             smpp={**smpp, "throttle_retry_s": 0.5},
@@ -78,11 +78,11 @@ def test_a_throttling_carrier_gets_every_part_exactly_once_and_the_breaker_stays
                 what="both parts on every handset",
             )
             fx.wait_until(
-                lambda: sms_totals(redis_client, message_id)["delivered"] == len(NUMBERS),
+                lambda: sms_totals(app_redis, message_id)["delivered"] == len(NUMBERS),
                 timeout=30,
                 what="every number delivered (receipts)",
             )
-            breaker = pacing.Breaker(redis_client, "sms", 1, 30.0).state()
+            breaker = pacing.Breaker(app_redis, "sms", 1, 30.0).state()
             from alerts.app import create_app
 
             with TestClient(create_app()) as api:
@@ -118,9 +118,9 @@ def test_a_throttling_carrier_gets_every_part_exactly_once_and_the_breaker_stays
 
 
 def test_a_transmitter_only_smsc_takes_the_alert_and_receipts_come_on_a_receiver_bind(
-    database, tmp_path, redis_client, monkeypatch
+    database, tmp_path, redis_client, app_redis, monkeypatch
 ):
-    redis_client.flushdb()
+    redis_client.flushdb()  # the broker; app_redis is flushed by its fixture
     numbers = NUMBERS[:3]
     with carrier(transmitter_only=True) as (sink, smpp):
         doc = fx.channel_settings(smpp={**smpp, "bind_type": "transmitter"})
@@ -132,7 +132,7 @@ def test_a_transmitter_only_smsc_takes_the_alert_and_receipts_come_on_a_receiver
         with fx.worker(env, tmp_path / "w.log", concurrency=1, queues="sms"):
             service.fan_out_devices(message_id, list(ids.values()))
             fx.wait_until(
-                lambda: sms_totals(redis_client, message_id)["delivered"] == len(numbers),
+                lambda: sms_totals(app_redis, message_id)["delivered"] == len(numbers),
                 timeout=60,
                 what="every number delivered",
             )
@@ -145,11 +145,11 @@ def test_a_transmitter_only_smsc_takes_the_alert_and_receipts_come_on_a_receiver
 
 
 def test_pacing_counts_parts_so_two_part_messages_take_twice_as_long(
-    database, tmp_path, redis_client, monkeypatch
+    database, tmp_path, redis_client, app_redis, monkeypatch
 ):
     """N two-part messages at P parts/s take about 2N/P seconds, against N one-part messages
     at the same setting as the baseline (loosely: the worker's own timing varies)."""
-    redis_client.flushdb()
+    redis_client.flushdb()  # the broker; app_redis is flushed by its fixture
     rate, n = 8.0, 8
     numbers = NUMBERS[:n]
     with carrier() as (sink, smpp):

@@ -39,9 +39,9 @@ def another_case() -> str:
 
 
 def test_second_case_and_closing_notice_jump_the_bulk_of_a_running_fan_out(
-    database, tmp_path, redis_client, monkeypatch
+    database, tmp_path, redis_client, app_redis, monkeypatch
 ):
-    redis_client.flushdb()
+    redis_client.flushdb()  # the broker; app_redis is flushed by its fixture
     with fx.apns_peer(
         monkeypatch, slow_seconds=SLOW_S, apns_batch=BATCH, apns_concurrency=CONCURRENCY
     ) as (sink, channels_json):
@@ -74,16 +74,14 @@ def test_second_case_and_closing_notice_jump_the_bulk_of_a_running_fan_out(
             service.fan_out_devices(notice, list(bulk.values())[:10])
             fx.wait_until(
                 lambda: (
-                    ledger.live_counts(redis_client, notice)
-                    .get(("apns", partner), {})
-                    .get("sent", 0)
+                    ledger.live_counts(app_redis, notice).get(("apns", partner), {}).get("sent", 0)
                     == 10
                 ),
                 timeout=60,
                 what="the closing notice",
             )
             notice_s = time.monotonic() - started
-            bulk_at_notice = ledger.live_counts(redis_client, bulk_message)[("apns", partner)]
+            bulk_at_notice = ledger.live_counts(app_redis, bulk_message)[("apns", partner)]
 
     print(
         f"lanes: new case's first push after {first_push_s:.2f} s ({bulk_done} of {BULK} bulk "

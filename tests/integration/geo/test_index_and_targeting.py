@@ -8,6 +8,9 @@ import pytest
 from geo import areas, cells, index, targeting
 from geo.areas import Area
 
+# Every test here also runs on the Redis Cluster by default: the whole module takes ~2 s there.
+pytestmark = pytest.mark.cluster_smoke
+
 NOW = datetime(2024, 5, 1, 12, 0, tzinfo=UTC)
 GZ = (23.13, 113.26)
 

@@ -28,7 +28,7 @@ from geo.waves.models import Wave
 from ops.platform.config import get_settings
 from ops.platform.db import session_scope
 from ops.platform.outbox.models import OutboxMessage
-from ops.platform.redis_client import get_redis
+from ops.platform.redis_client import get_broker_redis, get_redis
 from tests.factories import case_payload, make_agency, make_partner, make_user
 
 GEOD = Geod(ellps="WGS84")
@@ -41,8 +41,7 @@ def place(distance_km: float, azimuth: float = 45.0, origin=CENTER) -> tuple[flo
 
 
 @pytest.fixture
-def world(database, redis_client):
-    redis_client.flushdb()
+def world(database, app_redis):
     make_agency("PSB")
     make_partner()
     officer = make_user("officer1", Role.OFFICER, "PSB")
@@ -117,6 +116,7 @@ def test_approval_plans_the_default_schedule_and_queues_wave_zero(world):
 
 
 @pytest.mark.parametrize("snapshot_min", [waves.SNAPSHOT_MIN, 0])
+@pytest.mark.cluster_smoke
 def test_each_wave_targets_only_devices_not_reached_before(world, monkeypatch, snapshot_min):
     # 0: every shard filters through the bitmap snapshot first, as large shards do.
     monkeypatch.setattr(waves, "SNAPSHOT_MIN", snapshot_min)
@@ -131,6 +131,7 @@ def test_each_wave_targets_only_devices_not_reached_before(world, monkeypatch, s
     assert waves.wave_stats([w0.id, w1.id])[w0.id] == 1
 
 
+@pytest.mark.cluster_smoke
 def test_redelivered_shard_task_gets_the_same_devices_back(world):
     ids = add_devices({"a": place(10), "b": place(20, azimuth=200)})
     case_id = approved_case(world)
@@ -215,6 +216,7 @@ def test_supervisor_cap_replans_remaining_waves(world):
     assert [w.radius_km for w in live] == [100, 200, 250]
 
 
+@pytest.mark.cluster_smoke
 def test_wave_above_the_fcm_threshold_goes_by_geo_cell_topic(world, monkeypatch):
     from tests.conftest import clear_caches
 
@@ -252,6 +254,7 @@ def test_edited_active_case_sends_an_update_to_alerted_devices(world):
     assert [(args[0], args[1].split(":")[1]) for args in notices] == [(case_id, "update")]
 
 
+@pytest.mark.cluster_smoke
 def test_a_shard_task_the_broker_lost_is_sent_again_and_its_devices_alerted(world, monkeypatch):
     monkeypatch.setenv("REUNITE_CHANNELS__OWNER_GRACE_S", "1")
     get_settings.cache_clear()
@@ -261,19 +264,19 @@ def test_a_shard_task_the_broker_lost_is_sent_again_and_its_devices_alerted(worl
     with session_scope() as s:
         outbox_id = s.scalar(select(OutboxMessage.id).where(OutboxMessage.task == flows.START_WAVE))
     assert flows.start_wave(outbox_id, w0.id) >= 1
-    client = get_redis()
+    broker = get_broker_redis()  # REDIS_URL's Redis, unless that is a cluster
 
     def geo_queue() -> list[bytes]:  # the Celery queue "geo", one list per priority step
-        return [k for k in client.keys("geo*") if k == b"geo" or k.startswith(b"geo\x06\x16")]
+        return [k for k in broker.keys("geo*") if k == b"geo" or k.startswith(b"geo\x06\x16")]
 
     # The broker loses every queued shard task.
-    client.delete(*geo_queue())
+    broker.delete(*geo_queue())
     assert flows.reconcile_shards() == 0, "nothing is overdue before its deadline"
     time.sleep(1.2)
 
     resent = flows.reconcile_shards()
 
-    queued = [json.loads(m) for k in geo_queue() for m in client.lrange(k, 0, -1)]
+    queued = [json.loads(m) for k in geo_queue() for m in broker.lrange(k, 0, -1)]
     shard_args = [
         json.loads(base64.b64decode(m["body"]))[0]
         for m in queued
@@ -283,7 +286,7 @@ def test_a_shard_task_the_broker_lost_is_sent_again_and_its_devices_alerted(worl
     for args in shard_args:  # what the worker runs for each re-sent task
         dispatch_tasks.target_shard.apply(args=args)
     assert set(waves.alerted(case_id).tolist()) == {ids["a"], ids["b"]}
-    assert client.zcard(flows.SHARDS_OPEN) == 0, "finished shards leave the open set"
+    assert get_redis().zcard(flows.SHARDS_OPEN) == 0, "finished shards leave the open set"
 
 
 def test_a_device_in_a_cell_topic_is_not_told_again_by_the_next_wave(world, monkeypatch):

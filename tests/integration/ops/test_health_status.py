@@ -18,10 +18,11 @@ from tests.integration.channels import fanout_env as fx
 pytestmark = pytest.mark.slow
 
 
+@pytest.mark.cluster_smoke  # on a cluster: queues from the broker, heartbeats from the cluster
 def test_readyz_turns_ready_when_a_worker_beats_and_status_reports_it(
-    database, tmp_path, redis_client, monkeypatch
+    database, tmp_path, redis_client, app_redis, monkeypatch
 ):
-    redis_client.flushdb()
+    redis_client.flushdb()  # the broker; app_redis is flushed by its fixture
     channels_json = fx.apply(monkeypatch, fx.channel_settings())
     case_id = fx.make_case()
     partner = fx.make_partner("MapsApp")

@@ -18,6 +18,16 @@ def test_postgres_url_gets_the_psycopg_driver():
     assert s.broker_url == "redis://r:6379/0"
 
 
+def test_a_redis_cluster_needs_a_plain_redis_as_celery_broker():
+    with pytest.raises(ValidationError, match="CELERY_BROKER_URL"):
+        Settings(redis_url="redis+cluster://n1:7000", celery_broker_url=None)
+    with pytest.raises(ValidationError, match="plain Redis"):
+        Settings(redis_url="redis://r:6379/0", celery_broker_url="redis+cluster://n1:7000")
+    s = Settings(redis_url="redis+cluster://n1:7000", celery_broker_url="redis://b:6379/0")
+    assert s.redis_cluster and s.broker_url == "redis://b:6379/0"
+    assert not Settings(redis_url="redis://r:6379/0").redis_cluster
+
+
 @pytest.mark.parametrize("secret", ["change-me", "secret", "short-but-not-placeholder"])
 def test_production_refuses_placeholder_or_short_secrets(secret):
     with pytest.raises(ValidationError, match="REUNITE_SECRET_KEY"):

@@ -4,13 +4,18 @@ from __future__ import annotations
 
 import time
 
+import pytest
+
 from channels import pacing
 from channels.fanout import backoff
 from ops.platform.channel_settings import ChannelSettings
 
+# Buckets, budgets and breakers are shared by every worker: prove them on a cluster too (~1 s).
+pytestmark = pytest.mark.cluster_smoke
 
-def test_bucket_grants_burst_then_paces_at_rate(redis_client):
-    bucket = pacing.TokenBucket(redis_client, f"t{time.time()}", rate=100, burst=10)
+
+def test_bucket_grants_burst_then_paces_at_rate(app_redis):
+    bucket = pacing.TokenBucket(app_redis, f"t{time.time()}", rate=100, burst=10)
     granted, wait = bucket.try_take(25)
     assert granted == 10 and 0 < wait <= 0.16
     time.sleep(0.1)
@@ -18,16 +23,16 @@ def test_bucket_grants_burst_then_paces_at_rate(redis_client):
     assert 8 <= granted <= 12, "about rate x elapsed tokens come back"
 
 
-def test_budget_refuses_past_its_limit_and_frees_on_release(redis_client):
-    budget = pacing.Budget(redis_client, f"b{time.time()}", limit=1, lease_s=5)
+def test_budget_refuses_past_its_limit_and_frees_on_release(app_redis):
+    budget = pacing.Budget(app_redis, f"b{time.time()}", limit=1, lease_s=5)
     holder = budget.acquire()
     assert holder and budget.acquire() is None
     budget.release(holder)
     assert budget.acquire() is not None
 
 
-def test_breaker_opens_after_threshold_then_lets_one_probe_through(redis_client):
-    breaker = pacing.Breaker(redis_client, f"c{time.time()}", threshold=2, open_s=0.2)
+def test_breaker_opens_after_threshold_then_lets_one_probe_through(app_redis):
+    breaker = pacing.Breaker(app_redis, f"c{time.time()}", threshold=2, open_s=0.2)
     breaker.record(False)
     assert breaker.allow().allowed
     assert breaker.record(False) is pacing.BreakerState.OPEN
@@ -39,14 +44,14 @@ def test_breaker_opens_after_threshold_then_lets_one_probe_through(redis_client)
     assert breaker.record(True) is pacing.BreakerState.CLOSED
 
 
-def test_consecutive_timeouts_open_the_breaker_before_the_failure_threshold(redis_client):
-    breaker = pacing.Breaker(redis_client, f"t{time.time()}", 5, 30.0, timeout_threshold=2)
+def test_consecutive_timeouts_open_the_breaker_before_the_failure_threshold(app_redis):
+    breaker = pacing.Breaker(app_redis, f"t{time.time()}", 5, 30.0, timeout_threshold=2)
     assert breaker.record(False, timed_out=True) is pacing.BreakerState.CLOSED
     assert breaker.record(False, timed_out=True) is pacing.BreakerState.OPEN
 
 
-def test_an_answer_between_timeouts_resets_the_timeout_count(redis_client):
-    breaker = pacing.Breaker(redis_client, f"r{time.time()}", 5, 30.0, timeout_threshold=2)
+def test_an_answer_between_timeouts_resets_the_timeout_count(app_redis):
+    breaker = pacing.Breaker(app_redis, f"r{time.time()}", 5, 30.0, timeout_threshold=2)
     breaker.record(False, timed_out=True)
     breaker.record(True)
     assert breaker.record(False, timed_out=True) is pacing.BreakerState.CLOSED
@@ -61,11 +66,11 @@ def test_backoff_grows_with_jitter_and_honours_retry_after():
     assert backoff(s, 10, None) <= 60 and backoff(s, 0, 600) == 60
 
 
-def test_a_hold_gives_no_token_to_anyone_until_it_ends(redis_client):
+def test_a_hold_gives_no_token_to_anyone_until_it_ends(app_redis):
     """A throttled SMPP part holds the bind's bucket for every worker sharing it."""
     name = f"h{time.time()}"
-    bucket = pacing.TokenBucket(redis_client, name, rate=50, burst=1)
-    other_worker = pacing.TokenBucket(redis_client, name, rate=50, burst=1)
+    bucket = pacing.TokenBucket(app_redis, name, rate=50, burst=1)
+    other_worker = pacing.TokenBucket(app_redis, name, rate=50, burst=1)
     assert bucket.try_take(1)[0] == 1
     bucket.hold(0.3)
     granted, wait = other_worker.try_take(1)
@@ -74,10 +79,10 @@ def test_a_hold_gives_no_token_to_anyone_until_it_ends(redis_client):
     assert other_worker.try_take(1)[0] == 1
 
 
-def test_bucket_pacer_spaces_requests_at_the_rate(redis_client):
+def test_bucket_pacer_spaces_requests_at_the_rate(app_redis):
     import asyncio
 
-    pacer = pacing.BucketPacer(pacing.TokenBucket(redis_client, f"p{time.time()}", 20, 1))
+    pacer = pacing.BucketPacer(pacing.TokenBucket(app_redis, f"p{time.time()}", 20, 1))
 
     async def take(n: int) -> float:
         started = time.monotonic()
