@@ -97,6 +97,7 @@ def create_app() -> FastAPI:
     app.include_router(ops_api.router)
     # Every error response, 422 included, documented as the {"detail": ...} body sent.
     openapi.document(app)
+    app.add_middleware(openapi.DocsPolicyMiddleware)
     app.add_middleware(ops_logging.RequestIdMiddleware)
     # Bodies are bounded before authentication or parsing, per route (outermost: it runs
     # before anything reads the body).

@@ -152,3 +152,35 @@ def document(app: FastAPI) -> None:
 def _is_fastapi_default(response: dict) -> bool:
     schema = response.get("content", {}).get("application/json", {}).get("schema", {})
     return schema.get("$ref") == REF + "HTTPValidationError"
+
+
+# The documentation pages' own policy: their scripts and styles are Reunite's copies (plus the
+# inline start-up script and the styles Swagger UI and Redoc inject), and the browser may fetch
+# nothing from elsewhere. Redoc's sidebar always asks cdn.redoc.ly for its logo; this refuses it.
+DOCS_PATHS = frozenset({"/docs", "/docs/oauth2-redirect", "/redoc"})
+DOCS_POLICY = (
+    "default-src 'self'; script-src 'self' 'unsafe-inline'; style-src 'self' 'unsafe-inline'; "
+    "img-src 'self' data:; font-src 'self' data:; connect-src 'self'; "
+    "worker-src 'self' blob:; frame-ancestors 'none'; base-uri 'none'"
+)
+
+
+class DocsPolicyMiddleware:
+    """Adds DOCS_POLICY as the Content-Security-Policy of /docs and /redoc (pure ASGI)."""
+
+    def __init__(self, app) -> None:
+        self.app = app
+
+    async def __call__(self, scope, receive, send) -> None:
+        if scope["type"] != "http" or scope["path"] not in DOCS_PATHS:
+            await self.app(scope, receive, send)
+            return
+
+        async def with_policy(message) -> None:
+            if message["type"] == "http.response.start":
+                headers = list(message.get("headers", []))
+                headers.append((b"content-security-policy", DOCS_POLICY.encode()))
+                message = {**message, "headers": headers}
+            await send(message)
+
+        await self.app(scope, receive, with_policy)

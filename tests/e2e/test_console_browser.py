@@ -1,9 +1,12 @@
 """The console in a real browser: Debian's Chromium driven by Playwright against `reunite serve`.
 
-An officer creates a case with a photo, a supervisor enrols TOTP, signs in with it and approves,
-the dashboard and delivery panel move as the worker targets registered devices, and the case is
-resolved. Negative paths: lockout, missing CSRF token, an officer approving, bad uploads.
-Screenshots of the main pages go to docs/screenshots/ for the README.
+The walk-through, in English and in Chinese: an officer places a case on the map and by address
+and submits it with a photo; a supervisor enrols TOTP, signs in with it and approves with the
+whole case in view; the officer's Submitted page turns active by itself; rings, the dashboard
+and the delivery panel move as the worker targets registered devices; a sighting is added, the
+case resolved and found in the list of closed cases. No page, the API docs included, makes a
+request to any host but Reunite's own. Negative paths: lockout, missing CSRF token, an officer
+approving, bad uploads. Screenshots of each page go to docs/screenshots/ for the README.
 """
 
 from __future__ import annotations
@@ -15,12 +18,14 @@ import sys
 import time
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
+from urllib.parse import urlsplit
 
 import httpx
 import pyotp
 import pytest
 from PIL import Image
 
+from alerts.console import i18n
 from tests.factories import PASSWORD
 from tests.workers import free_port, reunite_env, reunite_process, wait_for
 
@@ -89,6 +94,7 @@ def server(tmp_path_factory):
         for name, role, rank in [
             ("officer1", "officer", "constable"),
             ("sup1", "supervisor", "inspector"),
+            ("sup2", "supervisor", "inspector"),
             ("ops1", "operator", "constable"),
             ("lockme", "officer", "constable"),
         ]:
@@ -109,7 +115,7 @@ def server(tmp_path_factory):
                 tmp,
                 stdin=PASSWORD + "\n",
             )
-        for name in ("sup1", "ops1"):
+        for name in ("sup1", "sup2", "ops1"):
             out = cli(["users", "enrolment-code", name], env, tmp)
             ENROLMENT_CODES[name] = out.strip().rsplit(" ", 1)[-1]
         out = cli(["partners", "create", "MapsApp", "--scope", "devices:write"], env, tmp)
@@ -138,8 +144,23 @@ def browser():
         b.close()
 
 
+REQUESTS: list = []  # every request a page of the walk-through made
+
+
+def hosts_contacted() -> set[str]:
+    """The hosts the browser sent requests to. A request the page's Content-Security-Policy
+    refused never left the browser (Redoc's sidebar always tries to fetch its logo from
+    cdn.redoc.ly; the docs pages' policy blocks it)."""
+    return {
+        urlsplit(r.url).netloc
+        for r in REQUESTS
+        if urlsplit(r.url).netloc and r.failure != "csp"  # Chromium's word for a CSP refusal
+    }
+
+
 def new_page(browser, server):
     context = browser.new_context(base_url=server, viewport={"width": 1360, "height": 900})
+    context.on("request", lambda r: REQUESTS.append(r))
     page = context.new_page()
     page.set_default_timeout(20_000)
     return page
@@ -154,9 +175,15 @@ def sign_in(page, username: str) -> None:
 
 
 def english(page) -> None:
-    """Switch the session to English (the screenshots; this machine has no CJK fonts)."""
+    """Switch the session to English (the console's default is zh-CN)."""
     with page.expect_navigation():
         page.select_option("#language", "en")
+
+
+def choose_language(page, lang: str) -> None:
+    page.goto("/console/login")
+    if lang == "en":
+        english(page)
 
 
 def shot(page, name: str) -> None:
@@ -174,71 +201,125 @@ def photo_bytes() -> bytes:
     return buf.getvalue()
 
 
-def fill_case(page, *, photo: dict | None) -> None:
-    when = datetime.now(UTC) + timedelta(hours=8) - timedelta(minutes=35)
+def local_input(minutes_ago: int) -> str:
+    """A datetime-local value in the console's zone (Asia/Shanghai, UTC+8)."""
+    when = datetime.now(UTC) + timedelta(hours=8) - timedelta(minutes=minutes_ago)
+    return when.strftime("%Y-%m-%dT%H:%M")
+
+
+def fill_case(page, *, photo: dict | None, place: bool = True) -> None:
     page.fill("#f-child_name", "Lin Xiaoyu")
     page.select_option("#f-sex", "female")
     page.fill("#f-age_years", "6")
     page.fill("#f-height_cm", "115")
     page.fill("#f-clothing", "红色外套，蓝色牛仔裤")
-    page.fill("#f-last_seen_at", when.strftime("%Y-%m-%dT%H:%M"))
-    page.fill("#f-lat", str(LAT))
-    page.fill("#f-lon", str(LON))
+    page.fill("#f-last_seen_at", local_input(35))
+    if place:
+        page.fill("#f-lat", str(LAT))
+        page.fill("#f-lon", str(LON))
     page.fill("#f-address", "广州市北京路步行街")
     page.fill("#f-tip_line", "+86 20 110")
     if photo:
         page.set_input_files("#f-photo", photo)
 
 
-def test_officer_creates_supervisor_approves_delivery_moves_and_case_resolves(browser, server):
+def place_on_map_then_by_address(page, query: str) -> None:
+    """The officer clicks the map, then looks the city up: the coordinates follow each."""
+    page.locator("#case-map[data-ready='1'][data-basemap-ready='1']").wait_for()
+    assert page.input_value("#f-lat") == "" and page.input_value("#f-lon") == ""
+    page.locator("#case-map").click(position={"x": 300, "y": 200})
+    lat, lon = float(page.input_value("#f-lat")), float(page.input_value("#f-lon"))
+    assert 15 < lat < 55 and 70 < lon < 140
+    page.fill("#address-search", query)
+    page.press("#address-search", "Enter")  # searches; never submits the case form
+    first = page.locator("#address-results .result").first
+    first.wait_for()
+    first.click()
+    assert (page.input_value("#f-lat"), page.input_value("#f-lon")) == ("23.11667", "113.25000")
+    assert "23.11667, 113.25000" in page.locator("#address-picked").inner_text()
+
+
+SECRETS: dict[str, str] = {}  # TOTP secrets of the supervisors enrolled so far
+
+
+def sign_in_supervisor(page, name: str, *, screenshot: bool) -> None:
+    """First sign-in: the admin's one-time code, then TOTP enrolment; then a fresh sign-in."""
+    sign_in(page, name)
+    assert page.url.endswith("/console/totp/enrol")
+    # The password alone never enrols: first the one-time code the admin handed over.
+    assert page.locator(".qr svg").count() == 0
+    page.fill("#enrolment_code", ENROLMENT_CODES[name])
+    page.click("main button[type=submit]")
+    page.wait_for_url("**/console/totp/enrol")
+    assert page.locator(".qr svg").count() == 1
+    if screenshot:
+        shot(page, "totp-enrol")
+    secret = page.locator("#totp-secret").inner_text().replace(" ", "")
+    SECRETS[name] = secret
+    page.fill("#code", pyotp.TOTP(secret).now())
+    page.click("main button[type=submit]")
+    page.wait_for_url(re.compile(r"/console/$"))
+    page.click("header form[action$='/logout'] button")
+    sign_in(page, name)
+    assert page.url.endswith("/console/login/totp")
+    # The enrolment used this step's code; the next step's is accepted (window of one step).
+    page.fill("#code", pyotp.TOTP(secret).at(time.time() + 30))
+    page.click("main button[type=submit]")
+    page.wait_for_url(re.compile(r"/console/$"))
+
+
+def number_in(page, selector: str) -> int:
+    return int(page.locator(selector).inner_text().replace(",", "") or 0)
+
+
+@pytest.mark.parametrize(
+    ("lang", "supervisor", "query"), [("en", "sup1", "Guangzhou"), ("zh-CN", "sup2", "广州")]
+)
+def test_walk_through_from_the_map_to_the_closed_list(browser, server, lang, supervisor, query):
+    """The whole flow in each language, every page served by Reunite alone: an officer places
+    the case on the map and by address, the supervisor approves with the whole case in view,
+    the officer's Submitted page turns active by itself, rings and live counts appear, a
+    sighting is added, the case is resolved and found again in the list of closed cases."""
+    say = i18n.MESSAGES[lang]
+    sfx = "" if lang == "en" else "-zh"
+    REQUESTS.clear()
+
     officer = new_page(browser, server)
-    officer.goto("/console/login")
-    english(officer)
-    shot(officer, "login")
+    choose_language(officer, lang)
+    if lang == "en":
+        shot(officer, "login")
     sign_in(officer, "officer1")
     assert officer.locator("#totp-prompt").is_visible()  # officers are prompted, not forced
 
     officer.goto("/console/cases/new")
+    place_on_map_then_by_address(officer, query)
     fill_case(
-        officer, photo={"name": "child.jpg", "mimeType": "image/jpeg", "buffer": photo_bytes()}
+        officer,
+        photo={"name": "child.jpg", "mimeType": "image/jpeg", "buffer": photo_bytes()},
+        place=False,
     )
-    shot(officer, "new-case")
+    shot(officer, "new-case" + sfx)
     officer.click("button[name=action][value=submit]")
     officer.wait_for_url(re.compile(r"/console/cases/[0-9a-f-]{36}$"))
     case_id = officer.url.rsplit("/", 1)[-1]
-    assert officer.locator("#case-state").inner_text() == "Submitted"
+    assert officer.locator("#case-state").inner_text() == say["state.submitted"]
     assert officer.locator(".photos img").count() == 1
     # The officer's page stays open: it must turn active by itself once approved.
     officer.evaluate("() => { window.notReloaded = true; }")
 
-    # The supervisor must enrol TOTP, then signs in again with a code from it.
     sup = new_page(browser, server)
-    sup.goto("/console/login")
-    english(sup)
-    sign_in(sup, "sup1")
-    assert sup.url.endswith("/console/totp/enrol")
-    # The password alone never enrols: first the one-time code the admin handed over.
-    assert sup.locator(".qr svg").count() == 0
-    sup.fill("#enrolment_code", ENROLMENT_CODES["sup1"])
-    sup.click("main button[type=submit]")
-    sup.wait_for_url("**/console/totp/enrol")
-    assert sup.locator(".qr svg").count() == 1
-    shot(sup, "totp-enrol")
-    secret = sup.locator("#totp-secret").inner_text().replace(" ", "")
-    sup.fill("#code", pyotp.TOTP(secret).now())
-    sup.click("main button[type=submit]")
-    sup.wait_for_url(re.compile(r"/console/$"))
-    sup.click("header button:has-text('Sign out')")
-    sign_in(sup, "sup1")
-    assert sup.url.endswith("/console/login/totp")
-    # The enrolment used this step's code; the next step's is accepted (window of one step).
-    sup.fill("#code", pyotp.TOTP(secret).at(time.time() + 30))
-    sup.click("main button[type=submit]")
-    sup.wait_for_url(re.compile(r"/console/$"))
-
+    choose_language(sup, lang)
+    sign_in_supervisor(sup, supervisor, screenshot=lang == "en")
     sup.goto("/console/approvals")
     sup.click(f"tr[data-case='{case_id}'] a")
     sup.wait_for_url(f"**/console/cases/{case_id}/review")
+    # The whole case as it will be published: photo, fields and the texts per language.
+    review = sup.locator("#review-case")
+    assert review.locator("dd[data-field=child_name]").inner_text() == "Lin Xiaoyu"
+    assert "红色外套" in review.locator("dd[data-field=clothing]").inner_text()
+    assert "广州市北京路步行街" in review.locator("dd[data-field=address]").inner_text()
+    assert sup.locator("#review-photos img").count() == 1
+    assert sup.locator(".cap-headline").count() == 2  # zh-CN and en
     assert sup.locator(".sms-count").count() == 2
     assert sup.locator("#reach tbody tr").count() >= 3
     # The map (Leaflet over the shipped basemap) draws the first three waves' rings, each
@@ -246,41 +327,42 @@ def test_officer_creates_supervisor_approves_delivery_moves_and_case_resolves(br
     sup.locator("#review-map[data-ready='1'][data-basemap-ready='1']").wait_for()
     assert sup.locator("#review-map").get_attribute("data-rings") == "3"
     assert "100 km" in sup.locator("#review-map").get_attribute("data-map")
-    shot(sup, "review")
+    shot(sup, "review" + sfx)
     sup.click("#approve")
     sup.wait_for_url(f"**/console/cases/{case_id}")
-    assert sup.locator("#case-state").inner_text() == "Active"
+    assert sup.locator("#case-state").inner_text() == say["state.active"]
 
     # The officer's "Submitted" page learns of the approval by polling its status JSON and
     # swaps in the active view: no reload (the window flag survives), approver named.
     officer.bring_to_front()
-    officer.wait_for_function(
-        "() => document.querySelector('#case-live')?.dataset.state === 'active'", timeout=30_000
-    )
+    officer.locator("#case-live[data-state='active']").wait_for(timeout=30_000)
     assert officer.evaluate("() => window.notReloaded === true")
-    assert officer.locator("#case-state").inner_text() == "Active"
-    assert re.fullmatch(
-        r"approved by sup1 at \d\d:\d\d", officer.locator("#approved-by").inner_text()
-    )
+    assert officer.locator("#case-state").inner_text() == say["state.active"]
+    approved = re.escape(say["live.approved_by"])
+    approved = approved.replace(re.escape("{name}"), supervisor)
+    approved = approved.replace(re.escape("{at}"), r"\d\d:\d\d")
+    assert re.fullmatch(approved, officer.locator("#approved-by").inner_text())
     assert officer.locator("#delivery-panel").count() == 1
+    # ...and the swapped-in page draws its map: the first wave's ring, live.
+    officer.locator("#case-area-map[data-ready='1']").wait_for()
 
-    # The dashboard (polling) shows the case active and its reach growing past zero.
+    # The dashboard (polling) shows the case active, on its map, and targeted past zero.
     officer.goto("/console/")
-    row = officer.locator(f"table[data-state=active] tr[data-case='{case_id}']")
-    row.wait_for()
+    officer.locator(f"table[data-state=active] tr[data-case='{case_id}']").wait_for()
     officer.wait_for_function(
         "id => { const c = document.querySelector(`tr[data-case='${id}'] .targeted`);"
         " return c && Number(c.textContent.replace(/,/g, '')) > 0; }",
         arg=case_id,
         timeout=60_000,
     )
-    shot(officer, "dashboard")
+    officer.locator("#dashboard-map[data-ready='1']").wait_for()
+    assert int(officer.locator("#dashboard-map").get_attribute("data-points")) >= 1
+    shot(officer, "dashboard" + sfx)
 
-    # The case page's delivery panel fills in from the channel ledger as the worker fans out.
+    # The case page: rings on the map, counts that move by themselves as the worker fans out.
     officer.goto(f"/console/cases/{case_id}")
     officer.wait_for_function(
-        "() => [...document.querySelectorAll('#waves .targeted')]"
-        ".some(c => Number(c.textContent.replace(/,/g, '')) > 0)",
+        "() => Number(document.querySelector('#count-targeted').textContent.replace(/,/g, '')) > 0",
         timeout=60_000,
     )
     officer.wait_for_function(
@@ -288,12 +370,28 @@ def test_officer_creates_supervisor_approves_delivery_moves_and_case_resolves(br
         ".some(c => Number(c.textContent.replace(/,/g, '')) > 0)",
         timeout=60_000,
     )
-    shot(officer, "case-active")
+    area = officer.locator("#case-area-map[data-ready='1']")
+    area.wait_for()
+    assert int(area.get_attribute("data-rings")) >= 1
+    assert officer.locator("#case-area-map path.ring-current").count() == 1
+    shot(officer, "case-active" + sfx)
+
+    # A sighting nearby (within the live-change distance, so no second person is needed).
+    sighting = officer.locator("form[action$='/sightings']")
+    sighting.locator("input[name=at]").fill(local_input(5))
+    sighting.locator("input[name=lat]").fill(str(LAT + 0.02))
+    sighting.locator("input[name=lon]").fill(str(LON + 0.02))
+    sighting.locator("input[name=address]").fill("天河区体育西路")
+    sighting.locator("button[type=submit]").click()
+    officer.wait_for_url(f"**/console/cases/{case_id}")
+    officer.locator('#timeline .timeline-entry[data-kind="sighting"]').wait_for()
+    assert "广州市北京路步行街" in officer.locator("#origin-place").inner_text()
+    officer.locator("#case-area-map[data-ready='1'] .point-sighting").first.wait_for()
 
     officer.fill("#resolve-reason", "Found safe at the metro station")
     officer.click("#resolve")
     officer.wait_for_url(f"**/console/cases/{case_id}")
-    assert officer.locator("#case-state").inner_text() == "Found"
+    assert officer.locator("#case-state").inner_text() == say["state.resolved"]
     assert officer.locator('#timeline .timeline-entry[data-kind="resolved"]').count() == 1
 
     # The closed case stays findable: the case list, filtered to closed cases.
@@ -303,9 +401,17 @@ def test_officer_creates_supervisor_approves_delivery_moves_and_case_resolves(br
     officer.click("#filter-apply")
     row = officer.locator(f'#case-list tr[data-case="{case_id}"]')
     row.wait_for()
-    assert row.locator(".outcome").inner_text() == "Found"
-    shot(officer, "case-list")
+    assert row.locator(".outcome").inner_text() == say["state.resolved"]
+    shot(officer, "case-list" + sfx)
 
+    if lang == "en":
+        operator_pages(browser, server)
+    # Nothing any page asked for left Reunite's own host: no CDN, tiles or fonts elsewhere.
+    assert hosts_contacted() == {urlsplit(server).netloc}
+
+
+def operator_pages(browser, server) -> None:
+    """Partner health, the rules editor and preview, and the API documentation."""
     ops = new_page(browser, server)
     ops.goto("/console/login")
     english(ops)
@@ -328,6 +434,11 @@ def test_officer_creates_supervisor_approves_delivery_moves_and_case_resolves(br
     ops.click("#run-preview")
     ops.locator("#rules-map[data-ready='1'][data-basemap-ready='1']").wait_for()
     shot(ops, "rules")
+    # The API documentation renders from Reunite's own copies of Swagger UI and Redoc.
+    ops.goto("/docs")
+    ops.locator(".swagger-ui .info .title").wait_for()
+    ops.goto("/redoc")
+    ops.locator("redoc .api-info h1, [role=navigation]").first.wait_for()
 
 
 def test_new_case_place_is_set_on_the_map_and_by_address_without_third_party_requests(

@@ -17,6 +17,10 @@ def test_the_api_documentation_pages_load_nothing_from_elsewhere(database):
         for page in ("/docs", "/redoc"):
             html = client.get(page)
             assert html.status_code == 200, page
+            # The policy keeps the browser from fetching anything elsewhere, even what the
+            # bundles themselves ask for (Redoc's sidebar logo on cdn.redoc.ly).
+            policy = html.headers["content-security-policy"]
+            assert "img-src 'self' data:;" in policy and "default-src 'self';" in policy
             sources = re.findall(r'(?:src|href)="([^"]+)"', html.text)
             sources += re.findall(r"url: '([^']+)'", html.text)
             assert sources, page
