@@ -42,6 +42,19 @@ def local(when: datetime | None, settings: Settings) -> str:
     return when.astimezone(ZoneInfo(settings.timezone)).strftime("%Y-%m-%d %H:%M")
 
 
+def change_summary(t: Callable[..., str], change: CaseChange) -> str:
+    """What a held change would publish, in the reader's words: the sections a details change
+    replaces ("Child, Vehicle"), or a distant sighting's place; never raw payload keys."""
+    payload = change.payload or {}
+    if change.kind == cases.ChangeKind.SIGHTING and "lat" in payload and "lon" in payload:
+        place = f"{float(payload['lat']):.5f}, {float(payload['lon']):.5f}"
+        return f"{payload['address']} · {place}" if payload.get("address") else place
+    if change.kind == cases.ChangeKind.DETAILS:
+        names = {"alert_languages": "languages"}  # the form's label for that field
+        return ", ".join(t(f"case.{names.get(name, name)}") for name in sorted(payload))
+    return ""
+
+
 def elapsed(when: datetime, now: datetime | None = None) -> tuple[int, int]:
     """Hours and minutes since a time."""
     minutes = max(0, int(((now or datetime.now(UTC)) - when).total_seconds() // 60))

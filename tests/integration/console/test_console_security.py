@@ -380,6 +380,9 @@ def test_correcting_an_active_case_in_the_console_queues_an_update(console):
         'id="pending-changes"' in page.text
         and "/approve" not in page.text.split('id="pending-changes"')[1].split("</section>")[0]
     ), "the proposer cannot approve their own change"
+    # The pending change names what it replaces in the reader's words, not payload keys.
+    summary = re.search(r'class="change-summary">([^<]*)<', page.text).group(1)
+    assert summary == "儿童信息", summary
     console.cookies.clear()
     make_user("sup3", Role.SUPERVISOR, "Guangzhou", Rank.INSPECTOR)
     login_with_totp(console, "sup3")
