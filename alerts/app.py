@@ -24,6 +24,7 @@ from alerts.feeds import api as feeds_api
 from alerts.feeds import casepage, wellknown
 from alerts.feeds import public as public_feeds
 from alerts.partners import api as partners_api
+from alerts.stats import api as stats_api
 from alerts.tips import api as tips_api
 from alerts.tips import public as tips_public
 from alerts.users import api as users_api
@@ -112,6 +113,7 @@ def create_app() -> FastAPI:
     app.include_router(partners_api.admin)
     app.include_router(partners_api.own)
     app.include_router(tips_api.router)
+    app.include_router(stats_api.router)
     app.include_router(feeds_api.router)
     app.include_router(public_feeds.router)
     app.include_router(casepage.router)

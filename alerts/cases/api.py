@@ -11,13 +11,15 @@ from starlette.concurrency import run_in_threadpool
 from alerts.cases import service
 from alerts.cases.lifecycle import CaseState
 from alerts.cases.models import CaseChange
+from alerts.cases.outcome import Outcome
 from alerts.cases.schemas import (
+    CaseCancel,
     CaseCreate,
     CasePage,
     CaseRead,
+    CaseResolve,
     CaseUpdate,
     ChangeRead,
-    OptionalReason,
     PhotoAdded,
     Reason,
 )
@@ -216,17 +218,29 @@ def reject_case(case_id: str, body: Reason, session: SessionDep, user: CurrentUs
 @router.post(
     "/{case_id}/resolve",
     response_model=CaseRead,
-    responses=user_errors({403: AUTHORS_ONLY, 404: NOT_FOUND, 409: "The case is not active"}, 413),
+    responses=user_errors(
+        {
+            403: AUTHORS_ONLY,
+            404: NOT_FOUND,
+            409: "The case is not active",
+            422: "`outcome`: not one of the found outcomes",
+        },
+        413,
+    ),
 )
 def resolve_case(
     case_id: str,
     session: SessionDep,
     user: CurrentUser,
     background: BackgroundTasks,
-    body: OptionalReason | None = None,
+    body: CaseResolve | None = None,
 ) -> CaseRead:
-    """The child is found: close the case on every channel."""
-    service.resolve(session, case_id, user, body.reason if body else None)
+    """The child is found: close the case on every channel, with its outcome (found_safe if
+    the body or its outcome is left out)."""
+    body = body or CaseResolve()
+    service.resolve(
+        session, case_id, user, body.reason, Outcome(body.outcome), body.tip_contributed
+    )
     return _commit_and_relay(session, background, case_id, user)
 
 
@@ -234,12 +248,22 @@ def resolve_case(
     "/{case_id}/cancel",
     response_model=CaseRead,
     responses=user_errors(
-        {403: AUTHORS_ONLY, 404: NOT_FOUND, 409: "The case is already closed"}, 413
+        {
+            403: AUTHORS_ONLY,
+            404: NOT_FOUND,
+            409: "The case is already closed",
+            422: "`reason` missing, or `outcome` not cancelled_unfounded or other",
+        },
+        413,
     ),
 )
 def cancel_case(
-    case_id: str, body: Reason, session: SessionDep, user: CurrentUser, background: BackgroundTasks
+    case_id: str,
+    body: CaseCancel,
+    session: SessionDep,
+    user: CurrentUser,
+    background: BackgroundTasks,
 ) -> CaseRead:
-    """Withdraw a case with a reason."""
-    service.cancel(session, case_id, user, body.reason)
+    """Withdraw a case with a reason and its outcome (other if left out)."""
+    service.cancel(session, case_id, user, body.reason, Outcome(body.outcome), body.tip_contributed)
     return _commit_and_relay(session, background, case_id, user)

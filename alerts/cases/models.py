@@ -5,7 +5,7 @@ from __future__ import annotations
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import JSON, Float, ForeignKey, String, Text
+from sqlalchemy import JSON, Boolean, Float, ForeignKey, Integer, String, Text
 from sqlalchemy.orm import Mapped, mapped_column, relationship
 
 from ops.platform.clock import utcnow
@@ -40,6 +40,12 @@ class Case(Base):
     # Free text from police; may name people, so it is erased with the details.
     rejection_reason: Mapped[str | None] = mapped_column(Text)
     close_reason: Mapped[str | None] = mapped_column(Text)
+    # How it ended (alerts.cases.outcome.Outcome), seconds from loss (origin_at or
+    # last_seen_at) to resolving, and whether a tip helped: not personal data, so erasure
+    # keeps them and the outcome statistics survive it. Null before closure.
+    outcome: Mapped[str | None] = mapped_column(String(32))
+    recovery_seconds: Mapped[int | None] = mapped_column(Integer)
+    tip_contributed: Mapped[bool | None] = mapped_column(Boolean)
     version: Mapped[int] = mapped_column(default=1)
 
     details: Mapped[CaseDetails | None] = relationship(

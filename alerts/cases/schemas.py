@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from datetime import UTC, date, datetime, timedelta
 from enum import StrEnum
-from typing import Annotated, Any
+from typing import Annotated, Any, Literal
 
 from pydantic import (
     AfterValidator,
@@ -18,6 +18,7 @@ from pydantic import (
 )
 
 from alerts.cases.lifecycle import CaseState
+from alerts.cases.outcome import Outcome
 from ops.text import clean_line, clean_text
 
 # The service re-checks the age limit against the configured maximum; this bound stops absurd
@@ -341,6 +342,46 @@ class OptionalReason(Strict):
     )
 
 
+FoundOutcome = Literal[
+    Outcome.FOUND_SAFE,
+    Outcome.RETURNED_HOME,
+    Outcome.FOUND_WITH_RELATIVE,
+    Outcome.RESCUED_FROM_ABDUCTION,
+    Outcome.FOUND_DECEASED,
+    Outcome.OTHER,
+]
+CancelOutcome = Literal[Outcome.CANCELLED_UNFOUNDED, Outcome.OTHER]
+TIP_TICKED = (
+    "True when a tip helped even though none was marked credible or promoted (those count "
+    "by themselves); false or omitted: only the tips' states decide"
+)
+
+
+class CaseResolve(OptionalReason):
+    """How a found child's case ends: the reason (optional) and the outcome."""
+
+    outcome: FoundOutcome = Field(
+        default=Outcome.FOUND_SAFE,
+        description="How the child was found: found_safe, returned_home, found_with_relative, "
+        "rescued_from_abduction, found_deceased or other; omitted: found_safe (for clients "
+        "written before outcomes were recorded). Any other value is refused with 422",
+        examples=["found_with_relative"],
+    )
+    tip_contributed: bool = Field(default=False, description=TIP_TICKED, examples=[False])
+
+
+class CaseCancel(Reason):
+    """Why a case is withdrawn (required) and its outcome."""
+
+    outcome: CancelOutcome = Field(
+        default=Outcome.OTHER,
+        description="cancelled_unfounded (the report was false or mistaken) or other "
+        "(a duplicate, a mistake in intake); omitted: other. Any other value is refused with 422",
+        examples=["cancelled_unfounded"],
+    )
+    tip_contributed: bool = Field(default=False, description=TIP_TICKED, examples=[False])
+
+
 class CaseRead(BaseModel):
     """A case as its agency sees it; personal fields are null once erased after closure."""
 
@@ -385,6 +426,22 @@ class CaseRead(BaseModel):
     close_reason: str | None = Field(
         description="The reason given when it was resolved or cancelled (`abandoned draft` "
         "for a draft left untouched)",
+        examples=[None],
+    )
+    outcome: Outcome | None = Field(
+        description="How it ended: found_safe, returned_home, found_with_relative, "
+        "rescued_from_abduction, found_deceased, cancelled_unfounded, other, or unknown (an "
+        "alert that expired by time); null while open. Kept after erasure",
+        examples=[None],
+    )
+    recovery_seconds: int | None = Field(
+        description="Seconds from the first last-seen time to resolving; null unless "
+        "resolved. Kept after erasure",
+        examples=[None],
+    )
+    tip_contributed: bool | None = Field(
+        description="Whether a tip helped (a tip of the case marked credible or promoted, or "
+        "the closing officer said so); null while open. Kept after erasure",
         examples=[None],
     )
     version: int = Field(

@@ -15,10 +15,13 @@ from sqlalchemy import event, func, select
 from sqlalchemy.orm import Session
 
 from alerts.cases import lifecycle
+from alerts.cases import outcome as outcomes
 from alerts.cases.lifecycle import CLOSED_STATES, Action, CaseEvent, CaseState
 from alerts.cases.models import Case, CaseChange, CaseDetails
 from alerts.cases.schemas import CaseCreate, CaseRead, CaseUpdate, LastSeen, Photo
 from alerts.dispatch import service as dispatch
+from alerts.tips.models import Tip
+from alerts.tips.triage import TipState
 from alerts.users import service as users
 from alerts.users.models import Agency, User
 from alerts.users.roles import CASE_AUTHORS, Approver, Rank, Role, check_approval
@@ -422,26 +425,63 @@ def reject(session: Session, case_id: str, supervisor: User, reason: str) -> Cas
     return event
 
 
-def resolve(session: Session, case_id: str, user: User, reason: str | None) -> CaseEvent:
-    """The child is found: close the case and send the closing notices."""
+def resolve(
+    session: Session,
+    case_id: str,
+    user: User,
+    reason: str | None,
+    outcome: outcomes.Outcome = outcomes.Outcome.FOUND_SAFE,
+    tip_contributed: bool = False,
+) -> CaseEvent:
+    """The child is found: close the case with its outcome and send the closing notices."""
+    if outcome not in outcomes.FOUND:
+        raise ValueError(f"outcome {outcome} is not one a found child can have")
     case = get(session, case_id, user, lock=True)
     if Role(user.role) not in CASE_AUTHORS:
         raise Forbidden(f"role {user.role} cannot resolve cases")
     event = _apply(session, case, Action.RESOLVE, user, reason=reason)
     case.closed_at = event.at
     case.close_reason = reason
+    _record_outcome(session, case, outcome, tip_contributed)
+    case.recovery_seconds = outcomes.recovery_seconds(
+        outcomes.lost_at(case.origin_at, case.last_seen_at), event.at
+    )
     return event
 
 
-def cancel(session: Session, case_id: str, user: User, reason: str) -> CaseEvent:
-    """Withdraw a case (false report, duplicate) with a reason."""
+def cancel(
+    session: Session,
+    case_id: str,
+    user: User,
+    reason: str,
+    outcome: outcomes.Outcome = outcomes.Outcome.OTHER,
+    tip_contributed: bool = False,
+) -> CaseEvent:
+    """Withdraw a case (false report, duplicate) with a reason and its outcome."""
+    if outcome not in outcomes.CANCELLED:
+        raise ValueError(f"outcome {outcome} is not one a cancelled case can have")
     case = get(session, case_id, user, lock=True)
     if Role(user.role) not in CASE_AUTHORS:
         raise Forbidden(f"role {user.role} cannot cancel cases")
     event = _apply(session, case, Action.CANCEL, user, reason=reason)
     case.closed_at = event.at
     case.close_reason = reason
+    _record_outcome(session, case, outcome, tip_contributed)
     return event
+
+
+def _record_outcome(session: Session, case: Case, outcome: outcomes.Outcome, ticked: bool) -> None:
+    # Read now, at closure: erasure later empties the tips, and the figure must survive it.
+    helped = session.scalar(
+        select(func.count())
+        .select_from(Tip)
+        .where(
+            Tip.case_id == case.id,
+            (Tip.state == TipState.CREDIBLE.value) | Tip.promoted_at.is_not(None),
+        )
+    )
+    case.outcome = outcome.value
+    case.tip_contributed = bool(ticked or helped)
 
 
 ABANDONED = "abandoned draft"
@@ -461,6 +501,8 @@ def abandon_stale_drafts(session: Session, settings: Settings) -> int:
         event = _apply(session, case, Action.CANCEL, None, reason=ABANDONED)
         case.closed_at = event.at
         case.close_reason = ABANDONED
+        case.outcome = outcomes.Outcome.OTHER.value
+        case.tip_contributed = False
         count += 1
     return count
 
@@ -480,6 +522,8 @@ def expire_due(session: Session, settings: Settings | None = None) -> int:
     for case in due:
         event = _apply(session, case, Action.EXPIRE, None)
         case.closed_at = event.at
+        # Nobody said how it ended: "unknown", never a guess.
+        _record_outcome(session, case, outcomes.Outcome.UNKNOWN, False)
         count += 1
     return count
 
@@ -513,6 +557,9 @@ def to_read(case: Case) -> CaseRead:
             "alert_languages": case.alert_languages,
             "rejection_reason": case.rejection_reason,
             "close_reason": case.close_reason,
+            "outcome": case.outcome,
+            "recovery_seconds": case.recovery_seconds,
+            "tip_contributed": case.tip_contributed,
             "version": case.version,
             "child": d.child if d else None,
             "photos": d.photos if d else [],
