@@ -33,8 +33,12 @@ FOUND = (
 )
 # What cancelling offers.
 CANCELLED = (Outcome.CANCELLED_UNFOUNDED, Outcome.OTHER)
-# Recovered for the recovery rate: found alive (or an outcome "other" on resolving).
-RECOVERED_ALIVE = frozenset(FOUND) - {Outcome.FOUND_DECEASED}
+
+
+def recovered(resolved: bool, outcome: str | None) -> bool:
+    """Whether a closed case counts as a recovery: resolved (the child found) and not found
+    deceased. A case resolved before outcomes were recorded (outcome null) counts."""
+    return resolved and outcome != Outcome.FOUND_DECEASED.value
 
 
 def lost_at(origin_at: datetime | None, last_seen_at: datetime) -> datetime:

@@ -24,8 +24,8 @@ class StatsRow(BaseModel):
         examples=[12],
     )
     recovered: int = Field(
-        description="Of those, resolved with the child found alive (every found outcome but "
-        "found_deceased)",
+        description="Of those, resolved with the child found alive: every found outcome but "
+        "found_deceased (a case resolved before outcomes were recorded counts)",
         examples=[9],
     )
     recovery_rate: float | None = Field(

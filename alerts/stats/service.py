@@ -18,9 +18,10 @@ from datetime import UTC, datetime
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
+from alerts.cases import outcome as outcomes
 from alerts.cases.lifecycle import CLOSED_STATES, CaseState
 from alerts.cases.models import Case
-from alerts.cases.outcome import RECOVERED_ALIVE, Outcome
+from alerts.cases.outcome import Outcome
 from alerts.stats.schemas import StatsRead, StatsRow
 from alerts.users.models import Agency
 
@@ -41,7 +42,7 @@ class Closed:
 
     @property
     def recovered(self) -> bool:
-        return self.state == CaseState.RESOLVED.value and self.outcome in RECOVERED_ALIVE
+        return outcomes.recovered(self.state == CaseState.RESOLVED.value, self.outcome)
 
 
 def month_start(month: str) -> datetime:
