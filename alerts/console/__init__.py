@@ -15,6 +15,7 @@ from alerts.console.pages import (
     history,
     operator,
     static,
+    stats,
 )
 from alerts.console.pages import maps as map_pages
 from alerts.console.pages import tips as tip_pages
@@ -23,7 +24,7 @@ from alerts.console.web import ConsoleRoute, FormClosed
 router = APIRouter(
     prefix="/console", route_class=ConsoleRoute, include_in_schema=False, dependencies=[FormClosed]
 )
-for _page in (static, auth, dashboard, cases, history, approvals, operator, account):
+for _page in (static, auth, dashboard, cases, history, approvals, operator, stats, account):
     router.include_router(_page.router)
 router.include_router(tip_pages.router)  # the case page's tips panel
 router.include_router(map_pages.router)  # map data and address lookup

@@ -914,10 +914,88 @@ MESSAGES: dict[str, dict[str, str]] = {
     },
 }
 
+# outcome statistics: the closing forms' outcome, the operators' statistics page.
+OUTCOME_STATS: dict[str, dict[str, str]] = {
+    "zh-CN": {
+        "nav.stats": "结案统计",
+        "outcome.label": "结案结果",
+        "outcome.choose": "请选择",
+        "outcome.found_safe": "平安找到",
+        "outcome.returned_home": "自行回家",
+        "outcome.found_with_relative": "在亲友处找到",
+        "outcome.rescued_from_abduction": "从拐卖中解救",
+        "outcome.found_deceased": "找到时已遇难",
+        "outcome.cancelled_unfounded": "预警撤销（不实）",
+        "outcome.other": "其他",
+        "outcome.unknown": "未知（到期）",
+        "outcome.tip_contributed": "群众线索帮助找到了孩子",
+        "outcome.after_tip": "线索有帮助",
+        "v.month": "应为年月，如 2026-01",
+        "stats.title": "结案统计",
+        "stats.intro": "已发布预警的结案情况，按结案月份（UTC）和单位统计。"
+        "个人信息删除后数据仍保留。",
+        "stats.from": "起始月份",
+        "stats.to": "截止月份",
+        "stats.csv": "下载 CSV",
+        "stats.by_month": "按月份和单位",
+        "stats.month": "月份",
+        "stats.cases": "案件数",
+        "stats.recovered": "平安找回",
+        "stats.recovery_rate": "找回率",
+        "stats.median": "找回时间中位数",
+        "stats.after_tip": "经线索找回",
+        "stats.total": "合计",
+        "stats.none": "所选范围内没有已结案的预警。",
+        "stats.outcomes": "按结案结果",
+        "stats.duration": "{h} 小时 {m} 分",
+        "stats.definitions": "找回：以找到类结果结案且孩子在世。"
+        "找回时间：从首次最后目击时间到结案。"
+        "经线索找回：找回案件中有线索被标为可信或转为目击，或民警勾选了线索有帮助。",
+    },
+    "en": {
+        "nav.stats": "Outcomes",
+        "outcome.label": "Outcome",
+        "outcome.choose": "Choose…",
+        "outcome.found_safe": "Found safe",
+        "outcome.returned_home": "Returned home by themselves",
+        "outcome.found_with_relative": "Found with a friend or relative",
+        "outcome.rescued_from_abduction": "Rescued from abduction",
+        "outcome.found_deceased": "Found deceased",
+        "outcome.cancelled_unfounded": "Alert cancelled as unfounded",
+        "outcome.other": "Other",
+        "outcome.unknown": "Unknown (expired)",
+        "outcome.tip_contributed": "A tip from the public helped find the child",
+        "outcome.after_tip": "a tip helped",
+        "v.month": "must be a month, such as 2026-01",
+        "stats.title": "Outcome statistics",
+        "stats.intro": "Closed alerts by month of closure (UTC) and agency. The figures stay "
+        "when personal data is erased.",
+        "stats.from": "From month",
+        "stats.to": "To month",
+        "stats.csv": "Download CSV",
+        "stats.by_month": "By month and agency",
+        "stats.month": "Month",
+        "stats.cases": "Cases",
+        "stats.recovered": "Recovered",
+        "stats.recovery_rate": "Recovery rate",
+        "stats.median": "Median time to recovery",
+        "stats.after_tip": "Found after a tip",
+        "stats.total": "Total",
+        "stats.none": "No closed alerts in this range.",
+        "stats.outcomes": "By outcome",
+        "stats.duration": "{h} h {m} min",
+        "stats.definitions": "Recovered: resolved with a found outcome, the child alive. Time to "
+        "recovery: from the first last-seen time to closure. Found after a tip: a recovered "
+        "case with a tip marked credible or promoted, or ticked by the officer.",
+    },
+}
+
 # Feature catalogues kept in their own files, merged here.
 from alerts.console.i18n_tips import TIPS  # noqa: E402
 
 for _language, _messages in TIPS.items():
+    MESSAGES[_language].update(_messages)
+for _language, _messages in OUTCOME_STATS.items():
     MESSAGES[_language].update(_messages)
 
 

@@ -35,7 +35,7 @@ ToMonth = Annotated[
 ]
 AgencyFilter = Annotated[
     int | None,
-    Query(alias="agency", ge=1, description="Only this agency's cases", examples=[3]),
+    Query(alias="agency", ge=1, le=2**31 - 1, description="Only this agency's cases", examples=[3]),
 ]
 
 

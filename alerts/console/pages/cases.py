@@ -13,6 +13,7 @@ from sqlalchemy import select
 from starlette.responses import JSONResponse, RedirectResponse, Response
 
 from alerts.cases import history
+from alerts.cases import outcome as outcomes
 from alerts.cases import service as cases
 from alerts.cases.lifecycle import CaseState
 from alerts.cases.schemas import CaseCreate, CaseUpdate, Photo
@@ -218,6 +219,8 @@ def _case_page(ctx: Console, case, status: int = 200, **extra) -> Response:
         changes=views.pending_changes(ctx.db, case.id),
         timeline=history.timeline(ctx.db, case),
         origin=history.origin(case),
+        found_outcomes=[o.value for o in outcomes.FOUND],
+        cancel_outcomes=[o.value for o in outcomes.CANCELLED],
         **extra,
     )
 
@@ -370,14 +373,31 @@ async def add_sighting(
     return _see_other(f"/console/cases/{case_id}")
 
 
+def _outcome(form, allowed: tuple[outcomes.Outcome, ...]) -> outcomes.Outcome | None:
+    """The outcome chosen on a closing form, or None if missing or not one of those offered."""
+    chosen = forms.text(form, "outcome")
+    return next((o for o in allowed if o.value == chosen), None)
+
+
 @router.post("/cases/{case_id}/resolve", dependencies=[CsrfChecked])
 async def resolve_case(
     case_id: str, request: Request, ctx: Police, background: BackgroundTasks
 ) -> Response:
-    """The child is found: close the case on every channel."""
+    """The child is found: close the case on every channel; the outcome is required."""
     assert ctx.user is not None
-    form = await request.form(max_files=0, max_fields=5)
-    cases.resolve(ctx.db, case_id, ctx.user, forms.text(form, "reason")[:1000] or None)
+    form = await request.form(max_files=0, max_fields=8)
+    outcome = _outcome(form, outcomes.FOUND)
+    if outcome is None:
+        case = cases.get(ctx.db, case_id, ctx.user)
+        return _case_page(ctx, case, 422, resolve_error=ctx.t("v.required"))
+    cases.resolve(
+        ctx.db,
+        case_id,
+        ctx.user,
+        forms.text(form, "reason")[:1000] or None,
+        outcome,
+        tip_contributed=forms.text(form, "tip_contributed") == "1",
+    )
     ctx.db.commit()
     background.add_task(relay.relay_now)
     return _see_other(f"/console/cases/{case_id}")
@@ -387,14 +407,21 @@ async def resolve_case(
 async def cancel_case(
     case_id: str, request: Request, ctx: Police, background: BackgroundTasks
 ) -> Response:
-    """Withdraw a case; the reason is required."""
+    """Withdraw a case; the reason and the outcome are required."""
     assert ctx.user is not None
-    form = await request.form(max_files=0, max_fields=5)
+    form = await request.form(max_files=0, max_fields=8)
     reason = forms.text(form, "reason")[:1000]
-    if not reason:
+    outcome = _outcome(form, outcomes.CANCELLED)
+    if not reason or outcome is None:
         case = cases.get(ctx.db, case_id, ctx.user)
-        return _case_page(ctx, case, 422, cancel_error=ctx.t("v.reason"))
-    cases.cancel(ctx.db, case_id, ctx.user, reason)
+        return _case_page(
+            ctx,
+            case,
+            422,
+            cancel_error=None if reason else ctx.t("v.reason"),
+            cancel_outcome_error=None if outcome else ctx.t("v.required"),
+        )
+    cases.cancel(ctx.db, case_id, ctx.user, reason, outcome)
     ctx.db.commit()
     background.add_task(relay.relay_now)
     return _see_other(f"/console/cases/{case_id}")

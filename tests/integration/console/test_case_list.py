@@ -102,7 +102,8 @@ def test_closed_cases_are_listed_with_their_outcome_and_filters_work(console):
     approve(console, found)
     page = console.get(f"/console/cases/{found}")
     console.post(
-        f"/console/cases/{found}/resolve", data={"csrf_token": csrf_of(page.text), "reason": ""}
+        f"/console/cases/{found}/resolve",
+        data={"csrf_token": csrf_of(page.text), "reason": "", "outcome": "found_safe"},
     )
     draft = new_case(console, "officer1", child_name="He Yun", action="save")
     closed = rows(search(console, state="closed"))
@@ -166,7 +167,7 @@ def test_timeline_keeps_the_first_place_after_a_sighting_and_the_list_survives_e
     page = console.get(f"/console/cases/{case_id}")
     console.post(
         f"/console/cases/{case_id}/cancel",
-        data={"csrf_token": csrf_of(page.text), "reason": "duplicate report"},
+        data={"csrf_token": csrf_of(page.text), "reason": "duplicate report", "outcome": "other"},
     )
     with session_scope() as s:
         privacy.erase(s, case_id, get_settings())

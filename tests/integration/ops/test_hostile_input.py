@@ -57,7 +57,9 @@ def test_every_public_operation_survives_generated_input_without_5xx_or_schema_v
     def auth_for(path: str) -> dict[str, str]:
         if path.startswith(("/api/v1/partner/", "/api/v1/feeds", "/api/v1/photos")):
             return partner_auth
-        if path.startswith(("/api/v1/partners", "/api/v1/rules", "/api/v1/agencies")):
+        if path.startswith(
+            ("/api/v1/partners", "/api/v1/rules", "/api/v1/agencies", "/api/v1/stats")
+        ):
             return admin
         return officer
 

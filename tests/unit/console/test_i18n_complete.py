@@ -16,6 +16,7 @@ import pytest
 
 from alerts.cases import history
 from alerts.cases.lifecycle import CaseState
+from alerts.cases.outcome import Outcome
 from alerts.cases.schemas import Sex
 from alerts.console import forms, i18n
 from alerts.tips.triage import TipState
@@ -49,6 +50,7 @@ DYNAMIC = {
     "change_state.": ["pending", "approved", "rejected"],
     "tips.state_": [s.value for s in TipState],
     "tips.mark_": ["seen", "credible"],  # the moves offered as buttons (dismiss has its own)
+    "outcome.": [o.value for o in Outcome],
 }
 
 
