@@ -12,6 +12,11 @@ Two words, one meaning each, wherever counts show (API, console, /metrics, snaps
 delivery receipt says the handset has it (every part). Only SMS carriers send receipts, so
 `delivered` is a subset of `sent`, counted once per target in a set of its own, and never a
 final state of its own (a sent target is already final).
+
+Targets carry no time of their own. For the reach report, each move into `sent` and each new
+`delivered` adds its count to a per-second histogram of the message and channel
+(`timeline_key`): when the provider's answer was recorded, to the second (the worker's clock),
+not when the handset showed it. It lives in Redis as long as the counters do.
 """
 
 from __future__ import annotations
@@ -169,7 +174,19 @@ class Ledger:
             return 0
         self.move(targets, State.SENT, "sent")
         args = [self.mode, KEY_TTL_S, "delivered", *self._pairs(targets)]
-        return int(self._once(keys=[self.delivered_key, self.counts_key], args=args))
+        added = int(self._once(keys=[self.delivered_key, self.counts_key], args=args))
+        self._stamp("delivered", added)
+        return added
+
+    def _stamp(self, stat: str, n: int) -> None:
+        """Add n to this second's bucket of the stat's histogram (the reach report's times)."""
+        if n <= 0:
+            return
+        key = timeline_key(self.message_id, self.channel, stat)
+        pipe = self.client.pipeline(transaction=False)
+        pipe.hincrby(key, int(utcnow().timestamp()), n)
+        pipe.expire(key, KEY_TTL_S)
+        pipe.execute()
 
     def totals(self) -> dict[str, int]:
         """This channel's targeted and final (sent, failed, dead, dead-lettered, withdrawn)
@@ -203,7 +220,27 @@ class Ledger:
         if not targets:
             return 0
         args = [self.mode, int(state), stat, reopen, KEY_TTL_S, *self._pairs(targets)]
-        return int(self._move(keys=[self.state_key, self.counts_key], args=args))
+        moved = int(self._move(keys=[self.state_key, self.counts_key], args=args))
+        if stat == "sent":
+            self._stamp("sent", moved)
+        return moved
+
+
+TIMED = ("sent", "delivered")
+
+
+def timeline_key(message_id: str, channel: str, stat: str) -> str:
+    """The Redis hash of a message's per-second counts of one stat on one channel,
+    'unix second' -> count (stat: sent or delivered)."""
+    return f"ch:tl:{{{message_id}}}:{channel}:{stat}"
+
+
+def timeline(
+    client: redis.Redis, message_id: str, channel: str, stat: str
+) -> list[tuple[int, int]]:
+    """(unix second, count) of a message's stat on one channel, oldest first."""
+    raw = client.hgetall(timeline_key(message_id, channel, stat))
+    return sorted((int(k), int(v)) for k, v in raw.items())
 
 
 def counts_key(message_id: str) -> str:
