@@ -27,13 +27,6 @@ NO_STORE = {"Cache-Control": "no-store"}
 NOT_FOUND = user_errors(
     {404: "No such case (police users: none in their agency or the agencies below it)"}
 )
-PLOT_LABELS = {
-    "sent": "sent (provider accepted)",
-    "delivered": "delivered (carrier receipt)",
-    "time": "time (UTC)",
-    "devices": "devices",
-    "empty": "nothing sent yet",
-}
 
 
 def _report(session, case_id: str, user, settings) -> schemas.ReachReport:
@@ -85,7 +78,7 @@ def case_reach_png(
 ) -> Response:
     """Devices sent and delivered over time, as a PNG drawn on the server."""
     report = _report(session, case_id, user, settings)
-    image = plot.png(report, {**PLOT_LABELS, "title": f"Reach of case {case_id}"})
+    image = plot.png(report, {**plot.LABELS, "title": f"Reach of case {case_id}"})
     return Response(image, media_type="image/png", headers=NO_STORE)
 
 

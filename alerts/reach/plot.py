@@ -14,6 +14,15 @@ from matplotlib.figure import Figure
 
 from alerts.reach import schemas
 
+# English in both console languages: matplotlib's bundled font has no CJK glyphs.
+LABELS = {
+    "sent": "sent (provider accepted)",
+    "delivered": "delivered (carrier receipt)",
+    "time": "time (UTC)",
+    "devices": "devices",
+    "empty": "nothing sent yet",
+}
+
 
 def png(report: schemas.ReachReport, labels: dict[str, str]) -> bytes:
     """The report's timeline as a PNG; `labels` holds title, sent, delivered, time, devices."""

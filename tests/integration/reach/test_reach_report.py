@@ -226,3 +226,53 @@ def test_police_of_another_agency_see_nothing(console, redis_client):
         res = console.get(f"/api/v1/cases/{w['case']}/{suffix}", headers=headers)
         assert res.status_code in (403, 404), (suffix, res.status_code)
         assert res.headers["content-type"].startswith("application/json")
+
+
+def test_console_page_shows_the_report_in_both_languages(console, redis_client):
+    from alerts.console.i18n import translate
+    from tests.integration.console.conftest import login
+
+    w = seeded(console, redis_client)
+    login(console, "officer1")
+    case_page = console.get(f"/console/cases/{w['case']}").text
+    assert f'href="/console/cases/{w["case"]}/reach"' in case_page
+
+    page = console.get(f"/console/cases/{w['case']}/reach")
+    assert page.status_code == 200 and page.headers["cache-control"] == "no-store"
+    html = page.text
+    assert translate("zh-CN", "reach.title", id=w["case"][:8]) in html
+    waves = html.split('id="reach-waves"')[1].split("</table>")[0]
+    assert (
+        '<td class="num">100</td>' in waves and translate("zh-CN", "reach.seconds", n="65") in waves
+    )
+    assert '<td class="partner">MapsApp</td>' in waves
+    # The map draws the shown cell as a polygon; the 9-device cell is not in the page.
+    assert sx.CELL_B in html and sx.CELL_A not in html
+    assert translate("zh-CN", "reach.map_hint", k=10, n=1) in html
+    png = console.get(f"/console/cases/{w['case']}/reach.png")
+    assert png.content[:8] == b"\x89PNG\r\n\x1a\n"
+    csv_text = console.get(f"/console/cases/{w['case']}/reach.csv").text
+    assert csv_text.startswith("row,message_id,")
+
+    from tests.integration.console.conftest import csrf_of
+
+    console.post(
+        "/console/language",
+        data={"csrf_token": csrf_of(html), "language": "en", "next": "/console/"},
+    )
+    en = console.get(f"/console/cases/{w['case']}/reach").text
+    assert translate("en", "reach.title", id=w["case"][:8]) in en
+    assert translate("en", "reach.seconds", n="65") in en
+
+
+def test_console_page_is_not_for_another_agency(console, redis_client):
+    from tests.integration.console.conftest import login
+
+    w = seeded(console, redis_client)
+    make_agency("Shenzhen")
+    make_user("szofficer", Role.OFFICER, "Shenzhen")
+    login(console, "szofficer")
+    for suffix in ("reach", "reach.csv", "reach.png"):
+        res = console.get(f"/console/cases/{w['case']}/{suffix}")
+        assert res.status_code in (403, 404), (suffix, res.status_code)
+        assert w["case"] not in res.text or res.status_code == 404

@@ -20,6 +20,7 @@ from alerts.cases.schemas import Sex
 from alerts.console import forms, i18n
 from alerts.tips.triage import TipState
 from alerts.users.roles import Role
+from channels.messages import MessageKind
 from geo.waves import service as waves
 
 CONSOLE = Path(i18n.__file__).parent
@@ -49,6 +50,7 @@ DYNAMIC = {
     "change_state.": ["pending", "approved", "rejected"],
     "tips.state_": [s.value for s in TipState],
     "tips.mark_": ["seen", "credible"],  # the moves offered as buttons (dismiss has its own)
+    "kind.": [k.value for k in MessageKind],
 }
 
 
