@@ -24,6 +24,7 @@ from alerts.feeds import api as feeds_api
 from alerts.feeds import casepage, wellknown
 from alerts.feeds import public as public_feeds
 from alerts.partners import api as partners_api
+from alerts.reach import api as reach_api
 from alerts.stats import api as stats_api
 from alerts.tips import api as tips_api
 from alerts.tips import public as tips_public
@@ -106,6 +107,8 @@ def create_app() -> FastAPI:
     app.include_router(users_api.router)
     app.include_router(cases_api.router)
     app.include_router(dispatch_api.deliveries_router)
+    app.include_router(reach_api.router)
+    app.include_router(reach_api.partner_router)
     app.include_router(dispatch_api.providers_router)
     app.include_router(devices_api.router)
     app.include_router(rules_api.router)

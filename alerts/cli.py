@@ -471,7 +471,7 @@ def partners_create(
     kind: Annotated[str, typer.Option(help="app, carrier or media")] = "app",
     scope: Annotated[
         list[str] | None,
-        typer.Option(help="devices:write, feeds:read, webhooks:manage, tips:write"),
+        typer.Option(help="devices:write, feeds:read, webhooks:manage, tips:write, reach:write"),
     ] = None,
     webhook_url: Annotated[str | None, typer.Option(help="Endpoint for signed events")] = None,
     webhook_secret: Annotated[

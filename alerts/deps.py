@@ -44,9 +44,9 @@ _partner_bearer = HTTPBearer(
     scheme_name="PartnerKey",
     description="A partner's API key, `rk_<prefix>_<secret>`, issued by an admin "
     "(`POST /api/v1/partners` or `/api/v1/partners/{partner_id}/keys`, shown once). Its scopes "
-    "(`devices:write`, `feeds:read`, `webhooks:manage`, `tips:write`) decide which partner "
-    "routes it opens; every request counts against the partner's per-minute limit (429 past "
-    "it). Send it as `Authorization: Bearer rk_...`.",
+    "(`devices:write`, `feeds:read`, `webhooks:manage`, `tips:write`, `reach:write`) decide "
+    "which partner routes it opens; every request counts against the partner's per-minute "
+    "limit (429 past it). Send it as `Authorization: Bearer rk_...`.",
 )
 
 
@@ -154,6 +154,7 @@ DevicesWriter = Annotated[PartnerKey, Depends(_partner_key("devices:write"))]
 FeedsReader = Annotated[PartnerKey, Depends(_partner_key("feeds:read"))]
 WebhooksManager = Annotated[PartnerKey, Depends(_partner_key("webhooks:manage"))]
 TipsWriter = Annotated[PartnerKey, Depends(_partner_key("tips:write"))]
+ReachWriter = Annotated[PartnerKey, Depends(_partner_key("reach:write"))]
 
 
 # The refusals of each credential, for `responses=`: every route lists its own (explicit beats

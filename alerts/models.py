@@ -5,6 +5,7 @@ from alerts.console import models as console_models  # noqa: F401
 from alerts.dispatch import models as dispatch_models  # noqa: F401
 from alerts.feeds import models as feed_models  # noqa: F401
 from alerts.partners import models as partner_models  # noqa: F401
+from alerts.reach import models as reach_models  # noqa: F401
 from alerts.tips import models as tip_models  # noqa: F401
 from alerts.users import models as user_models  # noqa: F401
 from channels import models as channel_models  # noqa: F401

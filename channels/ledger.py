@@ -12,6 +12,12 @@ Two words, one meaning each, wherever counts show (API, console, /metrics, snaps
 delivery receipt says the handset has it (every part). Only SMS carriers send receipts, so
 `delivered` is a subset of `sent`, counted once per target in a set of its own, and never a
 final state of its own (a sent target is already final).
+
+Targets carry no time of their own. For the reach report, each move into `sent` and each new
+`delivered` adds its count to a per-second histogram of the message and channel
+(`timeline_key`), in the same Lua call as the counters: when the provider's answer was
+recorded, to the second (the worker's clock), not when the handset showed it. It lives in
+Redis as long as the counters do and is not snapshotted to the database.
 """
 
 from __future__ import annotations
@@ -62,11 +68,14 @@ end
 return out
 """
 
-# KEYS: state key, ledger hash. ARGV: mode, new state, stat, reopen_stat, ttl, then id/prefix pairs.
+# KEYS: state key, ledger hash[, per-second histogram]. ARGV: mode, new state, stat,
+# reopen_stat, ttl, the current unix second, then id/prefix pairs. With a third key, the moves
+# are added to its bucket for that second in the same call, so the histogram never disagrees
+# with the counters.
 _MOVE = """
 local mode, new, stat, reopen, ttl = ARGV[1], tonumber(ARGV[2]), ARGV[3], ARGV[4], ARGV[5]
 local moved = 0
-for i = 6, #ARGV, 2 do
+for i = 7, #ARGV, 2 do
   local id, pfx = ARGV[i], ARGV[i + 1]
   local old
   if mode == 'b' then
@@ -89,15 +98,20 @@ for i = 6, #ARGV, 2 do
 end
 redis.call('EXPIRE', KEYS[1], ttl)
 redis.call('EXPIRE', KEYS[2], ttl)
+if KEYS[3] and moved > 0 then
+  redis.call('HINCRBY', KEYS[3], ARGV[6], moved)
+  redis.call('EXPIRE', KEYS[3], ttl)
+end
 return moved
 """
 
 # Count each target once into a ledger field ("targeted", or "delivered" on a receipt).
-# KEYS: the once-only bitmap or hash, ledger hash. ARGV: mode, ttl, field, then id/prefix pairs.
+# KEYS: the once-only bitmap or hash, ledger hash[, per-second histogram]. ARGV: mode, ttl,
+# field, the current unix second, then id/prefix pairs (the histogram as in _MOVE).
 _ONCE = """
 local mode, ttl, field = ARGV[1], ARGV[2], ARGV[3]
 local added = 0
-for i = 4, #ARGV, 2 do
+for i = 5, #ARGV, 2 do
   local new
   if mode == 'b' then
     new = redis.call('SETBIT', KEYS[1], tonumber(ARGV[i]), 1) == 0
@@ -111,6 +125,10 @@ for i = 4, #ARGV, 2 do
 end
 redis.call('EXPIRE', KEYS[1], ttl)
 redis.call('EXPIRE', KEYS[2], ttl)
+if KEYS[3] and added > 0 then
+  redis.call('HINCRBY', KEYS[3], ARGV[4], added)
+  redis.call('EXPIRE', KEYS[3], ttl)
+end
 return added
 """
 
@@ -159,7 +177,7 @@ class Ledger:
         """Count targets once each, however often fan-out is redelivered."""
         if not targets:
             return 0
-        args = [self.mode, KEY_TTL_S, "targeted", *self._pairs(targets)]
+        args = [self.mode, KEY_TTL_S, "targeted", 0, *self._pairs(targets)]
         return int(self._once(keys=[self.targeted_key, self.counts_key], args=args))
 
     def deliver(self, targets: Sequence[Target]) -> int:
@@ -168,8 +186,12 @@ class Ledger:
         if not targets:
             return 0
         self.move(targets, State.SENT, "sent")
-        args = [self.mode, KEY_TTL_S, "delivered", *self._pairs(targets)]
-        return int(self._once(keys=[self.delivered_key, self.counts_key], args=args))
+        args = [self.mode, KEY_TTL_S, "delivered", _second(), *self._pairs(targets)]
+        keys = [self.delivered_key, self.counts_key, self._timeline("delivered")]
+        return int(self._once(keys=keys, args=args))
+
+    def _timeline(self, stat: str) -> str:
+        return timeline_key(self.message_id, self.channel, stat)
 
     def totals(self) -> dict[str, int]:
         """This channel's targeted and final (sent, failed, dead, dead-lettered, withdrawn)
@@ -202,8 +224,33 @@ class Ledger:
         """Move targets to a state and count `stat` for each one that really moved."""
         if not targets:
             return 0
-        args = [self.mode, int(state), stat, reopen, KEY_TTL_S, *self._pairs(targets)]
-        return int(self._move(keys=[self.state_key, self.counts_key], args=args))
+        args = [self.mode, int(state), stat, reopen, KEY_TTL_S, _second(), *self._pairs(targets)]
+        keys = [self.state_key, self.counts_key]
+        if stat in TIMED:
+            keys.append(self._timeline(stat))
+        return int(self._move(keys=keys, args=args))
+
+
+def _second() -> int:
+    """The current unix second (the clock the rest of the ledger uses)."""
+    return int(utcnow().timestamp())
+
+
+TIMED = ("sent", "delivered")
+
+
+def timeline_key(message_id: str, channel: str, stat: str) -> str:
+    """The Redis hash of a message's per-second counts of one stat on one channel,
+    'unix second' -> count (stat: sent or delivered)."""
+    return f"ch:tl:{{{message_id}}}:{channel}:{stat}"
+
+
+def timeline(
+    client: redis.Redis, message_id: str, channel: str, stat: str
+) -> list[tuple[int, int]]:
+    """(unix second, count) of a message's stat on one channel, oldest first."""
+    raw = client.hgetall(timeline_key(message_id, channel, stat))
+    return sorted((int(k), int(v)) for k, v in raw.items())
 
 
 def counts_key(message_id: str) -> str:

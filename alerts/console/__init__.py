@@ -18,6 +18,7 @@ from alerts.console.pages import (
     stats,
 )
 from alerts.console.pages import maps as map_pages
+from alerts.console.pages import reach as reach_pages
 from alerts.console.pages import tips as tip_pages
 from alerts.console.web import ConsoleRoute, FormClosed
 
@@ -28,3 +29,4 @@ for _page in (static, auth, dashboard, cases, history, approvals, operator, stat
     router.include_router(_page.router)
 router.include_router(tip_pages.router)  # the case page's tips panel
 router.include_router(map_pages.router)  # map data and address lookup
+router.include_router(reach_pages.router)  # a case's reach report

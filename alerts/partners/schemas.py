@@ -44,7 +44,8 @@ RATE = "API requests a minute, over all its keys, before 429 (1-100,000)"
 DRILLS = "Also receive drills and system tests (always marked: CAP status Exercise or Test)"
 SCOPES = (
     "What the key opens: devices:write (device registry), feeds:read (CAP, Atom, JSON feed, "
-    "stream), webhooks:manage (endpoints, deliveries), tips:write (send tips about live alerts)"
+    "stream), webhooks:manage (endpoints, deliveries), tips:write (send tips about live alerts), "
+    "reach:write (report what an alert reached in your app)"
 )
 PREFIX = "The key's public prefix (12 hex digits), by which it is rotated or revoked"
 KEY_EXPIRES = "When it stops working (UTC); null: never"

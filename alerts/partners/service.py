@@ -22,6 +22,7 @@ class Scope(StrEnum):
     FEEDS_READ = "feeds:read"
     WEBHOOKS_MANAGE = "webhooks:manage"
     TIPS_WRITE = "tips:write"
+    REACH_WRITE = "reach:write"
 
 
 class PartnerKind(StrEnum):

@@ -55,6 +55,11 @@ def claim_once(
         keys=[record_key, *[ledger.store.key(int(c)) for c in chunk_list]],
         args=[pairs.tobytes(), CLAIM_TTL_SECONDS, chunk_list.tobytes()],
     )
+    return decode(raw)
+
+
+def decode(raw: bytes | None) -> np.ndarray:
+    """The device ids of a claim record (or of the claim script's reply)."""
     got = np.frombuffer(raw or b"", dtype=_PAIR)
     return (got["key"].astype(np.int64) << CHUNK_BITS) + got["off"].astype(np.int64)
 

@@ -323,7 +323,7 @@ def target_shard(wave: Wave, cell: int, interior: bool) -> np.ndarray:
         return np.empty(0, dtype=np.int64)
     client = get_redis()
     case_ledger = ledger(wave.case_id)
-    record = f"claimed:{{{wave.case_id}}}:{wave.id}:{cell:x}"
+    record = claim_record(wave.case_id, wave.id, cell)
     candidates = np.empty(0, dtype=np.int64)
     if not client.exists(record):
         candidates = targeting.devices_in_shard(
@@ -337,6 +337,23 @@ def target_shard(wave: Wave, cell: int, interior: bool) -> np.ndarray:
     if len(candidates):
         client.hincrby(stats_key(wave.id), "targeted", len(claimed))
     return claimed
+
+
+def claim_record(case_id: str, wave_id: int, cell: int) -> str:
+    """The Redis key of what one shard task claimed for a wave (kept CLAIM_TTL_SECONDS)."""
+    return f"claimed:{{{case_id}}}:{wave_id}:{cell:x}"
+
+
+def claimed_by_shard(case_id: str, wave_id: int) -> dict[int, np.ndarray]:
+    """The device ids each resolution-5 shard cell claimed for a wave, from the claim records
+    (empty once they expire)."""
+    client = get_redis()
+    prefix = claim_record(case_id, wave_id, 0)[: -len("0")]
+    out: dict[int, np.ndarray] = {}
+    for key in client.scan_iter(match=prefix + "*"):
+        name = key.decode() if isinstance(key, bytes) else key
+        out[int(name.rsplit(":", 1)[1], 16)] = claims.decode(client.get(key))
+    return out
 
 
 def replan(session: Session, case: PlacedCase, now: datetime) -> list[Wave]:

@@ -136,6 +136,8 @@ class Settings(BaseSettings):
     )
 
     # Operations (ops/): metrics files shared by API and workers, logs, readiness.
+    # Reach report map: H3 cells with fewer targeted devices than this are not shown.
+    reach_k_floor: int = Field(default=10, ge=2, le=100_000)
     # None: REUNITE_DATA_DIR/metrics. The CLI exports it as PROMETHEUS_MULTIPROC_DIR.
     metrics_dir: Path | None = None
     # None: JSON lines in production mode, readable lines otherwise.

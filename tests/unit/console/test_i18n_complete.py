@@ -21,6 +21,7 @@ from alerts.cases.schemas import Sex
 from alerts.console import forms, i18n
 from alerts.tips.triage import TipState
 from alerts.users.roles import Role
+from channels.messages import MessageKind
 from geo.waves import service as waves
 
 CONSOLE = Path(i18n.__file__).parent
@@ -51,6 +52,7 @@ DYNAMIC = {
     "tips.state_": [s.value for s in TipState],
     "tips.mark_": ["seen", "credible"],  # the moves offered as buttons (dismiss has its own)
     "outcome.": [o.value for o in Outcome],
+    "kind.": [k.value for k in MessageKind],
 }
 
 
