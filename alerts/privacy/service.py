@@ -3,10 +3,11 @@
 What goes: the CaseDetails row (name, photos, descriptions, suspect, vehicle, address), the
 photo files, the free texts that may name people (rejection and close reasons, sighting
 addresses and notes, the override reason), and every tip's content (alerts.tips: text, photo,
-place, callback number). What stays: ids, times, states, coordinates, areas,
-counts and the audit chain, and each case's outcome, time from loss to recovery and whether a
-tip contributed (not personal data: alerts.stats reads them), for statistics. The published CAP documents and the messages'
-stored renderings are deleted too (fetching a document then answers 410); photo URLs already
+place, callback number). What stays: ids, times, states, coordinates, areas, counts and the
+audit chain, and each case's outcome, time from loss to recovery and whether a tip
+contributed (not personal data: alerts.stats reads them), for statistics. The published CAP
+documents and the messages' stored renderings are deleted too (fetching a document then
+answers 410); photo URLs already
 stopped at closure.
 """
 

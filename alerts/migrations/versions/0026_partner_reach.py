@@ -11,7 +11,6 @@ from alembic import op
 import ops.platform.db
 
 revision = "0026"
-# The branch was cut at 0024; 0025 and 0026 come from other branches and are re-chained at merge.
 down_revision = "0025"
 branch_labels = None
 depends_on = None
