@@ -7,8 +7,7 @@ place, callback number). What stays: ids, times, states, coordinates, areas, cou
 audit chain, and each case's outcome, time from loss to recovery and whether a tip
 contributed (not personal data: alerts.stats reads them), for statistics. The published CAP
 documents and the messages' stored renderings are deleted too (fetching a document then
-answers 410); photo URLs already
-stopped at closure.
+answers 410); photo URLs already stopped at closure.
 """
 
 from __future__ import annotations
