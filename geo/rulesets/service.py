@@ -8,7 +8,7 @@ import numpy as np
 from sqlalchemy import func, select
 from sqlalchemy.orm import Session
 
-from geo import rules, targeting
+from geo import late, rules, targeting
 from geo.index import LocationIndex
 from geo.rulesets.models import RuleSetVersion
 from geo.rulesets.schemas import (
@@ -20,6 +20,7 @@ from geo.rulesets.schemas import (
     WavePreview,
 )
 from ops.platform.audit import service as audit
+from ops.platform.redis_client import get_redis
 
 
 def _rule_set(steps: list[dict], max_radius_km: float) -> rules.RuleSet:
@@ -130,6 +131,9 @@ def create_version(
     )
     session.add(row)
     session.flush()
+    if not data.alert_late_arrivals:
+        # The task re-checks the setting too; this only spares ingest the check.
+        late.withdraw_all(get_redis())
     audit.record(
         session,
         actor=actor,

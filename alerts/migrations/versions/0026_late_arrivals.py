@@ -19,9 +19,7 @@ depends_on = None
 def upgrade() -> None:
     with op.batch_alter_table("rule_set_versions", schema=None) as batch_op:
         batch_op.add_column(
-            sa.Column(
-                "alert_late_arrivals", sa.Boolean(), nullable=False, server_default=sa.true()
-            )
+            sa.Column("alert_late_arrivals", sa.Boolean(), nullable=False, server_default=sa.true())
         )
 
 
