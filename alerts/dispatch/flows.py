@@ -314,9 +314,17 @@ def open_late_area(wave_id: int) -> bool:
     return True
 
 
-def alert_late_arrivals(case_id: str, wave_id: int, device_ids: list[int], token: str) -> int:
-    """Send the live wave's alert to uploaded devices inside its area that were never alerted
-    for the case; nothing once the case is closed or the operator's setting is off."""
+def alert_late_arrivals(token: str, device_ids: str, cases: list[list]) -> int:
+    """Send each live wave's alert to the uploaded devices inside its area that were never
+    alerted for the case (one upload's arrivals, packed by `geo.late.send`); how many."""
+    return sum(
+        _alert_late(a.case_id, a.wave_id, a.device_ids, token)
+        for a in late.decode_arrivals(device_ids, cases)
+    )
+
+
+def _alert_late(case_id: str, wave_id: int, device_ids: np.ndarray, token: str) -> int:
+    """One case's arrivals; nothing once the case is closed or the operator's setting is off."""
     with session_scope() as session:
         wave = session.get(Wave, wave_id)
         if (
@@ -330,7 +338,7 @@ def alert_late_arrivals(case_id: str, wave_id: int, device_ids: list[int], token
             return 0
         message_id = wave.message_id
         drill = _drill(session, case_id)
-    claimed = waves.claim_late(case_id, wave_id, token, np.asarray(device_ids, dtype=np.int64))
+    claimed = waves.claim_late(case_id, wave_id, token, device_ids)
     metrics.DEVICES_TARGETED.inc(len(claimed))
     if len(claimed):
         # Per device, never by cell topic: the topic's subscribers heard the wave already.

@@ -54,9 +54,9 @@ def target_shard(wave_id: int, cell: int, interior: bool) -> int:
 
 
 @celery_app.task(name=late.LATE_ARRIVALS, **WAVE_RETRY)
-def late_arrivals(case_id: str, wave_id: int, device_ids: list[int], token: str) -> int:
+def late_arrivals(token: str, device_ids: str, cases: list[list]) -> int:
     """Alert devices that entered a live wave's area after it started (once each)."""
-    return flows.alert_late_arrivals(case_id, wave_id, device_ids, token)
+    return flows.alert_late_arrivals(token, device_ids, cases)
 
 
 @celery_app.task(name=flows.NOTIFY_ALERTED, **WAVE_RETRY)

@@ -189,3 +189,16 @@ def test_live_area_check_matches_the_exact_geometry():
     assert square.inside(
         np.array([23.5, 24.5, 23.5]), np.array([113.5, 113.5, 179.0])
     ).tolist() == [0]
+
+
+def test_one_upload_in_overlapping_areas_packs_each_device_once_per_case():
+    found = [
+        late.Arrivals("a", 1, np.array([5, 9, 2**40])),
+        late.Arrivals("b", 2, np.array([9, 11])),
+    ]
+    ids, cases = late.encode_arrivals(found)
+    back = late.decode_arrivals(ids, json.loads(json.dumps(cases)))
+    assert [(x.case_id, x.wave_id, x.device_ids.tolist()) for x in back] == [
+        ("a", 1, [5, 9, 2**40]),
+        ("b", 2, [9, 11]),
+    ]
