@@ -243,15 +243,24 @@ class Arrivals:
     device_ids: np.ndarray
 
 
+_WIDTHS = {"h": "<u2", "i": "<u4", "q": "<i8"}
+
+
 def pack(device_ids: np.ndarray) -> str:
-    """Device ids for a task argument: base64 of little-endian int64, 10x cheaper to encode
-    than a JSON list (an upload inside a city's area sends thousands)."""
-    return base64.b64encode(np.asarray(device_ids, dtype="<i8").tobytes()).decode()
+    """Sorted unique device ids for a task argument: the first id and the gaps, in the
+    narrowest little-endian width that holds them, base64 (an upload in a city sends
+    thousands; this is ~4x smaller than int64 and ~10x smaller than a JSON list)."""
+    ids = np.unique(np.asarray(device_ids, dtype=np.int64))
+    gaps = np.diff(ids, prepend=np.int64(0))
+    top = int(gaps.max()) if len(gaps) else 0
+    code = "h" if top < 1 << 16 else "i" if top < 1 << 32 else "q"
+    return code + base64.b64encode(gaps.astype(_WIDTHS[code]).tobytes()).decode()
 
 
 def unpack(packed: str) -> np.ndarray:
-    """The ids `pack` encoded."""
-    return np.frombuffer(base64.b64decode(packed), dtype="<i8").astype(np.int64)
+    """The ids `pack` encoded, sorted."""
+    gaps = np.frombuffer(base64.b64decode(packed[1:]), dtype=_WIDTHS[packed[0]])
+    return np.cumsum(gaps.astype(np.int64))
 
 
 def find(
@@ -274,7 +283,8 @@ def encode_arrivals(found: list[Arrivals]) -> tuple[str, list[list]]:
     ids = np.unique(np.concatenate([a.device_ids for a in found]))
     cases = []
     for arrivals in found:
-        mask = np.isin(ids, arrivals.device_ids, assume_unique=False)
+        mask = np.zeros(len(ids), dtype=bool)
+        mask[np.searchsorted(ids, arrivals.device_ids)] = True
         cases.append(
             [
                 arrivals.case_id,

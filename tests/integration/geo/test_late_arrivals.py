@@ -131,6 +131,38 @@ def test_the_single_device_route_alerts_an_arrival_too(world):
     assert targeted(w0.message_id) == 1
 
 
+def test_a_drill_alerts_only_test_devices_that_arrive_with_its_marked_message(world, monkeypatch):
+    from alerts.feeds.models import CaseDrill
+    from channels import service as channels
+
+    case_id = approved_case(world)
+    with session_scope() as s:
+        s.add(CaseDrill(case_id=case_id, marked_by_id=world["sup"], status="exercise"))
+    run_wave(case_waves(case_id)[0].id)
+    w0 = case_waves(case_id)[0]
+    flows.open_late_area(w0.id)
+    lat, lon = place(10)
+    for name, test_device in (("public", False), ("handset", True)):
+        body = {"platform": "apns", "address": "c" * 64, "lat": lat, "lon": lon}
+        res = world["api"].put(
+            f"/api/v1/partner/devices/{name}",
+            json={**body, "test_device": test_device},
+            headers=world["key"],
+        )
+        assert res.status_code == 200, res.text
+    handed: list[tuple[str, list[int], bool]] = []
+    real = channels.fan_out_devices
+
+    def spy(message_id, ids, **kw):
+        handed.append((message_id, list(ids), kw.get("test_only", False)))
+        return real(message_id, ids, **kw)
+
+    monkeypatch.setattr(channels, "fan_out_devices", spy)
+    run_late_tasks()
+    assert handed and all(m == w0.message_id and test_only for m, _, test_only in handed)
+    assert targeted(w0.message_id) == 1, "the test handset only, as the drill's waves do"
+
+
 def test_no_late_alert_once_the_case_is_closed(world):
     case_id, w0 = live_case(world)
     with session_scope() as s:
