@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import base64
 import json
+import logging
 import math
 import threading
 import time
@@ -29,6 +30,9 @@ from sqlalchemy.orm import Session
 
 from geo import areas
 from ops.platform.celery_app import celery_app
+from ops.platform.outbox import service as outbox
+
+log = logging.getLogger(__name__)
 
 # Task name: part of the wire format, never changes. The task lives in alerts.dispatch.tasks.
 LATE_ARRIVALS = "reunite.geo.late_arrivals"
@@ -309,9 +313,17 @@ def send(found: list[Arrivals]) -> None:
     """Queue one late-arrivals task for the upload, every case's devices in it (one message
     per upload, not per case, keeps the broker's cost flat as cases add up). Its token makes
     a redelivered task claim the same devices."""
-    if found:
-        ids, cases = encode_arrivals(found)
+    if not found:
+        return
+    ids, cases = encode_arrivals(found)
+    try:
         celery_app.send_task(LATE_ARRIVALS, args=[uuid.uuid4().hex, ids, cases])
+    except outbox.BROKER_ERRORS as exc:
+        # The upload is stored and answered; these devices stay unclaimed, so their next upload
+        # inside the area queues them again. No outbox row: uploads are too frequent for one.
+        log.warning(
+            "late arrivals not queued (broker away: %s); %d cases", type(exc).__name__, len(cases)
+        )
 
 
 def check_upload(

@@ -234,3 +234,20 @@ def test_one_upload_in_overlapping_areas_packs_each_device_once_per_case():
         ("a", 1, [5, 9, 2**40]),
         ("b", 2, [9, 11]),
     ]
+
+
+def test_an_upload_is_stored_and_answered_when_the_broker_is_away(world, monkeypatch):
+    import kombu.exceptions
+
+    case_id, _w0 = live_case(world)
+
+    def away(*_a, **_k):
+        raise kombu.exceptions.OperationalError("broker down")
+
+    monkeypatch.setattr(late.celery_app, "send_task", away)
+    upload(world, {"late": place(10)})  # 200, the row applied
+    monkeypatch.undo()
+    monkeypatch.setattr(late, "REFRESH_S", 0.0)
+    assert len(waves.alerted(case_id)) == 0
+    upload(world, {"late": place(11)})  # its next upload inside queues it after all
+    assert run_late_tasks() == [1]
