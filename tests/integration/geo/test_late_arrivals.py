@@ -103,6 +103,7 @@ def live_case(world) -> tuple[str, object]:
     return case_id, case_waves(case_id)[0]
 
 
+@pytest.mark.cluster_smoke
 def test_a_device_entering_the_live_area_is_alerted_exactly_once(world):
     upload(world, {"early": place(40)})  # there before the wave: the wave tells it
     case_id, w0 = live_case(world)
