@@ -8,7 +8,6 @@ from __future__ import annotations
 import base64
 import json
 
-import numpy as np
 import pytest
 from fastapi.testclient import TestClient
 from sqlalchemy import select
@@ -29,7 +28,7 @@ from ops.platform.db import session_scope
 from ops.platform.outbox.models import OutboxMessage
 from ops.platform.redis_client import get_broker_redis, get_redis
 from tests.factories import make_agency, make_partner, make_user, partner_headers
-from tests.integration.geo.test_waves import CENTER, approved_case, case_waves, place, run_wave
+from tests.integration.geo.test_waves import approved_case, case_waves, place, run_wave
 
 
 @pytest.fixture
@@ -209,32 +208,6 @@ def test_turning_it_off_stops_an_area_already_open(world):
     upload(world, {"second": place(10)})
     run_late_tasks()
     assert len(waves.alerted(case_id)) == 0 and targeted(w0.message_id) == 0
-
-
-def test_live_area_check_matches_the_exact_geometry():
-    circle = late.LiveArea.build("c", 1, late.areas.Area.circle(*CENTER, 100))
-    lats = np.array([place(99.9)[0], place(100.1)[0], place(50, 200)[0], -23.1])
-    lons = np.array([place(99.9)[1], place(100.1)[1], place(50, 200)[1], 113.3])
-    assert circle.inside(lats, lons).tolist() == [0, 2]
-    square = late.LiveArea.build(
-        "p", 2, late.areas.Area.from_vertices([(23, 113), (23, 114), (24, 114), (24, 113)])
-    )
-    assert square.inside(
-        np.array([23.5, 24.5, 23.5]), np.array([113.5, 113.5, 179.0])
-    ).tolist() == [0]
-
-
-def test_one_upload_in_overlapping_areas_packs_each_device_once_per_case():
-    found = [
-        late.Arrivals("a", 1, np.array([5, 9, 2**40])),
-        late.Arrivals("b", 2, np.array([9, 11])),
-    ]
-    ids, cases = late.encode_arrivals(found)
-    back = late.decode_arrivals(ids, json.loads(json.dumps(cases)))
-    assert [(x.case_id, x.wave_id, x.device_ids.tolist()) for x in back] == [
-        ("a", 1, [5, 9, 2**40]),
-        ("b", 2, [9, 11]),
-    ]
 
 
 def test_an_upload_is_stored_and_answered_when_the_broker_is_away(world, monkeypatch):
