@@ -18,6 +18,8 @@ Read top to bottom; each numbered step is a function below.
 6. Live changes: `add_sighting` and `set_override` re-plan the waves from a new place; a
    change one officer may not make alone waits for `decide_change` (two-person rule).
 7. `reconcile_shards` sends again any shard task past its deadline.
+8. `alert_late_arrivals`: a device whose upload lands inside a live wave's area after the
+   wave started (`geo.late`, checked at ingest) gets that wave's alert, once.
 
 Every step re-reads the case and stops if it is no longer active; a closing commit also
 withdraws whatever the channels still hold for the case (`channels.closure`).
@@ -47,7 +49,7 @@ from alerts.users.models import User
 from channels import closure, reconcile
 from channels import service as channels
 from channels.messages import MessageId, MessageKind
-from geo import areas, rules
+from geo import areas, late, rules
 from geo.rulesets import service as rulesets
 from geo.waves import service as waves
 from geo.waves.models import CaseGeo, Sighting, Wave
@@ -115,6 +117,7 @@ def _stop(session: Session, case_id: str) -> None:
     # The closing commit already withdrew queued alerts (alerts.cases.service); marking again
     # here covers a Redis that was away at that instant.
     closure.close_case(get_redis(), case_id)
+    late.withdraw(get_redis(), case_id)
     waves.cancel_pending(session, case_id)
     # The public case page and feeds are cached for seconds; a closed alert's page must not
     # go on showing the child's details until the cache runs out.
@@ -212,6 +215,7 @@ def start_wave(outbox_id: int, wave_id: int) -> int:
     if start is None:
         return 0
     metrics.WAVES_STARTED.inc()
+    open_late_area(wave_id)
     # Queued after the commit; a redelivery re-queues them all and the claims make that harmless.
     # The fullest shard comes first, in the urgent lane: the wave's first pushes never wait
     # behind another case's bulk. The others follow in the bulk lane.
@@ -292,6 +296,54 @@ def reconcile_shards(now: float | None = None) -> int:
         _send_shard(int(wave_id), int(cell, 16), interior == "1", channels.URGENT)
         sent += 1
     return sent
+
+
+# 8. Late arrivals ------------------------------------------------------------------------
+
+
+def open_late_area(wave_id: int) -> bool:
+    """Make a started wave its case's area for late arrivals, if the rule set in force says so
+    (the operator's `alert_late_arrivals`); closing the case withdraws it (`_stop`)."""
+    with session_scope() as session:
+        wave = session.get(Wave, wave_id)
+        if wave is None or not rulesets.alerts_late_arrivals(session):
+            return False
+        if not _active(session.get(Case, wave.case_id)):
+            return False
+        waves.publish_live_area(wave)
+    return True
+
+
+def alert_late_arrivals(token: str, device_ids: str, cases: list[list]) -> int:
+    """Send each live wave's alert to the uploaded devices inside its area that were never
+    alerted for the case (one upload's arrivals, packed by `geo.late.send`); how many."""
+    return sum(
+        _alert_late(a.case_id, a.wave_id, a.device_ids, token)
+        for a in late.decode_arrivals(device_ids, cases)
+    )
+
+
+def _alert_late(case_id: str, wave_id: int, device_ids: np.ndarray, token: str) -> int:
+    """One case's arrivals; nothing once the case is closed or the operator's setting is off."""
+    with session_scope() as session:
+        wave = session.get(Wave, wave_id)
+        if (
+            wave is None
+            or wave.case_id != case_id
+            or wave.message_id is None
+            or wave.status not in ("targeting", "started")
+            or not _active(session.get(Case, case_id))
+            or not rulesets.alerts_late_arrivals(session)
+        ):
+            return 0
+        message_id = wave.message_id
+        drill = _drill(session, case_id)
+    claimed = waves.claim_late(case_id, wave_id, token, device_ids)
+    metrics.DEVICES_TARGETED.inc(len(claimed))
+    if len(claimed):
+        # Per device, never by cell topic: the topic's subscribers heard the wave already.
+        channels.fan_out_devices(message_id, claimed.tolist(), test_only=drill)
+    return len(claimed)
 
 
 # 5. Notices to everyone already told ----------------------------------------------------

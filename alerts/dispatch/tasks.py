@@ -8,6 +8,7 @@ from __future__ import annotations
 
 from alerts.cases import service as cases
 from alerts.dispatch import flows, service
+from geo import late
 from ops.platform.celery_app import DurableTask, celery_app
 from ops.platform.db import session_scope
 from ops.platform.outbox import relay
@@ -50,6 +51,12 @@ def start_wave(outbox_id: int, wave_id: int) -> int:
 def target_shard(wave_id: int, cell: int, interior: bool) -> int:
     """Claim one shard's not-yet-alerted devices and hand them to the channels."""
     return flows.run_shard(wave_id, cell, interior)
+
+
+@celery_app.task(name=late.LATE_ARRIVALS, **WAVE_RETRY)
+def late_arrivals(token: str, device_ids: str, cases: list[list]) -> int:
+    """Alert devices that entered a live wave's area after it started (once each)."""
+    return flows.alert_late_arrivals(token, device_ids, cases)
 
 
 @celery_app.task(name=flows.NOTIFY_ALERTED, **WAVE_RETRY)

@@ -10,7 +10,7 @@ import numpy as np
 from fastapi import APIRouter, Header, HTTPException, Path, Request, Response, status
 
 from alerts.deps import DevicesWriter, SessionDep, SettingsDep, partner_errors
-from geo import cells
+from geo import cells, late
 from geo.devices import ingest
 from geo.devices import service as devices
 from geo.devices.schemas import (
@@ -124,6 +124,9 @@ def upsert_device(
             np.array([device.id]), np.array([cells.snap(body.lat, body.lon)], dtype=np.uint64), at
         )
         located = True
+        late.check_upload(
+            session, index.client, np.array([device.id]), np.array([body.lat]), np.array([body.lon])
+        )
     return _read(device, located)
 
 

@@ -13,7 +13,7 @@ import numpy as np
 from pydantic import TypeAdapter, ValidationError
 from sqlalchemy.orm import Session
 
-from geo import cells
+from geo import cells, late
 from geo.devices import service as devices
 from geo.devices.schemas import BulkResult, LocationRow, RowError
 from geo.index import LocationIndex
@@ -190,6 +190,10 @@ def apply_rows(
         leaving = [known[e] for e in opted_out if e in known]
         if leaving:
             index.remove(leaving)
+            staying = ~np.isin(ids, leaving)
+            ids, lats, lons = ids[staying], lats[staying], lons[staying]
+        # Devices inside an active case's area and not yet alerted get it after the commit.
+        late.check_upload(session, index.client, ids, lats, lons)
         devices.touch(session, ids.tolist())
     rejected.sort(key=lambda e: e.index)
     return BulkResult(

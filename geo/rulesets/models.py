@@ -5,7 +5,7 @@ from __future__ import annotations
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import JSON, Float, String, Text
+from sqlalchemy import JSON, Boolean, Float, String, Text, true
 from sqlalchemy.orm import Mapped, mapped_column
 
 from ops.platform.clock import utcnow
@@ -22,5 +22,7 @@ class RuleSetVersion(Base):
     # [{"name": str, "vertices": [[lat, lon], ...], "steps": [...], "max_radius_km": float}]
     regions: Mapped[list[dict[str, Any]]] = mapped_column(JSON, default=list)
     note: Mapped[str] = mapped_column(Text, default="")
+    # Devices that enter a live wave's area after it started get the alert too (geo.late).
+    alert_late_arrivals: Mapped[bool] = mapped_column(Boolean, default=True, server_default=true())
     created_by: Mapped[str] = mapped_column(String(100))
     created_at: Mapped[datetime] = mapped_column(default=utcnow)

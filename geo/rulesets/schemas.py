@@ -22,6 +22,10 @@ STEPS = (
     "time the time since the loss passes a step"
 )
 MAX_RADIUS = "The radius in km once the last step has passed (wider than it, " + CEILING + ")"
+LATE = (
+    "Whether a device that reports a location inside a live wave's area after the wave "
+    "started, and was not alerted for the case yet, gets the alert then (once). On by default"
+)
 LAT = "Latitude in degrees (WGS 84), -90 to 90"
 LON = "Longitude in degrees (WGS 84), -180 to 180"
 
@@ -74,6 +78,7 @@ class RuleSetCreate(Strict):
         max_length=100,
         description="Up to 100 regions with their own schedule; empty: one schedule everywhere",
     )
+    alert_late_arrivals: bool = Field(default=True, description=LATE, examples=[True])
     note: Annotated[str, StringConstraints(max_length=500), AfterValidator(clean_text)] = Field(
         default="",
         description="Why this version (up to 500 characters), for the audit log",
@@ -92,6 +97,7 @@ class RuleSetRead(BaseModel):
     steps: list[StepIn] = Field(description=STEPS)
     max_radius_km: float = Field(description=MAX_RADIUS, examples=[500])
     regions: list[RegionIn] = Field(description="Regions with their own schedule")
+    alert_late_arrivals: bool = Field(description=LATE, examples=[True])
     note: str = Field(
         description="Why this version was stored",
         examples=["Smaller first wave in the Pearl River Delta"],

@@ -8,7 +8,7 @@ import numpy as np
 from sqlalchemy import func, select
 from sqlalchemy.orm import Session
 
-from geo import rules, targeting
+from geo import late, rules, targeting
 from geo.index import LocationIndex
 from geo.rulesets.models import RuleSetVersion
 from geo.rulesets.schemas import (
@@ -20,6 +20,7 @@ from geo.rulesets.schemas import (
     WavePreview,
 )
 from ops.platform.audit import service as audit
+from ops.platform.redis_client import get_redis
 
 
 def _rule_set(steps: list[dict], max_radius_km: float) -> rules.RuleSet:
@@ -60,6 +61,12 @@ def current(session: Session) -> tuple[int, rules.RuleSet, list[rules.RegionOver
     return row.version, _rule_set(row.steps, row.max_radius_km), regions
 
 
+def alerts_late_arrivals(session: Session) -> bool:
+    """Whether the rule set in force alerts devices that enter a live area later (default on)."""
+    row = latest(session)
+    return True if row is None else bool(row.alert_late_arrivals)
+
+
 def read(session: Session) -> RuleSetRead:
     """The rule set in force as the API shows it."""
     row = latest(session)
@@ -69,6 +76,7 @@ def read(session: Session) -> RuleSetRead:
             steps=[StepIn(**s) for s in _steps_json(rules.DEFAULT_RULES)],
             max_radius_km=rules.DEFAULT_RULES.max_radius_km,
             regions=[],
+            alert_late_arrivals=True,
             note="built-in default (the model system's schedule)",
             created_by="system",
             created_at=None,
@@ -82,6 +90,7 @@ def _to_read(row: RuleSetVersion) -> RuleSetRead:
         steps=[StepIn(**s) for s in row.steps],
         max_radius_km=row.max_radius_km,
         regions=[RegionIn(**r) for r in row.regions],
+        alert_late_arrivals=row.alert_late_arrivals,
         note=row.note,
         created_by=row.created_by,
         created_at=row.created_at,
@@ -116,18 +125,27 @@ def create_version(
         steps=steps,
         max_radius_km=data.max_radius_km,
         regions=regions,
+        alert_late_arrivals=data.alert_late_arrivals,
         note=data.note,
         created_by=actor,
     )
     session.add(row)
     session.flush()
+    if not data.alert_late_arrivals:
+        # The task re-checks the setting too; this only spares ingest the check.
+        late.withdraw_all(get_redis())
     audit.record(
         session,
         actor=actor,
         action="rules.version_created",
         subject=f"rules:{version}",
         reason=data.note or None,
-        detail={"steps": steps, "max_radius_km": data.max_radius_km, "regions": len(regions)},
+        detail={
+            "steps": steps,
+            "max_radius_km": data.max_radius_km,
+            "regions": len(regions),
+            "alert_late_arrivals": data.alert_late_arrivals,
+        },
     )
     return _to_read(row)
 

@@ -18,7 +18,7 @@ from sqlalchemy import select
 from sqlalchemy.orm import Session
 
 from channels import base
-from geo import areas, rules, targeting
+from geo import areas, late, rules, targeting
 from geo.devices import service as devices
 from geo.index import RECORD
 from geo.rulesets import service as rulesets
@@ -354,6 +354,27 @@ def claimed_by_shard(case_id: str, wave_id: int) -> dict[int, np.ndarray]:
         name = key.decode() if isinstance(key, bytes) else key
         out[int(name.rsplit(":", 1)[1], 16)] = claims.decode(client.get(key))
     return out
+
+
+def publish_live_area(wave: Wave) -> None:
+    """Make a started wave its case's live area for late arrivals (`geo.late`)."""
+    late.publish(get_redis(), wave.case_id, wave.id, wave.epoch, wave.index, area_of(wave))
+
+
+def claim_late(case_id: str, wave_id: int, token: str, device_ids: np.ndarray) -> np.ndarray:
+    """Claim late arrivals in the case's alerted bitmap: those never alerted come back (and a
+    redelivered task with the same token gets the same ones back)."""
+    client = get_redis()
+    case_ledger = ledger(case_id)
+    ids = np.asarray(device_ids, dtype=np.int64)
+    if len(ids) > SNAPSHOT_MIN:
+        # Most of a large upload inside an area was told by the wave already.
+        ids = ids[~case_ledger.snapshot().contains(ids)]
+    record = f"claimed:{{{case_id}}}:late:{token}"
+    claimed = claims.claim_once(client, case_ledger, record, ids)
+    if len(claimed):
+        client.hincrby(stats_key(wave_id), "late", len(claimed))
+    return claimed
 
 
 def replan(session: Session, case: PlacedCase, now: datetime) -> list[Wave]:

@@ -38,6 +38,7 @@ def _rules_page(ctx: Console, status: int = 200, **extra) -> Response:
         "rows": _rows_of(current),
         "max_radius": f"{current.max_radius_km:g}",
         "note": "",
+        "late": current.alert_late_arrivals,
         "errors": {},
         "preview": None,
         "map_svg": None,
@@ -126,10 +127,13 @@ async def save_rules(request: Request, ctx: Staff) -> Response:
     form = await request.form(max_files=0, max_fields=120)
     raw_rows, steps, max_raw, errors = _parse(form)
     note = forms.text(form, "note")[:500]
+    # An unticked checkbox sends nothing: absent means off.
+    late = form.get("alert_late_arrivals") == "on"
     echo = {
         "rows": raw_rows + [{"up_to_minutes": "", "radius_km": ""}],
         "max_radius": max_raw,
         "note": note,
+        "late": late,
     }
     if "form" in errors:
         return _rules_page(ctx, 422, errors={"form": _rule_error(ctx, errors["form"])}, **echo)
@@ -154,6 +158,7 @@ async def save_rules(request: Request, ctx: Staff) -> Response:
                 steps=[StepIn(**s) for s in steps],
                 max_radius_km=top,
                 regions=current.regions,
+                alert_late_arrivals=late,
                 note=note,
             ),
             actor=f"user:{ctx.user.id}",

@@ -142,3 +142,34 @@ def test_rule_set_errors_name_the_row_in_zh_cn(console):
         assert res.status_code == 422, fields
         error = TAG.sub("", res.text.split('id="rules-error">')[1].split("</p>")[0])
         assert expected in error and not ENGLISH_WORD.search(error), error
+
+
+def test_the_rules_form_keeps_or_turns_off_late_arrival_alerts(console):
+    from geo.rulesets import service as rulesets
+    from ops.platform.db import session_scope
+
+    login_with_totp(console, "ops1")
+    page = console.get("/console/rules")
+    assert re.search(r'name="alert_late_arrivals" value="on" checked', page.text)
+    data = {
+        "csrf_token": csrf_of(page.text),
+        "rows": "1",
+        "up_to_minutes_0": "60",
+        "radius_km_0": "100",
+        "max_radius_km": "500",
+        "action": "save",
+    }
+    res = console.post(
+        "/console/rules", data={**data, "alert_late_arrivals": "on"}, follow_redirects=False
+    )
+    assert res.status_code == 303, res.text
+    with session_scope() as s:
+        assert rulesets.alerts_late_arrivals(s) is True
+    page = console.get("/console/rules")
+    res = console.post(
+        "/console/rules", data={**data, "csrf_token": csrf_of(page.text)}, follow_redirects=False
+    )
+    assert res.status_code == 303, res.text  # the box unticked: off from this version on
+    with session_scope() as s:
+        assert rulesets.alerts_late_arrivals(s) is False
+    assert 'name="alert_late_arrivals" value="on" >' in console.get("/console/rules").text

@@ -49,6 +49,17 @@ def test_default_rules_are_the_model_systems_schedule(api):
     assert body["max_radius_km"] == 500
 
 
+def test_late_arrivals_are_on_by_default_and_an_operator_turns_them_off(api):
+    assert api.get("/api/v1/rules", headers=token(api, "officer1")).json()["alert_late_arrivals"]
+    res = api.post("/api/v1/rules", json=DEFAULT, headers=token(api, "op1"))
+    assert res.status_code == 201 and res.json()["alert_late_arrivals"] is True, res.text
+    off = {**DEFAULT, "alert_late_arrivals": False, "note": "pilot without late alerts"}
+    res = api.post("/api/v1/rules", json=off, headers=token(api, "op1"))
+    assert res.status_code == 201, res.text
+    body = api.get("/api/v1/rules", headers=token(api, "officer1")).json()
+    assert body["version"] == 2 and body["alert_late_arrivals"] is False
+
+
 def test_operator_stores_a_new_version_with_a_city_override_and_it_is_audited(api):
     city = [[23.0, 113.1], [23.0, 113.5], [23.3, 113.5], [23.3, 113.1]]
     rules = {
