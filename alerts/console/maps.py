@@ -18,6 +18,8 @@ from alerts.cases.lifecycle import CaseState
 from alerts.cases.models import Case
 from alerts.console import svgmap, views
 from alerts.console.web import TEMPLATES
+from alerts.tips import service as tips
+from alerts.tips.triage import TipState
 from alerts.users.models import User
 from channels.base import Area
 from geo.rulesets.schemas import PreviewRead
@@ -130,6 +132,12 @@ def case_map(session: Session, case: Case, t: Translate, settings: Settings) -> 
         points.append(
             _point(s.lat, s.lon, t("map.sighting", at=views.local(s.at, settings)), "sighting")
         )
+    # Tips with a place, for the officers triaging them (dismissed ones and erased places not).
+    for tip in tips.tips_of(session, case.id):
+        if tip.lat is None or tip.lon is None or tip.state == TipState.DISMISSED:
+            continue
+        label = t("map.tip", id=tip.id, state=t(f"tips.state_{tip.state}"))
+        points.append(_point(tip.lat, tip.lon, label, "tip", tip=tip.id))
     points.append(_point(case.last_seen_lat, case.last_seen_lon, t("map.last_seen"), "last_seen"))
     return {"rings": rings, "points": points, "state": case.state}
 

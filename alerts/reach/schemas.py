@@ -99,7 +99,7 @@ class WaveReach(BaseModel):
         description="The message id `<case-id>:<kind>:<wave>:<n>`", examples=[MESSAGE]
     )
     kind: str = Field(description="alert, update, found, cancelled, ...", examples=["alert"])
-    wave: int = Field(description="The wave number the message belongs to", examples=[1])
+    wave: int = Field(description="The wave the message belongs to, numbered from 1", examples=[1])
     started_at: datetime = Field(
         description="When the message was created (the wave's start)",
         examples=["2025-06-01T03:10:00Z"],

@@ -119,7 +119,7 @@ def _wave(session: Session, r, m: Message) -> tuple[schemas.WaveReach, dict[str,
         schemas.WaveReach(
             message_id=m.id,
             kind=m.kind,
-            wave=m.wave,
+            wave=m.wave + 1,  # numbered from 1, as everywhere people read it
             started_at=m.created_at,
             devices_targeted=targeted,
             devices_sent=sum(c.sent for c in devices),

@@ -78,6 +78,7 @@ def _ready(http: httpx.Client) -> bool:
 def server(tmp_path_factory):
     """`reunite serve` on embedded defaults with users, a partner and devices near the case."""
     tmp = tmp_path_factory.mktemp("console")
+    port = free_port()
     env = reunite_env(
         DATABASE_URL=None,
         REDIS_URL=None,
@@ -85,8 +86,10 @@ def server(tmp_path_factory):
         REUNITE_MODE="development",
         REUNITE_RELAY_INTERVAL_SECONDS="1",
         REUNITE_WAVE_TICK_SECONDS="1",
+        REUNITE_TIP_POW_BITS="12",  # the public tip form's proof of work, quick in a test
+        # Links in public pages (the case page's photo) point at this server, as in production.
+        REUNITE_PUBLIC_BASE_URL=f"http://127.0.0.1:{port}",
     )
-    port = free_port()
     with reunite_process(["serve", "--port", str(port)], env, tmp, tmp / "serve.log"):
         base = f"http://127.0.0.1:{port}"
         http = httpx.Client(base_url=base, timeout=10)
@@ -158,8 +161,10 @@ def hosts_contacted() -> set[str]:
     }
 
 
-def new_page(browser, server):
-    context = browser.new_context(base_url=server, viewport={"width": 1360, "height": 900})
+def new_page(browser, server, **options):
+    context = browser.new_context(
+        base_url=server, viewport={"width": 1360, "height": 900}, **options
+    )
     context.on("request", lambda r: REQUESTS.append(r))
     page = context.new_page()
     page.set_default_timeout(20_000)
@@ -376,7 +381,42 @@ def test_walk_through_from_the_map_to_the_closed_list(browser, server, lang, sup
     assert officer.locator("#case-area-map path.ring-current").count() == 1
     shot(officer, "case-active" + sfx)
 
-    # A sighting nearby (within the live-change distance, so no second person is needed).
+    # A tip from the public case page (its own script solves the proof of work) appears in
+    # the officer's tips panel by itself and on the case map; marked credible, one click
+    # makes it the case's sighting.
+    public = new_page(browser, server, timezone_id="Asia/Shanghai")  # a phone in Guangzhou
+    public.goto(f"/c/{case_id}")
+    public.locator("#tip-form:not([hidden])").wait_for()
+    public.fill("#tip-text", "在体育西路地铁站看到穿红色外套的小女孩")
+    public.fill("#tip-seen-at", local_input(10))
+    public.fill("#tip-lat", str(LAT + 0.03))
+    public.fill("#tip-lon", str(LON + 0.01))
+    public.fill("#tip-accuracy", "30")
+    public.fill("#tip-callback", "+86 138 0013 8000")
+    public.click("#tip-send")
+    form = public.locator("#tip-form")
+    sent, working = form.get_attribute("data-sent"), form.get_attribute("data-working")
+    status = public.locator("#tip-status")
+    deadline = time.monotonic() + 30
+    while status.inner_text() in ("", working) and time.monotonic() < deadline:
+        time.sleep(0.2)  # the page's CSP allows no evaluated script: poll from here
+    assert sent in status.inner_text(), status.inner_text()
+    public.context.close()
+    tip = officer.locator("#tips-list > li[data-state='new']").first
+    tip.wait_for(timeout=30_000)  # the panel polls; no reload
+    tip_id = tip.get_attribute("id")  # tip-N
+    assert "体育西路" in officer.locator(f"#{tip_id}-text").inner_text()
+    officer.reload()
+    officer.locator("#case-area-map[data-ready='1'] .point-tip").first.wait_for()
+    if lang == "en":
+        shot(officer, "tips")
+    officer.click(f"#{tip_id}-credible")
+    officer.locator(f"#{tip_id}[data-state='credible']").wait_for()
+    officer.click(f"#{tip_id}-promote")
+    officer.locator(f"#{tip_id}-promoted").wait_for()
+    officer.locator('#timeline .timeline-entry[data-kind="sighting"]').wait_for()
+
+    # A sighting typed in (within the live-change distance, so no second person is needed).
     sighting = officer.locator("form[action$='/sightings']")
     sighting.locator("input[name=at]").fill(local_input(5))
     sighting.locator("input[name=lat]").fill(str(LAT + 0.02))
@@ -384,7 +424,7 @@ def test_walk_through_from_the_map_to_the_closed_list(browser, server, lang, sup
     sighting.locator("input[name=address]").fill("天河区体育西路")
     sighting.locator("button[type=submit]").click()
     officer.wait_for_url(f"**/console/cases/{case_id}")
-    officer.locator('#timeline .timeline-entry[data-kind="sighting"]').wait_for()
+    assert officer.locator('#timeline .timeline-entry[data-kind="sighting"]').count() == 2
     assert "广州市北京路步行街" in officer.locator("#origin-place").inner_text()
     officer.locator("#case-area-map[data-ready='1'] .point-sighting").first.wait_for()
 
@@ -393,6 +433,17 @@ def test_walk_through_from_the_map_to_the_closed_list(browser, server, lang, sup
     officer.wait_for_url(f"**/console/cases/{case_id}")
     assert officer.locator("#case-state").inner_text() == say["state.resolved"]
     assert officer.locator('#timeline .timeline-entry[data-kind="resolved"]').count() == 1
+    # The outcome (found safe, preselected) and that a tip helped are kept for statistics.
+    outcome = officer.locator("#case-outcome").inner_text()
+    assert say["outcome.found_safe"] in outcome and say["outcome.after_tip"] in outcome
+
+    # The reach report: per wave, channel and partner, with the delivery plot drawn server-side.
+    officer.click("#reach-link a")
+    officer.wait_for_url(f"**/console/cases/{case_id}/reach")
+    assert officer.locator("#reach-waves tbody tr").count() >= 1
+    assert officer.locator("#reach-plot").evaluate("i => i.decode().then(() => i.naturalWidth)") > 0
+    if lang == "en":
+        shot(officer, "reach")
 
     # The closed case stays findable: the case list, filtered to closed cases.
     officer.click("#nav-case-list")
@@ -407,7 +458,9 @@ def test_walk_through_from_the_map_to_the_closed_list(browser, server, lang, sup
     if lang == "en":
         operator_pages(browser, server)
     # Nothing any page asked for left Reunite's own host: no CDN, tiles or fonts elsewhere.
-    assert hosts_contacted() == {urlsplit(server).netloc}
+    own = urlsplit(server).netloc
+    elsewhere = sorted({r.url for r in REQUESTS if urlsplit(r.url).netloc != own})
+    assert hosts_contacted() == {own}, elsewhere
 
 
 def operator_pages(browser, server) -> None:
@@ -434,6 +487,10 @@ def operator_pages(browser, server) -> None:
     ops.click("#run-preview")
     ops.locator("#rules-map[data-ready='1'][data-basemap-ready='1']").wait_for()
     shot(ops, "rules")
+    # Outcome statistics: the walk-through's case counts as recovered after a tip.
+    ops.goto("/console/stats")
+    assert ops.locator("#stats-total").count() == 1
+    shot(ops, "stats")
     # The API documentation renders from Reunite's own copies of Swagger UI and Redoc.
     ops.goto("/docs")
     ops.locator(".swagger-ui .info .title").wait_for()

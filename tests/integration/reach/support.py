@@ -34,14 +34,15 @@ def approved_case(console) -> str:
 
 
 def wave_with_message(case_id: str, number: int) -> tuple[int, str]:
-    """A started wave and its alert message (as the wave engine leaves them)."""
-    message_id = fx.new_message(case_id, wave=number)
+    """A started wave and its alert message (as the wave engine leaves them: `number` counts
+    from 1 as people do, the stored index from 0)."""
+    message_id = fx.new_message(case_id, wave=number - 1)
     with session_scope() as s:
         created = s.get(Message, message_id).created_at
         wave = Wave(
             case_id=case_id,
             epoch=90 + number,
-            index=number,
+            index=number - 1,
             starts_at=created,
             started_at=created,
             radius_km=10.0,

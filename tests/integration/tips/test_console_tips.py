@@ -80,7 +80,13 @@ def test_tips_show_newest_first_with_coordinates_and_the_callback(world, api):
 def test_triage_moves_through_its_states_and_dismissal_needs_a_reason(world, api):
     case_id, message_id = live_case(world)
     tip = tip_id(api, message_id)
+
+    def tips_on_map(client) -> list[int]:
+        points = client.get(f"/console/cases/{case_id}/map").json()["points"]
+        return [p["tip"] for p in points if p["kind"] == "tip"]
+
     with signed_in("officer1") as officer:
+        assert tips_on_map(officer) == [tip]  # the case map shows the tip where it was seen
         assert act(officer, case_id, tip, "triage", state="seen").status_code == 303
         assert act(officer, case_id, tip, "triage", state="credible").status_code == 303
         refused = act(officer, case_id, tip, "triage", state="dismissed", reason="  ")
@@ -94,6 +100,7 @@ def test_triage_moves_through_its_states_and_dismissal_needs_a_reason(world, api
         page = html.fromstring(officer.get(f"/console/cases/{case_id}").text)
         assert page.get_element_by_id(f"tip-{tip}-state").text.strip() in ("已排除", "dismissed")
         assert page.get_element_by_id(f"tip-{tip}-reopen") is not None
+        assert tips_on_map(officer) == []  # a dismissed tip leaves the map
         assert act(officer, case_id, tip, "triage", state="seen").status_code == 303
     with session_scope() as s:
         row = s.get(Tip, tip)

@@ -19,6 +19,7 @@
     original: { color: "#111827", fillColor: "#ffffff", radius: 6 },
     sighting: { color: "#ffffff", fillColor: "#c2410c", radius: 6 },
     case: { color: "#ffffff", fillColor: "#b91c1c", radius: 7 },
+    tip: { color: "#ffffff", fillColor: "#7c3aed", radius: 6 },
   };
   const BASE_ORDER = ["land", "lake", "province", "country", "coast"];
   const BASE_STYLE = {
