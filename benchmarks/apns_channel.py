@@ -40,6 +40,41 @@ async def push(channel, delivery, n: int, concurrency: int) -> Counter[str]:
     return reasons
 
 
+def measure(url: str, ca_file: Path, pushes: int, connections: int, streams: int):
+    """Push through ApnsChannel to the sink at url; (wall s, CPU s of this process, reasons)."""
+    from pydantic import SecretStr
+
+    from channels.apns import ApnsChannel, ApnsSettings
+    from ops.peers import keys
+    from ops.platform.channel_settings import HttpTransportSettings
+    from tests.peers.samples import sample_delivery
+
+    key = keys.make_apns_key()
+    settings = ApnsSettings(
+        base_url=url,
+        topic="cn.reunite.app",
+        team_id=key.team_id,
+        key_id=key.key_id,
+        auth_key=SecretStr(key.private_pem),
+        connections=connections,
+        streams_per_connection=streams,
+        transport=HttpTransportSettings(ca_bundle=ca_file),
+    )
+    channel = ApnsChannel(settings)
+    delivery = sample_delivery(now=time.time())
+    concurrency = connections * streams
+    loop = asyncio.new_event_loop()
+    try:
+        loop.run_until_complete(push(channel, delivery, 1000, concurrency))  # connect, warm
+        wall, cpu = time.perf_counter(), time.process_time()
+        reasons = loop.run_until_complete(push(channel, delivery, pushes, concurrency))
+        wall, cpu = time.perf_counter() - wall, time.process_time() - cpu
+        loop.run_until_complete(channel.aclose())
+    finally:
+        loop.close()
+    return wall, cpu, reasons
+
+
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--pushes", type=int, default=30_000)
@@ -50,41 +85,13 @@ def main() -> int:
         print("nginx not found (apt-get install nginx-light)")
         return 1
 
-    from pydantic import SecretStr
-
     from benchmarks.fanout import nginx_sink
-    from channels.apns import ApnsChannel, ApnsSettings
-    from channels.base import HttpTransportSettings
-    from ops.peers import keys
     from ops.peers._runtime import make_self_signed
-    from tests.peers.samples import sample_delivery
 
     workdir = Path(tempfile.mkdtemp(prefix="ru-apns-"))
     tls = make_self_signed(workdir / "tls")
-    key = keys.make_apns_key()
     with nginx_sink(workdir, tls) as url:
-        settings = ApnsSettings(
-            base_url=url,
-            topic="cn.reunite.app",
-            team_id=key.team_id,
-            key_id=key.key_id,
-            auth_key=SecretStr(key.private_pem),
-            connections=args.connections,
-            streams_per_connection=args.streams,
-            transport=HttpTransportSettings(ca_bundle=tls.cert),
-        )
-        channel = ApnsChannel(settings)
-        delivery = sample_delivery(now=time.time())
-        concurrency = args.connections * args.streams
-        loop = asyncio.new_event_loop()
-        try:
-            loop.run_until_complete(push(channel, delivery, 1000, concurrency))  # connect, warm
-            wall, cpu = time.perf_counter(), time.process_time()
-            reasons = loop.run_until_complete(push(channel, delivery, args.pushes, concurrency))
-            wall, cpu = time.perf_counter() - wall, time.process_time() - cpu
-            loop.run_until_complete(channel.aclose())
-        finally:
-            loop.close()
+        wall, cpu, reasons = measure(url, tls.cert, args.pushes, args.connections, args.streams)
     print(
         f"{args.pushes:,} pushes in {wall:.2f}s = {args.pushes / wall:,.0f} pushes/s, "
         f"{cpu / args.pushes * 1e6:.0f} us CPU per push in this process "
