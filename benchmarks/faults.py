@@ -73,7 +73,7 @@ from pathlib import Path
 from typing import Any
 
 ROOT = Path(__file__).resolve().parents[1]
-# Not benchmarks/ itself: benchmarks/priority.py would shadow the `priority` package of h2.
+# Not benchmarks/ itself: a module there must never shadow an installed package.
 sys.path[:] = [p for p in sys.path if Path(p or ".").resolve() != ROOT / "benchmarks"]
 sys.path.insert(0, str(ROOT))
 # Decide the services before any Reunite module reads its settings: nothing shared by accident.

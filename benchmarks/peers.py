@@ -90,7 +90,7 @@ def run_node_apn(
     path = workdir / "node-apn.json"
     path.write_text(json.dumps(config))
     out = subprocess.run(
-        ["node", str(HERE / "peers" / "node_apn.js"), str(module_dir), str(path)],
+        ["node", str(HERE / "node_apn.js"), str(module_dir), str(path)],
         capture_output=True, text=True, timeout=600, check=True,
     ).stdout  # fmt: skip
     result = json.loads(out.strip().splitlines()[-1])

@@ -33,7 +33,7 @@ import time
 from contextlib import ExitStack
 from pathlib import Path
 
-# benchmarks/priority.py would shadow the `priority` package the in-process h2 sink needs:
+# A module in benchmarks/ must never shadow an installed package (it once shadowed h2's `priority`):
 # this directory goes last, so fanout and _registry still resolve.
 HERE = str(Path(__file__).resolve().parent)
 sys.path[:] = [p for p in sys.path if p not in (HERE, "")]

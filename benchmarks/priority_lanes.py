@@ -1,7 +1,7 @@
 """Priority lanes: a new case's first push, and a closure's partner notice, during a big fan-out.
 
-    python benchmarks/priority.py                    # 100,000-device fan-out, 20 new cases
-    python benchmarks/priority.py --devices 20000 --cases 10
+    python benchmarks/priority_lanes.py                    # 100,000-device fan-out, 20 new cases
+    python benchmarks/priority_lanes.py --devices 20000 --cases 10
 
 Case A's first wave reaches --devices APNs devices around Guangzhou (nginx h2 sink, real
 worker, SQLite, embedded Redis, as benchmarks/fanout.py). While it is sending, --cases new
