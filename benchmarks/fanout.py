@@ -132,6 +132,7 @@ def main() -> int:
     parser.add_argument("--streams", type=int, default=300)
     parser.add_argument("--connections", type=int, default=4)
     parser.add_argument("--python-sink", action="store_true", help="skip nginx")
+    parser.add_argument("--profile", help="write py-spy's collapsed stacks of the 100k run here")
     parser.add_argument(
         "--from-fanout",
         action="store_true",
@@ -215,7 +216,27 @@ def main() -> int:
         measure(case_id, partner, 10, warm=True)  # open connections, render once per process
 
         latencies = sorted(measure(case_id, partner, 10)[0] for _ in range(args.runs))
+        cpu_before = tree_cpu(worker.pid)
+        spy = None
+        if args.profile:  # py-spy's collapsed stacks of every worker process, for flamegraphs
+            spy = subprocess.Popen(
+                ["py-spy", "record", "--subprocesses", "--gil", "--format", "raw", "--rate", "200",
+                 "--pid", str(worker.pid), "--output", args.profile],
+                stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
+            )  # fmt: skip
+            time.sleep(1)
         elapsed = measure(case_id, partner, args.devices)[1]
+        worker_cpu = tree_cpu(worker.pid) - cpu_before
+        if spy is not None:
+            spy.send_signal(signal.SIGINT)
+            spy.wait(30)
+        # The channel alone, in this process, on the same sink and in the same run: the anchor.
+        from benchmarks.apns_channel import measure as channel_alone
+
+        ch_wall, ch_cpu, _ = channel_alone(
+            url, tls.cert, min(args.devices, 30_000), args.connections, args.streams
+        )
+        ch_n = min(args.devices, 30_000)
         from channels.apns import build_payload
         from channels.messages import render
         from tests.peers.samples import sample_content
@@ -239,8 +260,30 @@ def main() -> int:
         f"first push: p50 {p50:.0f} ms, p99 {p99:.0f} ms over {len(latencies)} runs "
         f"({start} -> first push answered 200)"
     )
+    per_push = worker_cpu / args.devices * 1e6
+    alone = ch_cpu / ch_n * 1e6
+    print(
+        f"worker CPU: {per_push:.0f} us per push (all worker processes, whole pipeline); "
+        f"channel alone {alone:.0f} us per push ({ch_n / ch_wall:,.0f} pushes/s): "
+        f"{per_push / alone:.2f}x"
+    )
     print(f"h2load ceiling on the same sink: {ceiling}")
     return 0
+
+
+def tree_cpu(pid: int) -> float:
+    """User + system CPU seconds of a process and its live descendants."""
+    import psutil
+
+    root = psutil.Process(pid)
+    total = 0.0
+    for proc in [root, *root.children(recursive=True)]:
+        try:
+            t = proc.cpu_times()
+        except psutil.NoSuchProcess:
+            continue
+        total += t.user + t.system
+    return total
 
 
 def setup(n: int) -> tuple[str, int]:

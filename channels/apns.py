@@ -10,7 +10,6 @@ a few connections (APNs recommends several for throughput) and caps streams per 
 
 from __future__ import annotations
 
-import functools
 import hashlib
 import json
 import time
@@ -127,23 +126,7 @@ def build_payload(message: RenderedMessage, collapse: str) -> bytes | None:
     return None
 
 
-# Every device of a message gets the same payload: encode it once per rendering, not per push.
-_payload_for = functools.lru_cache(maxsize=64)(build_payload)
 _OK = Outcome.ok(status=200)
-
-
-@functools.lru_cache(maxsize=64)
-def _fixed_fields(topic: bytes, expires: int, collapse: str) -> tuple[bytes, ...]:
-    """The header fields every push of a message shares, as libcurl takes them."""
-    return (
-        b"apns-push-type: alert",
-        b"apns-priority: 10",
-        b"apns-expiration: " + str(expires).encode(),
-        b"apns-collapse-id: " + collapse.encode(),
-        b"apns-topic: " + topic,
-        b"content-type: application/json",
-        b"accept:",  # an empty value drops libcurl's own "Accept: */*"
-    )
 
 
 def classify(status: int, reason: str, retry_after: float | None) -> Outcome:
@@ -189,30 +172,51 @@ class ApnsChannel:
         self._topic = settings.topic.encode()
         self._auth_token = ""
         self._auth_field = b""
+        self._prepared: dict[tuple, tuple[float, bytes | None, tuple[bytes, ...]]] = {}
 
     async def send(self, target: Recipient, delivery: Delivery) -> Outcome:
         """Push one case message to one device token and classify Apple's answer."""
-        now = self._clock()
-        expires = delivery.expires_at.timestamp()
-        if expires <= now:
+        expires, payload, fixed = self._prepare(delivery, target.language)
+        if expires <= self._clock():
             return Outcome.failed("expired")
-        message = delivery.message_for(target.language)
-        collapse = collapse_id(delivery.case_id)
-        payload = _payload_for(message, collapse)
         if payload is None:
             return Outcome.failed("PayloadTooLarge")
-        fixed = _fixed_fields(self._topic, int(expires), collapse)
         push_id = apns_id(delivery.message_id, target.address)
-        path = f"/3/device/{target.address}"
+        path = "/3/device/" + target.address
         outcome = await self._post(path, [*fixed, b"apns-id: " + push_id.encode()], payload)
         if outcome.reason == "ExpiredProviderToken":
             # Apple says our JWT expired: sign a fresh one and try once more right away.
             outcome = await self._post(path, [*fixed, b"apns-id: " + push_id.encode()], payload)
-        if outcome.is_ok and outcome.provider_id is None:
+        if outcome is _OK:
             # Apple answers with the apns-id it was sent: ours, without reading the answer's
             # headers on every push.
             return Outcome.ok(status=200, provider_id=push_id)
         return outcome
+
+    def _prepare(
+        self, delivery: Delivery, language: str | None
+    ) -> tuple[float, bytes | None, tuple[bytes, ...]]:
+        """(expiry, payload, shared header fields) of a message in a language: made once per
+        message, not per push (every device of a message gets the same bytes)."""
+        key = (delivery.message_id, language, delivery.expires_at)
+        found = self._prepared.get(key)
+        if found is None:
+            expires = delivery.expires_at.timestamp()
+            collapse = collapse_id(delivery.case_id)
+            payload = build_payload(delivery.message_for(language), collapse)
+            fixed = (
+                b"apns-push-type: alert",
+                b"apns-priority: 10",
+                b"apns-expiration: " + str(int(expires)).encode(),
+                b"apns-collapse-id: " + collapse.encode(),
+                b"apns-topic: " + self._topic,
+                b"content-type: application/json",
+                b"accept:",  # an empty value drops libcurl's own "Accept: */*"
+            )
+            if len(self._prepared) >= 256:
+                self._prepared.clear()
+            found = self._prepared[key] = (expires, payload, fixed)
+        return found
 
     async def _post(self, path: str, fields: list[bytes], payload: bytes) -> Outcome:
         jwt_token = self.token.current()

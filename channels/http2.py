@@ -116,11 +116,12 @@ class _Multi:
         # would count the wait: `timeout_s` is for the provider's answer.
         self.limit = connections * streams
         self._waiters: deque[asyncio.Future[None]] = deque()
-        self._timer: asyncio.TimerHandle | None = None
+        self._timer: asyncio.Handle | None = None
+        self._deadline = 0.0  # loop time the timer is due (uvloop's handles do not say)
         self._watched: set[int] = set()
 
-    async def start(self, transfer: _Transfer) -> None:
-        """Hand the request to libcurl once a stream is free for it."""
+    async def room(self) -> None:
+        """Wait until a stream is free for one more request."""
         while len(self.transfers) >= self.limit:
             waiter = self.loop.create_future()
             self._waiters.append(waiter)
@@ -130,6 +131,9 @@ class _Multi:
                 if waiter.done() and not waiter.cancelled():
                     self._wake()  # pass on the slot we were woken for
                 raise
+
+    def start(self, transfer: _Transfer) -> None:
+        """Hand the request to libcurl (after `room`, with nothing awaited in between)."""
         self.transfers[transfer.easy] = transfer
         self.multi.add_handle(transfer.easy)  # libcurl asks for a 0 ms timer: kicked next turn
 
@@ -183,11 +187,25 @@ class _Multi:
             self.loop.remove_writer(fd)
 
     def _set_timer(self, ms: int) -> None:
+        if ms < 0:  # no timer wanted
+            if self._timer is not None:
+                self._timer.cancel()
+                self._timer = None
+            return
+        when = self.loop.time() + ms / 1000
+        # libcurl re-arms its timer on every request added and every socket event; a timer
+        # already due within a millisecond of the new deadline serves (libcurl tolerates an
+        # early or slightly late call), which saves a timer handle per push.
         if self._timer is not None:
+            if abs(self._deadline - when) < 0.001:
+                return
             self._timer.cancel()
-            self._timer = None
-        if ms >= 0:  # -1: no timer wanted
-            self._timer = self.loop.call_later(ms / 1000, self._act, pycurl.SOCKET_TIMEOUT, 0)
+        self._deadline = when
+        self._timer = self.loop.call_at(when, self._on_timer)
+
+    def _on_timer(self) -> None:
+        self._timer = None  # fired: whatever libcurl asks for next needs a new one
+        self._act(pycurl.SOCKET_TIMEOUT, 0)
 
     # -- driving libcurl --
 
@@ -256,7 +274,11 @@ class Http2Pool:
             return await self._send(url, fields, body)  # once, on a fresh connection
 
     async def _send(self, url: str, fields: list[bytes], body: bytes) -> Response:
-        multi = self._bound()
+        multi = self._multi
+        if multi is None or multi.loop is not asyncio.get_running_loop():
+            multi = self._bind()
+        if len(multi.transfers) >= multi.limit:
+            await multi.room()
         easy = multi.spare.pop() if multi.spare else self._new_easy()
         future: asyncio.Future[Response] = multi.loop.create_future()
         transfer = _Transfer(easy, future)
@@ -265,24 +287,18 @@ class Http2Pool:
         easy.setopt(pycurl.POSTFIELDS, body)
         easy.setopt(pycurl.WRITEFUNCTION, transfer.chunks.append)
         easy.setopt(pycurl.HEADERFUNCTION, transfer.lines.append)
-        try:
-            await multi.start(transfer)
-        except asyncio.CancelledError:
-            multi.spare.append(easy)
-            raise
+        multi.start(transfer)
         try:
             return await future
         except asyncio.CancelledError:
             multi.cancel(transfer)  # the caller gave up: free the stream now
             raise
 
-    def _bound(self) -> _Multi:
-        """This loop's multi handle (a new one if the pool was last used on another loop)."""
-        loop = asyncio.get_running_loop()
-        if self._multi is None or self._multi.loop is not loop:
-            if self._multi is not None and not self._multi.loop.is_closed():
-                self._multi.close()
-            self._multi = _Multi(loop, self._connections, self._streams)
+    def _bind(self) -> _Multi:
+        """A multi handle for this loop (the pool was unused, or last used on another loop)."""
+        if self._multi is not None and not self._multi.loop.is_closed():
+            self._multi.close()
+        self._multi = _Multi(asyncio.get_running_loop(), self._connections, self._streams)
         return self._multi
 
     def _new_easy(self) -> pycurl.Curl:

@@ -32,12 +32,12 @@ def production(monkeypatch, tmp_path):
     production_keys(monkeypatch, tmp_path / "keys")
     monkeypatch.setenv("REUNITE_SECRET_KEY", "k" * 40)
     get_settings.cache_clear()
-    crypto._fernet.cache_clear()  # keyed by the secret key
+    crypto.clear_keys()  # keyed by the secret key
     yield
     monkeypatch.delenv("REUNITE_SECRET_KEY")
     monkeypatch.setenv("REUNITE_MODE", "test")
     get_settings.cache_clear()
-    crypto._fernet.cache_clear()
+    crypto.clear_keys()
 
 
 def test_loopback_endpoint_is_refused_at_registration_in_production(world, api, production):
