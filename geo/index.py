@@ -11,6 +11,9 @@ key of one shard, one map chunk or one ledger lands on one slot and scripts stay
   same atomic step). A device that moved gets a tombstone appended to its old shard. Ids are
   expected to be dense (a registry sequence): each chunk of 2^24 ids takes 64 MB when full.
 * ``{prefix}:shards`` - set of shard cells that have a log (for purge and compaction sweeps).
+* ``{prefix}:compact-due`` - set of shard cells whose uncompacted tail passed the threshold
+  (``compact_ratio`` of the compacted head); ``compact_due`` drains it every few seconds, so a
+  log stays within a constant factor of one record per device however often phones report.
 
 Reads GET one log, decode it with numpy, keep the newest record per device and drop
 tombstones and stale locations. "Newest" is arrival order, which the map also follows: a
@@ -45,10 +48,15 @@ RECORD = np.dtype(
     ]
 )
 FLAG_TOMBSTONE = 1
-FLAG_HEADER = 2
+FLAG_HEADER = 2  # cell: compacted records after it; updated_at: compaction generation
 CHUNK_BITS = 24
 DEFAULT_STALENESS = timedelta(hours=24)
 DEFAULT_RETENTION = timedelta(days=30)
+# A shard is due for compaction once its tail holds more than this share of its compacted head
+# (and at least COMPACT_MIN_TAIL records): the log stays under (1 + ratio) records per device,
+# and each appended record is rewritten about (1 + ratio) / ratio times.
+DEFAULT_COMPACT_RATIO = 0.5
+COMPACT_MIN_TAIL = 256
 
 # BITFIELD SET over a packed batch; returns the old values packed. One script call per key
 # keeps it cluster-safe, and packing in Lua avoids building millions of RESP arguments in Python.
@@ -71,13 +79,16 @@ return table.concat(out)
 """
 
 # Replace the first ARGV[2] bytes of a log with ARGV[1], keeping anything appended since it
-# was read: compaction then never loses a concurrent upload.
+# was read: compaction then never loses a concurrent upload. The log must still start with the
+# record it started with when read (ARGV[3]); a compaction that won meanwhile wrote a header with
+# a new generation, and rewriting over its output would drop records: return -1 instead.
 _REWRITE_PREFIX = """
-local tail = redis.call('GETRANGE', KEYS[1], tonumber(ARGV[2]), -1)
-local blob = ARGV[1] .. tail
-if #blob == 0 then redis.call('DEL', KEYS[1]) return 0 end
-redis.call('SET', KEYS[1], blob)
-return #blob
+local cut = tonumber(ARGV[2])
+if redis.call('STRLEN', KEYS[1]) < cut then return -1 end
+if redis.call('GETRANGE', KEYS[1], 0, #ARGV[3] - 1) ~= ARGV[3] then return -1 end
+local tail = redis.call('GETRANGE', KEYS[1], cut, -1)
+redis.call('SET', KEYS[1], ARGV[1] .. tail)
+return #ARGV[1] + #tail
 """
 
 
@@ -134,10 +145,12 @@ class LocationIndex:
         client: redis.Redis,
         prefix: str = "geo",
         staleness: timedelta = DEFAULT_STALENESS,
+        compact_ratio: float | None = DEFAULT_COMPACT_RATIO,
     ) -> None:
         self.client = client
         self.prefix = prefix
         self.staleness = staleness
+        self.compact_ratio = compact_ratio  # None: only the periodic compaction
         self.map = BitfieldStore(client, prefix + ":{{m{chunk}}}:map", "u32")
         self._rewrite = client.register_script(_REWRITE_PREFIX)
 
@@ -149,6 +162,10 @@ class LocationIndex:
     @property
     def shards_key(self) -> str:
         return f"{self.prefix}:shards"
+
+    @property
+    def due_key(self) -> str:
+        return f"{self.prefix}:compact-due"
 
     # -- writes -------------------------------------------------------------------------
 
@@ -218,9 +235,16 @@ class LocationIndex:
         ends = np.append(starts[1:], len(shards))
         pipe = self.client.pipeline(transaction=False)
         for shard, a, b in zip(uniq.tolist(), starts.tolist(), ends.tolist(), strict=True):
-            pipe.append(self.log_key(shard), records[a:b].tobytes())
+            key = self.log_key(shard)
+            pipe.append(key, records[a:b].tobytes())
+            # The first record says how much of the log is compacted (plain commands: no script).
+            pipe.getrange(key, 0, RECORD.itemsize - 1)
         pipe.sadd(self.shards_key, *uniq.tolist())
-        pipe.execute()
+        res = pipe.execute()
+        if self.compact_ratio is not None:
+            due = uniq[tail_over(res[0:-1:2], res[1:-1:2], self.compact_ratio)]
+            if len(due):
+                self.client.sadd(self.due_key, *due.tolist())
 
     # -- reads --------------------------------------------------------------------------
 
@@ -250,23 +274,52 @@ class LocationIndex:
 
     # -- maintenance --------------------------------------------------------------------
 
-    def compact(self, shard: int, purge_before: datetime | None = None) -> int:
-        """Rewrite a shard log to one record per live device; returns the records kept."""
-        blob = self.client.get(self.log_key(shard)) or b""
-        recs, compacted = decode(blob)
-        keep = latest(recs, compacted, 0)
-        if purge_before is not None:
-            keep = keep[keep["updated_at"] >= epoch(purge_before)]
-            gone = np.setdiff1d(latest_ids_any(recs, compacted), keep["device_id"])
-            if len(gone):
-                self._clear_map_if(gone, shard)
-        header = np.zeros(1, dtype=RECORD)
-        header["device_id"] = -1
-        header["flags"] = FLAG_HEADER
-        header["cell"] = len(keep)
-        new_blob = (header.tobytes() + keep.tobytes()) if len(keep) else b""
-        self._rewrite(keys=[self.log_key(shard)], args=[new_blob, len(blob)])
-        return len(keep)
+    def compact(self, shard: int, purge_before: datetime | None = None, attempts: int = 3) -> int:
+        """Rewrite a shard log to one record per live device, sorted by device id; returns the
+        records kept (0 if concurrent compactions of the same shard won every attempt)."""
+        key = self.log_key(shard)
+        for _ in range(attempts):
+            blob = self.client.get(key) or b""
+            if not blob:
+                return 0
+            recs, compacted = decode(blob)
+            keep = latest(recs, compacted, 0)
+            if purge_before is not None:
+                keep = keep[keep["updated_at"] >= epoch(purge_before)]
+                gone = np.setdiff1d(latest_ids_any(recs, compacted), keep["device_id"])
+                if len(gone):
+                    self._clear_map_if(gone, shard)
+            # Sorted by id, a head lets reads drop superseded records with a binary search;
+            # head and tail are each sorted already, so this stable sort is a linear merge.
+            keep = keep[np.argsort(keep["device_id"], kind="stable")]
+            first = np.frombuffer(blob[: RECORD.itemsize], dtype=RECORD)
+            gen = int(first["updated_at"][0]) if first["flags"][0] & FLAG_HEADER else 0
+            header = np.zeros(1, dtype=RECORD)
+            header["device_id"] = -1
+            header["flags"] = FLAG_HEADER
+            header["cell"] = len(keep)
+            # A header always stays, even over no records: its generation keeps the check in
+            # _REWRITE_PREFIX exact.
+            header["updated_at"] = (gen + 1) & 0xFFFFFFFF
+            new_blob = header.tobytes() + keep.tobytes()
+            args = [new_blob, len(blob), blob[: RECORD.itemsize]]
+            if self._rewrite(keys=[key], args=args) >= 0:
+                return len(keep)
+        return 0
+
+    def compact_due(self, limit: int = 10_000) -> int:
+        """Compact the shards whose tail passed the threshold (the frequent sweep); returns how
+        many were compacted. A shard popped by a worker that dies stays uncompacted until its
+        next upload marks it due again, or the hourly compaction."""
+        done = 0
+        while done < limit:
+            popped = self.client.spop(self.due_key, min(64, limit - done))
+            if not popped:
+                break
+            for shard in popped:
+                self.compact(int(shard))
+            done += len(popped)
+        return done
 
     def _clear_map_if(self, ids: np.ndarray, shard: int) -> None:
         """Zero map slots of purged devices, restoring any that moved meanwhile."""
@@ -307,16 +360,55 @@ def decode(blob: bytes) -> tuple[np.ndarray, int]:
     return recs, 0
 
 
+def tail_over(lengths: list[int], firsts: list[bytes], ratio: float) -> np.ndarray:
+    """Mask of logs (by byte length and first record) whose uncompacted tail passed
+    ``ratio`` times the compacted head and ``COMPACT_MIN_TAIL``."""
+    first = np.frombuffer(b"".join(firsts), dtype=RECORD)
+    if len(first) != len(lengths):  # a log shorter than one record: cannot happen after APPEND
+        raise ValueError("a shard log is shorter than one record")
+    has_header = (first["flags"] & FLAG_HEADER) != 0
+    head = np.where(has_header, first["cell"], 0).astype(np.int64)
+    tail = np.asarray(lengths, dtype=np.int64) // RECORD.itemsize - has_header - head
+    return tail > np.maximum(COMPACT_MIN_TAIL, ratio * head)
+
+
+def _last_per_device(recs: np.ndarray) -> np.ndarray:
+    """The last arrival of each device among ``recs``, sorted by device id."""
+    ids = recs["device_id"]
+    n = len(ids)
+    if n and ids.min() >= 0 and int(ids.max()) < (2**62) // n:
+        # Sort (id, arrival) packed in one int64: a plain sort is several times faster than a
+        # stable argsort, and the last entry of each id run is its last arrival.
+        key = np.sort(ids * n + np.arange(n))
+        sid = key // n
+        last = np.append(sid[1:] != sid[:-1], True)
+        return recs[key[last] % n]
+    order = np.argsort(ids, kind="stable")
+    sid = ids[order]
+    last = np.append(sid[1:] != sid[:-1], True) if n else np.zeros(0, dtype=bool)
+    return recs[order[last]]
+
+
+def _superseded(head_ids: np.ndarray, newer_ids: np.ndarray) -> np.ndarray:
+    """Mask of ``head_ids`` that appear in ``newer_ids`` (sorted, unique)."""
+    h = len(head_ids)
+    if h > 1 and not (head_ids[1:] > head_ids[:-1]).all():  # a head from before sorted heads
+        return np.isin(head_ids, newer_ids)
+    pos = np.searchsorted(head_ids, newer_ids)
+    found = pos < h
+    found[found] = head_ids[pos[found]] == newer_ids[found]
+    out = np.zeros(h, dtype=bool)
+    out[pos[found]] = True
+    return out
+
+
 def latest(recs: np.ndarray, compacted: int, oldest: int) -> np.ndarray:
     """Newest record per device, without tombstones or records updated before ``oldest``."""
     if compacted < len(recs):
-        tail = recs[compacted:]
-        # Last arrival per device within the tail (np.unique keeps the first of the reversed).
-        _, idx = np.unique(tail["device_id"][::-1], return_index=True)
-        tail = tail[len(tail) - 1 - idx]
+        tail = _last_per_device(recs[compacted:])
         head = recs[:compacted]
         if len(head):
-            head = head[~np.isin(head["device_id"], tail["device_id"])]
+            head = head[~_superseded(head["device_id"], tail["device_id"])]
         recs = np.concatenate([head, tail])
     ok = (recs["flags"] & FLAG_TOMBSTONE) == 0
     if oldest > 0:
