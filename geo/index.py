@@ -3,19 +3,22 @@
 Layout (all keys under ``prefix``; the ``{...}`` parts are Redis Cluster hash tags, so every
 key of one shard, one map chunk or one ledger lands on one slot and scripts stay single-slot):
 
-* ``{prefix}:{s<shard hex>}:log`` - per resolution-5 shard, an append-only packed log of
-  ``RECORD``s. A batch costs one ``APPEND`` per touched shard. An optional header record
-  (``FLAG_HEADER``) says how many records after it are already compacted (unique per device).
+* ``{prefix}:{s<shard hex>}:log`` and ``...:tail`` - per resolution-5 shard, a packed log of
+  ``RECORD``s in two strings. Uploads go to the tail: a batch costs one ``APPEND`` per touched
+  shard. Compaction rewrites the log as a header record (``FLAG_HEADER``: how many records
+  follow, unique per device and sorted by id) and the compacted records, and cuts what it read
+  off the tail. Two strings, because Redis doubles a string's allocation on ``APPEND``: a log
+  appended to directly would hold up to twice its length in memory right after a compaction.
 * ``{prefix}:{m<chunk>}:map`` - the device -> current shard map, as a Redis string of u32
   slots indexed by device id (``BITFIELD ... SET u32 #id``, which returns the old value in the
   same atomic step). A device that moved gets a tombstone appended to its old shard. Ids are
   expected to be dense (a registry sequence): each chunk of 2^24 ids takes 64 MB when full.
 * ``{prefix}:shards`` - set of shard cells that have a log (for purge and compaction sweeps).
-* ``{prefix}:compact-due`` - set of shard cells whose uncompacted tail passed the threshold
-  (``compact_ratio`` of the compacted head); ``compact_due`` drains it every few seconds, so a
-  log stays within a constant factor of one record per device however often phones report.
+* ``{prefix}:compact-due`` - set of shard cells whose tail passed the threshold
+  (``compact_ratio`` of the compacted records); ``compact_due`` drains it every few seconds, so
+  a shard stays within a constant factor of one record per device however often phones report.
 
-Reads GET one log, decode it with numpy, keep the newest record per device and drop
+Reads GET a shard's log and tail, decode them with numpy, keep the newest record per device and drop
 tombstones and stale locations. "Newest" is arrival order, which the map also follows: a
 partner must upload a device's locations in time order (within a batch, the last row wins).
 
@@ -78,17 +81,29 @@ end
 return table.concat(out)
 """
 
-# Replace the first ARGV[2] bytes of a log with ARGV[1], keeping anything appended since it
-# was read: compaction then never loses a concurrent upload. The log must still start with the
-# record it started with when read (ARGV[3]); a compaction that won meanwhile wrote a header with
-# a new generation, and rewriting over its output would drop records: return -1 instead.
-_REWRITE_PREFIX = """
-local cut = tonumber(ARGV[2])
-if redis.call('STRLEN', KEYS[1]) < cut then return -1 end
-if redis.call('GETRANGE', KEYS[1], 0, #ARGV[3] - 1) ~= ARGV[3] then return -1 end
-local tail = redis.call('GETRANGE', KEYS[1], cut, -1)
-redis.call('SET', KEYS[1], ARGV[1] .. tail)
-return #ARGV[1] + #tail
+# Install a compacted log (ARGV[1]) in place of the ARGV[2] log bytes and ARGV[3] tail bytes
+# that were read, keeping anything appended since: compaction never loses a concurrent upload.
+# The log must still start as it did when read (ARGV[4], "" for no log): a compaction that won
+# meanwhile wrote a header with a new generation and cut the tail, and writing over its output
+# would drop records, so return -1 instead. (Bytes after ARGV[2] in the log come from writers
+# older than the tail key.)
+_INSTALL_COMPACTED = """
+local log_cut, tail_cut, first = tonumber(ARGV[2]), tonumber(ARGV[3]), ARGV[4]
+local log_len = redis.call('STRLEN', KEYS[1])
+if log_len < log_cut or redis.call('STRLEN', KEYS[2]) < tail_cut then return -1 end
+if #first == 0 then
+  if log_len > 0 then return -1 end
+elseif redis.call('GETRANGE', KEYS[1], 0, #first - 1) ~= first then
+  return -1
+end
+local rest = ''
+if log_len > log_cut then rest = redis.call('GETRANGE', KEYS[1], log_cut, -1) end
+redis.call('SET', KEYS[1], ARGV[1] .. rest)
+if tail_cut > 0 then
+  local tail = redis.call('GETRANGE', KEYS[2], tail_cut, -1)
+  if #tail == 0 then redis.call('DEL', KEYS[2]) else redis.call('SET', KEYS[2], tail) end
+end
+return #ARGV[1]
 """
 
 
@@ -152,12 +167,15 @@ class LocationIndex:
         self.staleness = staleness
         self.compact_ratio = compact_ratio  # None: only the periodic compaction
         self.map = BitfieldStore(client, prefix + ":{{m{chunk}}}:map", "u32")
-        self._rewrite = client.register_script(_REWRITE_PREFIX)
+        self._install = client.register_script(_INSTALL_COMPACTED)
 
     # -- keys ---------------------------------------------------------------------------
 
     def log_key(self, shard: int) -> str:
         return f"{self.prefix}:{{s{int(shard):x}}}:log"
+
+    def tail_key(self, shard: int) -> str:
+        return f"{self.prefix}:{{s{int(shard):x}}}:tail"
 
     @property
     def shards_key(self) -> str:
@@ -235,10 +253,9 @@ class LocationIndex:
         ends = np.append(starts[1:], len(shards))
         pipe = self.client.pipeline(transaction=False)
         for shard, a, b in zip(uniq.tolist(), starts.tolist(), ends.tolist(), strict=True):
-            key = self.log_key(shard)
-            pipe.append(key, records[a:b].tobytes())
-            # The first record says how much of the log is compacted (plain commands: no script).
-            pipe.getrange(key, 0, RECORD.itemsize - 1)
+            pipe.append(self.tail_key(shard), records[a:b].tobytes())
+            # The log's header says how many records are compacted (plain commands: no script).
+            pipe.getrange(self.log_key(shard), 0, RECORD.itemsize - 1)
         pipe.sadd(self.shards_key, *uniq.tolist())
         res = pipe.execute()
         if self.compact_ratio is not None:
@@ -255,16 +272,28 @@ class LocationIndex:
         )
 
     def read_log(self, shard: int) -> tuple[np.ndarray, int]:
-        """Raw records of a shard log and the number of leading compacted records."""
-        blob = self.client.get(self.log_key(shard)) or b""
-        return decode(blob)
+        """Raw records of a shard (log, then tail) and the number of leading compacted ones."""
+        return self.read_logs([shard])[0]
 
     def read_logs(self, shards: list[int]) -> list[tuple[np.ndarray, int]]:
         """``read_log`` of several shards in one round trip."""
         pipe = self.client.pipeline(transaction=False)
         for shard in shards:
             pipe.get(self.log_key(shard))
-        return [decode(blob or b"") for blob in pipe.execute()]
+            pipe.get(self.tail_key(shard))
+        res = pipe.execute()
+        return [
+            decode(log or b"", tail or b"") for log, tail in zip(res[::2], res[1::2], strict=True)
+        ]
+
+    def record_counts(self, shards: list[int]) -> list[int]:
+        """Records held per shard (one pipelined STRLEN per key): an upper bound on its devices."""
+        pipe = self.client.pipeline(transaction=False)
+        for shard in shards:
+            pipe.strlen(self.log_key(shard))
+            pipe.strlen(self.tail_key(shard))
+        res = pipe.execute()
+        return [(a + b) // RECORD.itemsize for a, b in zip(res[::2], res[1::2], strict=True)]
 
     def live(self, shard: int, now: datetime | None = None) -> np.ndarray:
         """Current, non-stale records of a shard (one per device)."""
@@ -277,12 +306,12 @@ class LocationIndex:
     def compact(self, shard: int, purge_before: datetime | None = None, attempts: int = 3) -> int:
         """Rewrite a shard log to one record per live device, sorted by device id; returns the
         records kept (0 if concurrent compactions of the same shard won every attempt)."""
-        key = self.log_key(shard)
+        keys = [self.log_key(shard), self.tail_key(shard)]
         for _ in range(attempts):
-            blob = self.client.get(key) or b""
-            if not blob:
+            blob, tail = (b or b"" for b in self.client.mget(keys))
+            if not (blob or tail):
                 return 0
-            recs, compacted = decode(blob)
+            recs, compacted = decode(blob, tail)
             keep = latest(recs, compacted, 0)
             if purge_before is not None:
                 keep = keep[keep["updated_at"] >= epoch(purge_before)]
@@ -293,17 +322,19 @@ class LocationIndex:
             # head and tail are each sorted already, so this stable sort is a linear merge.
             keep = keep[np.argsort(keep["device_id"], kind="stable")]
             first = np.frombuffer(blob[: RECORD.itemsize], dtype=RECORD)
-            gen = int(first["updated_at"][0]) if first["flags"][0] & FLAG_HEADER else 0
+            gen = (
+                int(first["updated_at"][0]) if len(first) and first["flags"][0] & FLAG_HEADER else 0
+            )
             header = np.zeros(1, dtype=RECORD)
             header["device_id"] = -1
             header["flags"] = FLAG_HEADER
             header["cell"] = len(keep)
             # A header always stays, even over no records: its generation keeps the check in
-            # _REWRITE_PREFIX exact.
+            # _INSTALL_COMPACTED exact.
             header["updated_at"] = (gen + 1) & 0xFFFFFFFF
             new_blob = header.tobytes() + keep.tobytes()
-            args = [new_blob, len(blob), blob[: RECORD.itemsize]]
-            if self._rewrite(keys=[key], args=args) >= 0:
+            args = [new_blob, len(blob), len(tail), blob[: RECORD.itemsize]]
+            if self._install(keys=keys, args=args) >= 0:
                 return len(keep)
         return 0
 
@@ -352,23 +383,25 @@ def make_records(device_ids: np.ndarray, cells_: np.ndarray, updated_at: np.ndar
     return rec
 
 
-def decode(blob: bytes) -> tuple[np.ndarray, int]:
-    """Records of a log blob and how many leading records a compaction left unique."""
-    recs = np.frombuffer(blob, dtype=RECORD)
+def decode(blob: bytes, tail: bytes = b"") -> tuple[np.ndarray, int]:
+    """Records of a log and its tail, and how many leading records a compaction left unique."""
+    recs = np.frombuffer(blob + tail if tail and blob else blob or tail, dtype=RECORD)
     if len(recs) and recs["flags"][0] & FLAG_HEADER:
         return recs[1:], int(recs["cell"][0])
     return recs, 0
 
 
-def tail_over(lengths: list[int], firsts: list[bytes], ratio: float) -> np.ndarray:
-    """Mask of logs (by byte length and first record) whose uncompacted tail passed
-    ``ratio`` times the compacted head and ``COMPACT_MIN_TAIL``."""
-    first = np.frombuffer(b"".join(firsts), dtype=RECORD)
-    if len(first) != len(lengths):  # a log shorter than one record: cannot happen after APPEND
-        raise ValueError("a shard log is shorter than one record")
-    has_header = (first["flags"] & FLAG_HEADER) != 0
-    head = np.where(has_header, first["cell"], 0).astype(np.int64)
-    tail = np.asarray(lengths, dtype=np.int64) // RECORD.itemsize - has_header - head
+_NO_RECORD = bytes(RECORD.itemsize)
+
+
+def tail_over(tail_lengths: list[int], firsts: list[bytes], ratio: float) -> np.ndarray:
+    """Mask of shards (by tail byte length and the log's first record) whose tail passed
+    ``ratio`` times the compacted records and ``COMPACT_MIN_TAIL``."""
+    first = np.frombuffer(
+        b"".join(f if len(f) == RECORD.itemsize else _NO_RECORD for f in firsts), dtype=RECORD
+    )
+    head = np.where((first["flags"] & FLAG_HEADER) != 0, first["cell"], 0).astype(np.int64)
+    tail = np.asarray(tail_lengths, dtype=np.int64) // RECORD.itemsize
     return tail > np.maximum(COMPACT_MIN_TAIL, ratio * head)
 
 
