@@ -14,9 +14,11 @@ key of one shard, one map chunk or one ledger lands on one slot and scripts stay
   same atomic step). A device that moved gets a tombstone appended to its old shard. Ids are
   expected to be dense (a registry sequence): each chunk of 2^24 ids takes 64 MB when full.
 * ``{prefix}:shards`` - set of shard cells that have a log (for purge and compaction sweeps).
-* ``{prefix}:compact-due`` - set of shard cells whose tail passed the threshold
-  (``compact_ratio`` of the compacted records); ``compact_due`` drains it every few seconds, so
-  a shard stays within a constant factor of one record per device however often phones report.
+* ``{prefix}:compact-due`` - set of shard cells whose tail holds more than ``COMPACT_MIN_TAIL``
+  records. ``compact_due`` drains it every few seconds and compacts those whose tail also passed
+  ``compact_ratio`` of the compacted records, so a shard stays within a constant factor of one
+  record per device however often phones report. (Ingest marks on the tail length that APPEND
+  returns, which costs it nothing; the sweep reads the headers.)
 
 Reads GET a shard's log and tail, decode them with numpy, keep the newest record per device and drop
 tombstones and stale locations. "Newest" is arrival order, which the map also follows: a
@@ -254,12 +256,10 @@ class LocationIndex:
         pipe = self.client.pipeline(transaction=False)
         for shard, a, b in zip(uniq.tolist(), starts.tolist(), ends.tolist(), strict=True):
             pipe.append(self.tail_key(shard), records[a:b].tobytes())
-            # The log's header says how many records are compacted (plain commands: no script).
-            pipe.getrange(self.log_key(shard), 0, RECORD.itemsize - 1)
         pipe.sadd(self.shards_key, *uniq.tolist())
-        res = pipe.execute()
+        tail_bytes = np.array(pipe.execute()[:-1], dtype=np.int64)
         if self.compact_ratio is not None:
-            due = uniq[tail_over(res[0:-1:2], res[1:-1:2], self.compact_ratio)]
+            due = uniq[tail_bytes > COMPACT_MIN_TAIL * RECORD.itemsize]
             if len(due):
                 self.client.sadd(self.due_key, *due.tolist())
 
@@ -339,17 +339,27 @@ class LocationIndex:
         return 0
 
     def compact_due(self, limit: int = 10_000) -> int:
-        """Compact the shards whose tail passed the threshold (the frequent sweep); returns how
-        many were compacted. A shard popped by a worker that dies stays uncompacted until its
-        next upload marks it due again, or the hourly compaction."""
-        done = 0
-        while done < limit:
-            popped = self.client.spop(self.due_key, min(64, limit - done))
+        """Compact the marked shards whose tail passed ``compact_ratio`` of their compacted
+        records (the frequent sweep); returns how many were compacted. The others are unmarked
+        until their next upload. A shard popped by a worker that dies stays uncompacted until
+        its next upload marks it again, or the hourly compaction."""
+        ratio = DEFAULT_COMPACT_RATIO if self.compact_ratio is None else self.compact_ratio
+        seen = done = 0
+        while seen < limit:
+            popped = self.client.spop(self.due_key, min(256, limit - seen))
             if not popped:
                 break
-            for shard in popped:
-                self.compact(int(shard))
-            done += len(popped)
+            seen += len(popped)
+            shards = [int(s) for s in popped]
+            pipe = self.client.pipeline(transaction=False)
+            for shard in shards:
+                pipe.getrange(self.log_key(shard), 0, RECORD.itemsize - 1)
+                pipe.strlen(self.tail_key(shard))
+            res = pipe.execute()
+            for shard, over in zip(shards, tail_over(res[1::2], res[::2], ratio), strict=True):
+                if over:
+                    self.compact(shard)
+                    done += 1
         return done
 
     def _clear_map_if(self, ids: np.ndarray, shard: int) -> None:

@@ -58,7 +58,7 @@ def test_four_reports_per_hour_keep_logs_near_one_record_per_device(idx):
     assert targeting.target_count(idx, Area.circle(*GZ, 10), now) == n
 
 
-def test_a_shard_is_due_once_its_tail_passes_the_threshold(idx, geo_redis):
+def test_a_shard_is_compacted_once_its_tail_passes_the_threshold(idx, geo_redis):
     cell = np.array([cells.snap(*GZ)], dtype=np.uint64)
     shard = int(cells.parent(cell)[0])
     n = 1_000
@@ -66,10 +66,13 @@ def test_a_shard_is_due_once_its_tail_passes_the_threshold(idx, geo_redis):
     assert geo_redis.smembers(idx.due_key) == {str(shard).encode()}
     assert idx.compact_due() == 1
     assert idx.read_log(shard)[1] == n
+    assert not geo_redis.exists(idx.tail_key(shard))
     idx.ingest(np.arange(n // 2), np.repeat(cell, n // 2), NOW)  # tail = ratio * head: not yet
-    assert not geo_redis.exists(idx.due_key)
+    assert idx.compact_due() == 0
+    assert len(idx.read_log(shard)[0]) == n + n // 2
     idx.ingest(np.array([n]), cell, NOW)
-    assert geo_redis.smembers(idx.due_key) == {str(shard).encode()}
+    assert idx.compact_due() == 1
+    assert idx.read_log(shard)[1] == n + 1
 
 
 def test_uploads_racing_two_compactors_are_never_lost(idx):
