@@ -98,9 +98,11 @@ if #first == 0 then
 elseif redis.call('GETRANGE', KEYS[1], 0, #first - 1) ~= first then
   return -1
 end
-local rest = ''
-if log_len > log_cut then rest = redis.call('GETRANGE', KEYS[1], log_cut, -1) end
-redis.call('SET', KEYS[1], ARGV[1] .. rest)
+if log_len > log_cut then
+  redis.call('SET', KEYS[1], ARGV[1] .. redis.call('GETRANGE', KEYS[1], log_cut, -1))
+else
+  redis.call('SET', KEYS[1], ARGV[1])  -- the common case: no copy of the compacted records
+end
 if tail_cut > 0 then
   local tail = redis.call('GETRANGE', KEYS[2], tail_cut, -1)
   if #tail == 0 then redis.call('DEL', KEYS[2]) else redis.call('SET', KEYS[2], tail) end
