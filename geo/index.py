@@ -20,8 +20,8 @@ key of one shard, one map chunk or one ledger lands on one slot and scripts stay
   record per device however often phones report. (Ingest marks on the tail length that APPEND
   returns, which costs it nothing; the sweep reads the headers.)
 
-Reads GET a shard's log and tail, decode them with numpy, keep the newest record per device and drop
-tombstones and stale locations. "Newest" is arrival order, which the map also follows: a
+Reads GET a shard's log and tail, decode them with numpy, keep the newest record per device and
+drop tombstones and stale locations. "Newest" is arrival order, which the map also follows: a
 partner must upload a device's locations in time order (within a batch, the last row wins).
 
 Two concurrent batches moving the same device can leave it live in two shards until the next
