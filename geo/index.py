@@ -3,17 +3,25 @@
 Layout (all keys under ``prefix``; the ``{...}`` parts are Redis Cluster hash tags, so every
 key of one shard, one map chunk or one ledger lands on one slot and scripts stay single-slot):
 
-* ``{prefix}:{s<shard hex>}:log`` - per resolution-5 shard, an append-only packed log of
-  ``RECORD``s. A batch costs one ``APPEND`` per touched shard. An optional header record
-  (``FLAG_HEADER``) says how many records after it are already compacted (unique per device).
+* ``{prefix}:{s<shard hex>}:log`` and ``...:tail`` - per resolution-5 shard, a packed log of
+  ``RECORD``s in two strings. Uploads go to the tail: a batch costs one ``APPEND`` per touched
+  shard. Compaction rewrites the log as a header record (``FLAG_HEADER``: how many records
+  follow, unique per device and sorted by id) and the compacted records, and cuts what it read
+  off the tail. Two strings, because Redis doubles a string's allocation on ``APPEND``: a log
+  appended to directly would hold up to twice its length in memory right after a compaction.
 * ``{prefix}:{m<chunk>}:map`` - the device -> current shard map, as a Redis string of u32
   slots indexed by device id (``BITFIELD ... SET u32 #id``, which returns the old value in the
   same atomic step). A device that moved gets a tombstone appended to its old shard. Ids are
   expected to be dense (a registry sequence): each chunk of 2^24 ids takes 64 MB when full.
 * ``{prefix}:shards`` - set of shard cells that have a log (for purge and compaction sweeps).
+* ``{prefix}:compact-due`` - set of shard cells whose tail holds more than ``COMPACT_MIN_TAIL``
+  records. ``compact_due`` drains it every few seconds and compacts those whose tail also passed
+  ``compact_ratio`` of the compacted records, so a shard stays within a constant factor of one
+  record per device however often phones report. (Ingest marks on the tail length that APPEND
+  returns, which costs it nothing; the sweep reads the headers.)
 
-Reads GET one log, decode it with numpy, keep the newest record per device and drop
-tombstones and stale locations. "Newest" is arrival order, which the map also follows: a
+Reads GET a shard's log and tail, decode them with numpy, keep the newest record per device and
+drop tombstones and stale locations. "Newest" is arrival order, which the map also follows: a
 partner must upload a device's locations in time order (within a batch, the last row wins).
 
 Two concurrent batches moving the same device can leave it live in two shards until the next
@@ -45,10 +53,15 @@ RECORD = np.dtype(
     ]
 )
 FLAG_TOMBSTONE = 1
-FLAG_HEADER = 2
+FLAG_HEADER = 2  # cell: compacted records after it; updated_at: compaction generation
 CHUNK_BITS = 24
 DEFAULT_STALENESS = timedelta(hours=24)
 DEFAULT_RETENTION = timedelta(days=30)
+# A shard is due for compaction once its tail holds more than this share of its compacted head
+# (and at least COMPACT_MIN_TAIL records): the log stays under (1 + ratio) records per device,
+# and each appended record is rewritten about (1 + ratio) / ratio times.
+DEFAULT_COMPACT_RATIO = 0.5
+COMPACT_MIN_TAIL = 256
 
 # BITFIELD SET over a packed batch; returns the old values packed. One script call per key
 # keeps it cluster-safe, and packing in Lua avoids building millions of RESP arguments in Python.
@@ -70,14 +83,31 @@ end
 return table.concat(out)
 """
 
-# Replace the first ARGV[2] bytes of a log with ARGV[1], keeping anything appended since it
-# was read: compaction then never loses a concurrent upload.
-_REWRITE_PREFIX = """
-local tail = redis.call('GETRANGE', KEYS[1], tonumber(ARGV[2]), -1)
-local blob = ARGV[1] .. tail
-if #blob == 0 then redis.call('DEL', KEYS[1]) return 0 end
-redis.call('SET', KEYS[1], blob)
-return #blob
+# Install a compacted log (ARGV[1]) in place of the ARGV[2] log bytes and ARGV[3] tail bytes
+# that were read, keeping anything appended since: compaction never loses a concurrent upload.
+# The log must still start as it did when read (ARGV[4], "" for no log): a compaction that won
+# meanwhile wrote a header with a new generation and cut the tail, and writing over its output
+# would drop records, so return -1 instead. (Bytes after ARGV[2] in the log come from writers
+# older than the tail key.)
+_INSTALL_COMPACTED = """
+local log_cut, tail_cut, first = tonumber(ARGV[2]), tonumber(ARGV[3]), ARGV[4]
+local log_len = redis.call('STRLEN', KEYS[1])
+if log_len < log_cut or redis.call('STRLEN', KEYS[2]) < tail_cut then return -1 end
+if #first == 0 then
+  if log_len > 0 then return -1 end
+elseif redis.call('GETRANGE', KEYS[1], 0, #first - 1) ~= first then
+  return -1
+end
+if log_len > log_cut then
+  redis.call('SET', KEYS[1], ARGV[1] .. redis.call('GETRANGE', KEYS[1], log_cut, -1))
+else
+  redis.call('SET', KEYS[1], ARGV[1])  -- the common case: no copy of the compacted records
+end
+if tail_cut > 0 then
+  local tail = redis.call('GETRANGE', KEYS[2], tail_cut, -1)
+  if #tail == 0 then redis.call('DEL', KEYS[2]) else redis.call('SET', KEYS[2], tail) end
+end
+return #ARGV[1]
 """
 
 
@@ -134,21 +164,30 @@ class LocationIndex:
         client: redis.Redis,
         prefix: str = "geo",
         staleness: timedelta = DEFAULT_STALENESS,
+        compact_ratio: float | None = DEFAULT_COMPACT_RATIO,
     ) -> None:
         self.client = client
         self.prefix = prefix
         self.staleness = staleness
+        self.compact_ratio = compact_ratio  # None: only the periodic compaction
         self.map = BitfieldStore(client, prefix + ":{{m{chunk}}}:map", "u32")
-        self._rewrite = client.register_script(_REWRITE_PREFIX)
+        self._install = client.register_script(_INSTALL_COMPACTED)
 
     # -- keys ---------------------------------------------------------------------------
 
     def log_key(self, shard: int) -> str:
         return f"{self.prefix}:{{s{int(shard):x}}}:log"
 
+    def tail_key(self, shard: int) -> str:
+        return f"{self.prefix}:{{s{int(shard):x}}}:tail"
+
     @property
     def shards_key(self) -> str:
         return f"{self.prefix}:shards"
+
+    @property
+    def due_key(self) -> str:
+        return f"{self.prefix}:compact-due"
 
     # -- writes -------------------------------------------------------------------------
 
@@ -218,9 +257,13 @@ class LocationIndex:
         ends = np.append(starts[1:], len(shards))
         pipe = self.client.pipeline(transaction=False)
         for shard, a, b in zip(uniq.tolist(), starts.tolist(), ends.tolist(), strict=True):
-            pipe.append(self.log_key(shard), records[a:b].tobytes())
+            pipe.append(self.tail_key(shard), records[a:b].tobytes())
         pipe.sadd(self.shards_key, *uniq.tolist())
-        pipe.execute()
+        tail_bytes = np.array(pipe.execute()[:-1], dtype=np.int64)
+        if self.compact_ratio is not None:
+            due = uniq[tail_bytes > COMPACT_MIN_TAIL * RECORD.itemsize]
+            if len(due):
+                self.client.sadd(self.due_key, *due.tolist())
 
     # -- reads --------------------------------------------------------------------------
 
@@ -231,16 +274,28 @@ class LocationIndex:
         )
 
     def read_log(self, shard: int) -> tuple[np.ndarray, int]:
-        """Raw records of a shard log and the number of leading compacted records."""
-        blob = self.client.get(self.log_key(shard)) or b""
-        return decode(blob)
+        """Raw records of a shard (log, then tail) and the number of leading compacted ones."""
+        return self.read_logs([shard])[0]
 
     def read_logs(self, shards: list[int]) -> list[tuple[np.ndarray, int]]:
         """``read_log`` of several shards in one round trip."""
         pipe = self.client.pipeline(transaction=False)
         for shard in shards:
             pipe.get(self.log_key(shard))
-        return [decode(blob or b"") for blob in pipe.execute()]
+            pipe.get(self.tail_key(shard))
+        res = pipe.execute()
+        return [
+            decode(log or b"", tail or b"") for log, tail in zip(res[::2], res[1::2], strict=True)
+        ]
+
+    def record_counts(self, shards: list[int]) -> list[int]:
+        """Records held per shard (one pipelined STRLEN per key): an upper bound on its devices."""
+        pipe = self.client.pipeline(transaction=False)
+        for shard in shards:
+            pipe.strlen(self.log_key(shard))
+            pipe.strlen(self.tail_key(shard))
+        res = pipe.execute()
+        return [(a + b) // RECORD.itemsize for a, b in zip(res[::2], res[1::2], strict=True)]
 
     def live(self, shard: int, now: datetime | None = None) -> np.ndarray:
         """Current, non-stale records of a shard (one per device)."""
@@ -250,23 +305,64 @@ class LocationIndex:
 
     # -- maintenance --------------------------------------------------------------------
 
-    def compact(self, shard: int, purge_before: datetime | None = None) -> int:
-        """Rewrite a shard log to one record per live device; returns the records kept."""
-        blob = self.client.get(self.log_key(shard)) or b""
-        recs, compacted = decode(blob)
-        keep = latest(recs, compacted, 0)
-        if purge_before is not None:
-            keep = keep[keep["updated_at"] >= epoch(purge_before)]
-            gone = np.setdiff1d(latest_ids_any(recs, compacted), keep["device_id"])
-            if len(gone):
-                self._clear_map_if(gone, shard)
-        header = np.zeros(1, dtype=RECORD)
-        header["device_id"] = -1
-        header["flags"] = FLAG_HEADER
-        header["cell"] = len(keep)
-        new_blob = (header.tobytes() + keep.tobytes()) if len(keep) else b""
-        self._rewrite(keys=[self.log_key(shard)], args=[new_blob, len(blob)])
-        return len(keep)
+    def compact(self, shard: int, purge_before: datetime | None = None, attempts: int = 3) -> int:
+        """Rewrite a shard log to one record per live device, sorted by device id; returns the
+        records kept (0 if concurrent compactions of the same shard won every attempt)."""
+        keys = [self.log_key(shard), self.tail_key(shard)]
+        for _ in range(attempts):
+            blob, tail = (b or b"" for b in self.client.mget(keys))
+            if not (blob or tail):
+                return 0
+            recs, compacted = decode(blob, tail)
+            keep = latest(recs, compacted, 0)
+            if purge_before is not None:
+                keep = keep[keep["updated_at"] >= epoch(purge_before)]
+                gone = np.setdiff1d(latest_ids_any(recs, compacted), keep["device_id"])
+                if len(gone):
+                    self._clear_map_if(gone, shard)
+            # Sorted by id, a head lets reads drop superseded records with a binary search;
+            # head and tail are each sorted already, so this stable sort is a linear merge.
+            keep = keep[np.argsort(keep["device_id"], kind="stable")]
+            first = np.frombuffer(blob[: RECORD.itemsize], dtype=RECORD)
+            gen = (
+                int(first["updated_at"][0]) if len(first) and first["flags"][0] & FLAG_HEADER else 0
+            )
+            header = np.zeros(1, dtype=RECORD)
+            header["device_id"] = -1
+            header["flags"] = FLAG_HEADER
+            header["cell"] = len(keep)
+            # A header always stays, even over no records: its generation keeps the check in
+            # _INSTALL_COMPACTED exact.
+            header["updated_at"] = (gen + 1) & 0xFFFFFFFF
+            new_blob = header.tobytes() + keep.tobytes()
+            args = [new_blob, len(blob), len(tail), blob[: RECORD.itemsize]]
+            if self._install(keys=keys, args=args) >= 0:
+                return len(keep)
+        return 0
+
+    def compact_due(self, limit: int = 10_000) -> int:
+        """Compact the marked shards whose tail passed ``compact_ratio`` of their compacted
+        records (the frequent sweep); returns how many were compacted. The others are unmarked
+        until their next upload. A shard popped by a worker that dies stays uncompacted until
+        its next upload marks it again, or the hourly compaction."""
+        ratio = DEFAULT_COMPACT_RATIO if self.compact_ratio is None else self.compact_ratio
+        seen = done = 0
+        while seen < limit:
+            popped = self.client.spop(self.due_key, min(256, limit - seen))
+            if not popped:
+                break
+            seen += len(popped)
+            shards = [int(s) for s in popped]
+            pipe = self.client.pipeline(transaction=False)
+            for shard in shards:
+                pipe.getrange(self.log_key(shard), 0, RECORD.itemsize - 1)
+                pipe.strlen(self.tail_key(shard))
+            res = pipe.execute()
+            for shard, over in zip(shards, tail_over(res[1::2], res[::2], ratio), strict=True):
+                if over:
+                    self.compact(shard)
+                    done += 1
+        return done
 
     def _clear_map_if(self, ids: np.ndarray, shard: int) -> None:
         """Zero map slots of purged devices, restoring any that moved meanwhile."""
@@ -299,24 +395,65 @@ def make_records(device_ids: np.ndarray, cells_: np.ndarray, updated_at: np.ndar
     return rec
 
 
-def decode(blob: bytes) -> tuple[np.ndarray, int]:
-    """Records of a log blob and how many leading records a compaction left unique."""
-    recs = np.frombuffer(blob, dtype=RECORD)
+def decode(blob: bytes, tail: bytes = b"") -> tuple[np.ndarray, int]:
+    """Records of a log and its tail, and how many leading records a compaction left unique."""
+    recs = np.frombuffer(blob + tail if tail and blob else blob or tail, dtype=RECORD)
     if len(recs) and recs["flags"][0] & FLAG_HEADER:
         return recs[1:], int(recs["cell"][0])
     return recs, 0
 
 
+_NO_RECORD = bytes(RECORD.itemsize)
+
+
+def tail_over(tail_lengths: list[int], firsts: list[bytes], ratio: float) -> np.ndarray:
+    """Mask of shards (by tail byte length and the log's first record) whose tail passed
+    ``ratio`` times the compacted records and ``COMPACT_MIN_TAIL``."""
+    first = np.frombuffer(
+        b"".join(f if len(f) == RECORD.itemsize else _NO_RECORD for f in firsts), dtype=RECORD
+    )
+    head = np.where((first["flags"] & FLAG_HEADER) != 0, first["cell"], 0).astype(np.int64)
+    tail = np.asarray(tail_lengths, dtype=np.int64) // RECORD.itemsize
+    return tail > np.maximum(COMPACT_MIN_TAIL, ratio * head)
+
+
+def _last_per_device(recs: np.ndarray) -> np.ndarray:
+    """The last arrival of each device among ``recs``, sorted by device id."""
+    ids = recs["device_id"]
+    n = len(ids)
+    if n and ids.min() >= 0 and int(ids.max()) < (2**62) // n:
+        # Sort (id, arrival) packed in one int64: a plain sort is several times faster than a
+        # stable argsort, and the last entry of each id run is its last arrival.
+        key = np.sort(ids * n + np.arange(n))
+        sid = key // n
+        last = np.append(sid[1:] != sid[:-1], True)
+        return recs[key[last] % n]
+    order = np.argsort(ids, kind="stable")
+    sid = ids[order]
+    last = np.append(sid[1:] != sid[:-1], True) if n else np.zeros(0, dtype=bool)
+    return recs[order[last]]
+
+
+def _superseded(head_ids: np.ndarray, newer_ids: np.ndarray) -> np.ndarray:
+    """Mask of ``head_ids`` that appear in ``newer_ids`` (sorted, unique)."""
+    h = len(head_ids)
+    if h > 1 and not (head_ids[1:] > head_ids[:-1]).all():  # a head from before sorted heads
+        return np.isin(head_ids, newer_ids)
+    pos = np.searchsorted(head_ids, newer_ids)
+    found = pos < h
+    found[found] = head_ids[pos[found]] == newer_ids[found]
+    out = np.zeros(h, dtype=bool)
+    out[pos[found]] = True
+    return out
+
+
 def latest(recs: np.ndarray, compacted: int, oldest: int) -> np.ndarray:
     """Newest record per device, without tombstones or records updated before ``oldest``."""
     if compacted < len(recs):
-        tail = recs[compacted:]
-        # Last arrival per device within the tail (np.unique keeps the first of the reversed).
-        _, idx = np.unique(tail["device_id"][::-1], return_index=True)
-        tail = tail[len(tail) - 1 - idx]
+        tail = _last_per_device(recs[compacted:])
         head = recs[:compacted]
         if len(head):
-            head = head[~np.isin(head["device_id"], tail["device_id"])]
+            head = head[~_superseded(head["device_id"], tail["device_id"])]
         recs = np.concatenate([head, tail])
     ok = (recs["flags"] & FLAG_TOMBSTONE) == 0
     if oldest > 0:

@@ -21,3 +21,9 @@ def purge() -> int:
     index.remove(ids)
     index.purge(cutoff)
     return len(ids)
+
+
+@celery_app.task(name="reunite.geo.compact_due", acks_late=True, max_retries=0)
+def compact_due() -> int:
+    """Compact the index shards whose uncompacted tail passed the threshold since the last run."""
+    return devices.location_index().compact_due()

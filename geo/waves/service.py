@@ -20,7 +20,6 @@ from sqlalchemy.orm import Session
 from channels import base
 from geo import areas, late, rules, targeting
 from geo.devices import service as devices
-from geo.index import RECORD
 from geo.rulesets import service as rulesets
 from geo.waves import claims
 from geo.waves.models import CaseGeo, Wave
@@ -176,11 +175,7 @@ class WaveStart:
 def shard_sizes(shards: list[targeting.ShardPlan]) -> list[int]:
     """Records in each shard's log (one pipelined STRLEN each): an upper bound on its devices,
     since superseded records count too."""
-    index = devices.location_index()
-    pipe = index.client.pipeline(transaction=False)
-    for shard in shards:
-        pipe.strlen(index.log_key(shard.cell))
-    return [n // RECORD.itemsize for n in pipe.execute()]
+    return devices.location_index().record_counts([shard.cell for shard in shards])
 
 
 def estimate_devices(shards: list[targeting.ShardPlan]) -> int:

@@ -89,6 +89,8 @@ class Settings(BaseSettings):
     device_retention_days: float = Field(default=30, gt=0, le=3650)
     radius_ceiling_km: float = Field(default=1000, gt=0, le=5000)
     wave_tick_seconds: float = Field(default=5.0, gt=0, le=300)
+    # How often shards whose log tail passed its compaction threshold are compacted.
+    index_compact_interval_seconds: float = Field(default=5.0, gt=0, le=600)
     bulk_max_rows: int = Field(default=50_000, ge=10_000, le=1_000_000)
     bulk_max_bytes: int = Field(default=32 * 1024 * 1024, ge=1024 * 1024)
 
