@@ -12,7 +12,7 @@ from sqlalchemy.orm import Session
 
 from geo.devices.models import Device
 from geo.index import CHUNK_BITS, LocationIndex
-from ops.platform import crypto
+from ops.platform import crypto, db
 from ops.platform.clock import utcnow
 from ops.platform.config import get_settings
 from ops.platform.redis_client import get_redis
@@ -115,12 +115,11 @@ TOUCH_GRANULARITY = timedelta(hours=1)
 def touch(session: Session, device_ids: Sequence[int]) -> None:
     """Record contact from devices (keeps them from the retention purge)."""
     now = utcnow()
-    ids = list(device_ids)
-    for start in range(0, len(ids), 5000):
+    for chunk in db.in_chunks(session, list(device_ids)):
         session.execute(
             update(Device)
             .where(
-                Device.id.in_(ids[start : start + 5000]),
+                db.in_values(session, Device.id, chunk),
                 Device.last_contact_at < now - TOUCH_GRANULARITY,
             )
             .values(last_contact_at=now)
@@ -170,14 +169,14 @@ def ids_for(session: Session, partner_id: int, external_ids: Sequence[str]) -> d
     """Registry ids of a partner's devices by external id (missing ones are absent)."""
     found: dict[str, int] = {}
     unique = list(dict.fromkeys(external_ids))
-    for start in range(0, len(unique), 5000):
+    for chunk in db.in_chunks(session, unique):
         rows = session.execute(
             select(Device.external_id, Device.id).where(
                 Device.partner_id == partner_id,
-                Device.external_id.in_(unique[start : start + 5000]),
+                db.in_values(session, Device.external_id, chunk),
             )
         )
-        found.update({r.external_id: r.id for r in rows})
+        found.update(tuple(row) for row in rows)
     return found
 
 
