@@ -85,18 +85,38 @@ def db_upgrade() -> None:
 def api(
     host: Annotated[str | None, typer.Option(help="Bind address")] = None,
     port: Annotated[int | None, typer.Option(help="Port")] = None,
+    routes: Annotated[
+        str,
+        typer.Option(
+            help="all; ingest: the partner device routes only (registrations, bulk uploads); "
+            "main: every other route. Run ingest and main processes behind a path-routing "
+            "proxy so uploads never hold up officers (see docs/OPERATIONS.md)."
+        ),
+    ] = "all",
 ) -> None:
     """Run the HTTP API."""
     import uvicorn
 
+    from alerts.app import Routes
     from ops import slowclients
+
+    try:
+        factory = {
+            Routes.ALL: "create_app",
+            Routes.INGEST: "create_ingest_app",
+            Routes.MAIN: "create_main_app",
+        }[Routes(routes)]
+    except ValueError:
+        raise typer.BadParameter(
+            f"{routes!r}: choose all, ingest or main", param_hint="--routes"
+        ) from None
 
     settings = get_settings()
     _prepare_process()
     ensure_embedded_redis()
     first_start_migrate()
     uvicorn.run(
-        "alerts.app:create_app",
+        f"alerts.app:{factory}",
         factory=True,
         host=host or settings.api_host,
         port=port if port is not None else settings.api_port,
