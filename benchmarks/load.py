@@ -210,7 +210,9 @@ def uploaders_process(base, auth, devices: int, uploaders: int, stop, out) -> No
     out.put((rec.latency, rec.errors))
 
 
-def start(name: str, argv: list[str], env: dict, workdir: Path, stack: ExitStack) -> None:
+def start(
+    name: str, argv: list[str], env: dict, workdir: Path, stack: ExitStack
+) -> subprocess.Popen:
     """A `reunite` subprocess in its own session, stopped when the stack unwinds."""
     log = open(workdir / f"{name}.log", "wb")
     proc = subprocess.Popen(
@@ -221,6 +223,22 @@ def start(name: str, argv: list[str], env: dict, workdir: Path, stack: ExitStack
         start_new_session=True,
     )
     stack.callback(lambda: (os.killpg(proc.pid, signal.SIGTERM), proc.wait(30), log.close()))
+    return proc
+
+
+def cpu_seconds(pids: dict[str, int]) -> dict[str, float]:
+    """CPU seconds used so far by each named process with its children, and by the machine."""
+    import psutil
+
+    used = {}
+    for name, pid in pids.items():
+        procs = [psutil.Process(pid)]
+        if pid != os.getpid():  # this process's children are the services, counted apart
+            procs += procs[0].children(recursive=True)
+        used[name] = sum(sum(p.cpu_times()[:2]) for p in procs)
+    total = psutil.cpu_times()
+    used["machine"] = sum(total) - total.idle - getattr(total, "iowait", 0)
+    return used
 
 
 def run_layout(layout: str, args, env: dict, workdir: Path) -> tuple[Recorder, str]:
@@ -242,22 +260,23 @@ def run_layout(layout: str, args, env: dict, workdir: Path) -> tuple[Recorder, s
         else:
             upload_port = officer_port
             apis = [(None, officer_port)]
+        pids = {}
         for routes, port in apis:
             option = ["--routes", routes] if routes else []  # none: older code can run it too
-            start(
+            pids[f"api {routes or 'all'}"] = start(
                 f"api-{layout}-{routes or 'all'}",
                 ["api", "--port", str(port), *option],
                 env,
                 workdir,
                 stack,
-            )
-        start(
+            ).pid
+        pids["worker"] = start(
             f"worker-{layout}",
             ["worker", "--queues", "apns", "--concurrency", str(args.workers)],
             env,
             workdir,
             stack,
-        )
+        ).pid
         officer_base = f"http://127.0.0.1:{officer_port}"
         upload_base = f"http://127.0.0.1:{upload_port}"
         for _, port in apis:
@@ -289,6 +308,7 @@ def run_layout(layout: str, args, env: dict, workdir: Path) -> tuple[Recorder, s
             args=(upload_base, partner_auth, len(ids), args.uploaders, upload_stop, upload_out),
         )
         uploaders.start()
+        pids |= {"clients": os.getpid(), "uploaders": uploaders.pid}
         for t in threads:
             t.start()
         time.sleep(3)  # load running before the fan-out starts
@@ -297,6 +317,7 @@ def run_layout(layout: str, args, env: dict, workdir: Path) -> tuple[Recorder, s
         r = get_redis()
         field = f"apns:{partner_id}:sent"
         started = time.perf_counter()
+        cpu_before = cpu_seconds(pids)
         service.fan_out_devices(message_id, ids)
         sent = 0
         deadline = started + (args.duration or 900)
@@ -306,6 +327,7 @@ def run_layout(layout: str, args, env: dict, workdir: Path) -> tuple[Recorder, s
                 break
             time.sleep(0.2)
         fanout_s = time.perf_counter() - started
+        cpu = cpu_seconds(pids)
         stop.set()
         upload_stop.set()
         for t in threads:
@@ -316,7 +338,10 @@ def run_layout(layout: str, args, env: dict, workdir: Path) -> tuple[Recorder, s
         rec.errors.update(errors)
     summary = (
         f"fan-out: {sent:,} of {len(ids):,} devices pushed in {fanout_s:.1f}s "
-        f"= {sent / fanout_s:,.0f} pushes/s while under load ({args.workers} worker process(es))"
+        f"= {sent / fanout_s:,.0f} pushes/s while under load ({args.workers} worker process(es))\n"
+        f"CPU cores busy meanwhile ({os.cpu_count()} on this machine): "
+        + ", ".join(f"{name} {(cpu[name] - cpu_before[name]) / fanout_s:.2f}" for name in cpu)
+        + " (machine: every process, other users' too)"
     )
     return rec, summary
 
