@@ -205,7 +205,8 @@ def apply_rows(
             registered += 1
         if row is not None and row.opted_in is False:
             opted_out.add(row.id)
-    known = devices.ids_for(session, partner_id, [loc.id for loc in good])
+    contact_due: set[int] = set()
+    known = devices.ids_for(session, partner_id, [loc.id for loc in good], contact_due=contact_due)
     applied = [loc for loc in good if loc.id in known]
     rejected += [
         RowError(
@@ -236,7 +237,9 @@ def apply_rows(
             ids, lats, lons = ids[staying], lats[staying], lons[staying]
         # Devices inside an active case's area and not yet alerted get it after the commit.
         late.check_upload(session, index.client, ids, lats, lons)
-        devices.touch(session, ids.tolist())
+        touching = [i for i in ids.tolist() if i in contact_due]
+        if touching:
+            devices.touch(session, touching)
     rejected.sort(key=lambda e: e.index)
     return BulkResult(
         received=len(raw_rows), applied=len(applied), registered=registered, rejected=rejected

@@ -165,18 +165,33 @@ def upsert(
     return device
 
 
-def ids_for(session: Session, partner_id: int, external_ids: Sequence[str]) -> dict[str, int]:
-    """Registry ids of a partner's devices by external id (missing ones are absent)."""
+def ids_for(
+    session: Session,
+    partner_id: int,
+    external_ids: Sequence[str],
+    *,
+    contact_due: set[int] | None = None,
+) -> dict[str, int]:
+    """Registry ids of a partner's devices by external id (missing ones are absent).
+
+    Given `contact_due`, adds to it the ids whose last contact is older than
+    TOUCH_GRANULARITY: the only rows `touch` would change, found by the same query, so an upload
+    of devices seen within the hour skips the UPDATE altogether.
+    """
     found: dict[str, int] = {}
     unique = list(dict.fromkeys(external_ids))
+    due = Device.last_contact_at < utcnow() - TOUCH_GRANULARITY
     for chunk in db.in_chunks(session, unique):
         rows = session.execute(
-            select(Device.external_id, Device.id).where(
+            select(Device.external_id, Device.id, due).where(
                 Device.partner_id == partner_id,
                 db.in_values(session, Device.external_id, chunk),
             )
         )
-        found.update(tuple(row) for row in rows)
+        for external_id, device_id, stale in rows:
+            found[external_id] = device_id
+            if stale and contact_due is not None:
+                contact_due.add(device_id)
     return found
 
 

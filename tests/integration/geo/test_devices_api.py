@@ -284,3 +284,19 @@ def test_split_processes_serve_only_their_own_routes(database, redis_client):
         assert main_api.get("/api/v1/partner/devices/d0", headers=key).status_code == 404
         assert main_api.get("/api/v1/cases").status_code == 401
         assert main_api.get("/livez").status_code == 200
+
+
+def test_an_upload_records_contact_only_where_the_last_is_over_an_hour_old(api, key):
+    register(api, key, "silent", *GUANGZHOU)
+    register(api, key, "recent", *GUANGZHOU)
+    long_ago = datetime.now(UTC) - timedelta(days=20)
+    recently = datetime.now(UTC) - timedelta(minutes=10)
+    with session_scope() as s:
+        for device in s.scalars(select(Device)):
+            device.last_contact_at = long_ago if device.external_id == "silent" else recently
+    rows = [{"id": name, "lat": GUANGZHOU[0], "lon": GUANGZHOU[1]} for name in ("silent", "recent")]
+    assert api.post("/api/v1/partner/devices/bulk", json=rows, headers=key).json()["applied"] == 2
+    with session_scope() as s:
+        contact = {d.external_id: d.last_contact_at for d in s.scalars(select(Device))}
+    assert contact["silent"] > datetime.now(UTC) - timedelta(minutes=1)
+    assert abs(contact["recent"] - recently) < timedelta(seconds=1), "unchanged within the hour"
