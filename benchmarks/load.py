@@ -4,12 +4,13 @@ through the real API while a 100,000-device APNs fan-out runs through a real wor
     python benchmarks/load.py                       # 100k fan-out, 8 officers, 2 uploaders
     python benchmarks/load.py --devices 20000 --officers 4 --uploaders 1 --duration 30
     python benchmarks/load.py --layout split        # only the production (split) layout
+    python benchmarks/load.py --proxy               # clients through ops/deploy/nginx.conf
 
 Layouts (--layout, default both, one after the other in the same run):
   single: one `reunite api` process serves officers and partner uploads;
   split:  `reunite api --routes main` serves officers, `reunite api --routes ingest` the
           partner uploads (production's layout: nginx routes by path; here each client talks
-          to its process directly).
+          to its process directly, or with --proxy through production's nginx.conf).
 
 Processes: the API process(es) (uvicorn), `reunite worker --queues apns`, an HTTP/2 sink
 (nginx when installed, else ops/peers/apns.py), the embedded Redis (or REDIS_URL), SQLite
@@ -226,6 +227,37 @@ def start(
     return proc
 
 
+def start_proxy(
+    workdir: Path, layout: str, port: int, api_port: int, ingest_port: int, stack: ExitStack
+) -> int:
+    """ops/deploy/nginx.conf with its upstreams on this machine's ports; returns the pid."""
+    root = Path(__file__).resolve().parents[1]
+    conf = (root / "ops/deploy/nginx.conf").read_text()
+    conf = conf.replace("server api:8000", f"server 127.0.0.1:{api_port}")
+    conf = conf.replace("server ingest:8000", f"server 127.0.0.1:{ingest_port}")
+    conf = conf.replace("listen 80;", f"listen 127.0.0.1:{port};")
+    prefix = workdir / f"proxy-{layout}"
+    (prefix / "logs").mkdir(parents=True)
+    (prefix / "nginx.conf").write_text(conf)
+    # Workers as root: the benchmark's directories are its user's only (bodies over 16 KiB are
+    # buffered to files under the prefix).
+    proc = subprocess.Popen(
+        ["nginx", "-p", str(prefix), "-c", "nginx.conf", "-e", "logs/error.log"]
+        + ["-g", "daemon off; user root;"],
+        start_new_session=True,
+    )
+    stack.callback(lambda: (proc.terminate(), proc.wait(10)))
+
+    def listening() -> bool:
+        import socket
+
+        with socket.socket() as probe:
+            return probe.connect_ex(("127.0.0.1", port)) == 0
+
+    wait(listening, 20, "nginx proxy")
+    return proc.pid
+
+
 def cpu_seconds(pids: dict[str, int]) -> dict[str, float]:
     """CPU seconds used so far by each named process with its children, and by the machine."""
     import psutil
@@ -279,6 +311,12 @@ def run_layout(layout: str, args, env: dict, workdir: Path) -> tuple[Recorder, s
         ).pid
         officer_base = f"http://127.0.0.1:{officer_port}"
         upload_base = f"http://127.0.0.1:{upload_port}"
+        if args.proxy:  # the clients reach both through production's nginx, routed by path
+            proxy_port = free_port()
+            pids["proxy"] = start_proxy(
+                workdir, layout, proxy_port, officer_port, upload_port, stack
+            )
+            officer_base = upload_base = f"http://127.0.0.1:{proxy_port}"
         for _, port in apis:
 
             def api_up(port=port) -> bool:
@@ -352,7 +390,8 @@ def report(layout: str, rec: Recorder, summary: str, args) -> None:
         "single": "one API process serves officers and uploads",
         "split": "officers on `api --routes main`, uploads on `api --routes ingest`",
     }[layout]
-    print(f"\n== layout {layout}: {processes}")
+    proxy = "; clients through nginx (ops/deploy/nginx.conf)" if args.proxy else ""
+    print(f"\n== layout {layout}: {processes}{proxy}")
     print(summary)
     print(f"clients: {args.officers} officers, {args.uploaders} partner uploaders")
     print(f"{'kind':<18}{'requests':>9}{'p50 ms':>9}{'p99 ms':>9}{'max ms':>9}{'errors':>8}")
@@ -377,6 +416,11 @@ def main() -> int:
     parser.add_argument("--workers", type=int, default=1, help="worker processes (prefork)")
     parser.add_argument("--duration", type=float, default=0, help="0: until the fan-out ends")
     parser.add_argument("--python-sink", action="store_true", help="skip nginx")
+    parser.add_argument(
+        "--proxy",
+        action="store_true",
+        help="clients go through ops/deploy/nginx.conf (path routing), as in production",
+    )
     parser.add_argument(
         "--layout",
         choices=["single", "split", "both"],
