@@ -95,28 +95,20 @@ def api(
     ] = "all",
 ) -> None:
     """Run the HTTP API."""
+    # uvicorn factories in alerts.app, one per alerts.app.Routes value.
+    factories = {"all": "create_app", "ingest": "create_ingest_app", "main": "create_main_app"}
+    if routes not in factories:
+        raise typer.BadParameter(f"{routes!r}: choose all, ingest or main", param_hint="--routes")
     import uvicorn
 
-    from alerts.app import Routes
     from ops import slowclients
-
-    try:
-        factory = {
-            Routes.ALL: "create_app",
-            Routes.INGEST: "create_ingest_app",
-            Routes.MAIN: "create_main_app",
-        }[Routes(routes)]
-    except ValueError:
-        raise typer.BadParameter(
-            f"{routes!r}: choose all, ingest or main", param_hint="--routes"
-        ) from None
 
     settings = get_settings()
     _prepare_process()
     ensure_embedded_redis()
     first_start_migrate()
     uvicorn.run(
-        f"alerts.app:{factory}",
+        f"alerts.app:{factories[routes]}",
         factory=True,
         host=host or settings.api_host,
         port=port if port is not None else settings.api_port,
