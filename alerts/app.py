@@ -127,27 +127,30 @@ def create_app(routes: Routes = Routes.ALL) -> FastAPI:
     # Bodies are bounded before authentication or parsing, per route (outermost: it runs
     # before anything reads the body).
     app.add_middleware(BodyLimitMiddleware, limits=_body_limits, default=_default_body_limit)
-    if routes is not Routes.MAIN:
-        app.include_router(devices_api.router)
-    if routes is not Routes.INGEST:
-        app.include_router(users_api.router)
-        app.include_router(cases_api.router)
-        app.include_router(dispatch_api.deliveries_router)
-        app.include_router(reach_api.router)
-        app.include_router(reach_api.partner_router)
-        app.include_router(dispatch_api.providers_router)
-        app.include_router(rules_api.router)
-        app.include_router(dispatch_api.router)
-        app.include_router(partners_api.admin)
-        app.include_router(partners_api.own)
-        app.include_router(tips_api.router)
-        app.include_router(stats_api.router)
-        app.include_router(feeds_api.router)
-        app.include_router(public_feeds.router)
-        app.include_router(casepage.router)
-        app.include_router(tips_public.router)
-        app.include_router(wellknown.router)
-        app.include_router(console_router)
+    main, ingest = routes is not Routes.INGEST, routes is not Routes.MAIN
+    for router, serves in [
+        (users_api.router, main),
+        (cases_api.router, main),
+        (dispatch_api.deliveries_router, main),
+        (reach_api.router, main),
+        (reach_api.partner_router, main),
+        (dispatch_api.providers_router, main),
+        (devices_api.router, ingest),
+        (rules_api.router, main),
+        (dispatch_api.router, main),
+        (partners_api.admin, main),
+        (partners_api.own, main),
+        (tips_api.router, main),
+        (stats_api.router, main),
+        (feeds_api.router, main),
+        (public_feeds.router, main),
+        (casepage.router, main),
+        (tips_public.router, main),
+        (wellknown.router, main),
+        (console_router, main),
+    ]:
+        if serves:
+            app.include_router(router)
 
     @app.exception_handler(RequestValidationError)
     async def _validation(_req: Request, exc: RequestValidationError) -> JSONResponse:
