@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import logging
+from enum import StrEnum
 
 from fastapi import FastAPI, Request, Response, status
 from fastapi.exception_handlers import http_exception_handler
@@ -85,8 +86,30 @@ def _default_body_limit() -> int:
     return get_settings().body_max_bytes
 
 
-def create_app() -> FastAPI:
-    """Build the API with every router and the domain error mapping."""
+class Routes(StrEnum):
+    """Which routes one API process serves (`reunite api --routes`)."""
+
+    ALL = "all"
+    # Partner device registrations and bulk location uploads: CPU-heavy (a 10,000-row upload
+    # is ~0.1 s of CPU holding the GIL), so in production they get processes of their own and
+    # officers' reads never queue behind them (docs/PERFORMANCE.md, issue 16).
+    INGEST = "ingest"
+    # Everything else: the officers' API, the console, the rest of the partner API, the public.
+    MAIN = "main"
+
+
+def create_ingest_app() -> FastAPI:
+    """The partner device routes only (uvicorn factory for `reunite api --routes ingest`)."""
+    return create_app(Routes.INGEST)
+
+
+def create_main_app() -> FastAPI:
+    """Every route but the partner device routes (`reunite api --routes main`)."""
+    return create_app(Routes.MAIN)
+
+
+def create_app(routes: Routes = Routes.ALL) -> FastAPI:
+    """Build the API with its routers (all by default) and the domain error mapping."""
     bootstrap.wire()
     # Swagger UI and Redoc served from the package's own copies: a police network is offline
     # or filtered, and the browser must not contact a CDN or Google Fonts.
@@ -104,25 +127,30 @@ def create_app() -> FastAPI:
     # Bodies are bounded before authentication or parsing, per route (outermost: it runs
     # before anything reads the body).
     app.add_middleware(BodyLimitMiddleware, limits=_body_limits, default=_default_body_limit)
-    app.include_router(users_api.router)
-    app.include_router(cases_api.router)
-    app.include_router(dispatch_api.deliveries_router)
-    app.include_router(reach_api.router)
-    app.include_router(reach_api.partner_router)
-    app.include_router(dispatch_api.providers_router)
-    app.include_router(devices_api.router)
-    app.include_router(rules_api.router)
-    app.include_router(dispatch_api.router)
-    app.include_router(partners_api.admin)
-    app.include_router(partners_api.own)
-    app.include_router(tips_api.router)
-    app.include_router(stats_api.router)
-    app.include_router(feeds_api.router)
-    app.include_router(public_feeds.router)
-    app.include_router(casepage.router)
-    app.include_router(tips_public.router)
-    app.include_router(wellknown.router)
-    app.include_router(console_router)
+    main, ingest = routes is not Routes.INGEST, routes is not Routes.MAIN
+    for router, serves in [
+        (users_api.router, main),
+        (cases_api.router, main),
+        (dispatch_api.deliveries_router, main),
+        (reach_api.router, main),
+        (reach_api.partner_router, main),
+        (dispatch_api.providers_router, main),
+        (devices_api.router, ingest),
+        (rules_api.router, main),
+        (dispatch_api.router, main),
+        (partners_api.admin, main),
+        (partners_api.own, main),
+        (tips_api.router, main),
+        (stats_api.router, main),
+        (feeds_api.router, main),
+        (public_feeds.router, main),
+        (casepage.router, main),
+        (tips_public.router, main),
+        (wellknown.router, main),
+        (console_router, main),
+    ]:
+        if serves:
+            app.include_router(router)
 
     @app.exception_handler(RequestValidationError)
     async def _validation(_req: Request, exc: RequestValidationError) -> JSONResponse:

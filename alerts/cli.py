@@ -85,8 +85,20 @@ def db_upgrade() -> None:
 def api(
     host: Annotated[str | None, typer.Option(help="Bind address")] = None,
     port: Annotated[int | None, typer.Option(help="Port")] = None,
+    routes: Annotated[
+        str,
+        typer.Option(
+            help="all; ingest: the partner device routes only (registrations, bulk uploads); "
+            "main: every other route. Run ingest and main processes behind a path-routing "
+            "proxy so uploads never hold up officers (see docs/OPERATIONS.md)."
+        ),
+    ] = "all",
 ) -> None:
     """Run the HTTP API."""
+    # uvicorn factories in alerts.app, one per alerts.app.Routes value.
+    factories = {"all": "create_app", "ingest": "create_ingest_app", "main": "create_main_app"}
+    if routes not in factories:
+        raise typer.BadParameter(f"{routes!r}: choose all, ingest or main", param_hint="--routes")
     import uvicorn
 
     from ops import slowclients
@@ -96,7 +108,7 @@ def api(
     ensure_embedded_redis()
     first_start_migrate()
     uvicorn.run(
-        "alerts.app:create_app",
+        f"alerts.app:{factories[routes]}",
         factory=True,
         host=host or settings.api_host,
         port=port if port is not None else settings.api_port,

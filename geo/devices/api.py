@@ -8,6 +8,7 @@ from typing import Annotated
 
 import numpy as np
 from fastapi import APIRouter, Header, HTTPException, Path, Request, Response, status
+from starlette.concurrency import run_in_threadpool
 
 from alerts.deps import DevicesWriter, SessionDep, SettingsDep, partner_errors
 from geo import cells, late
@@ -183,12 +184,14 @@ async def bulk_locations(
         body.extend(chunk)
         if len(body) > settings.bulk_max_bytes:
             raise HTTPException(413, f"body is larger than {settings.bulk_max_bytes} bytes")
+    # Decoding, checking and applying a 10,000-row body is CPU work: off the event loop, so
+    # this process keeps accepting and answering other requests meanwhile.
     try:
-        rows = ingest.parse_payload(bytes(body), content_type, settings.bulk_max_rows)
+        rows = await run_in_threadpool(
+            ingest.parse_payload, bytes(body), content_type, settings.bulk_max_rows
+        )
     except ingest.PayloadError as exc:
         raise HTTPException(422, [{"field": "body", "message": str(exc)}]) from None
-    from starlette.concurrency import run_in_threadpool
-
     return await run_in_threadpool(
         ingest.apply_rows, session, devices.location_index(), key.partner_id, rows
     )

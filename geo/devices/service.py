@@ -13,7 +13,7 @@ from sqlalchemy.orm import Session
 
 from geo.devices.models import Device
 from geo.index import CHUNK_BITS, LocationIndex
-from ops.platform import crypto
+from ops.platform import crypto, db
 from ops.platform.clock import utcnow
 from ops.platform.config import get_settings
 from ops.platform.redis_client import get_redis
@@ -124,12 +124,11 @@ TOUCH_GRANULARITY = timedelta(hours=1)
 def touch(session: Session, device_ids: Sequence[int]) -> None:
     """Record contact from devices (keeps them from the retention purge)."""
     now = utcnow()
-    ids = list(device_ids)
-    for start in range(0, len(ids), 5000):
+    for chunk in db.in_chunks(session, list(device_ids)):
         session.execute(
             update(Device)
             .where(
-                Device.id.in_(ids[start : start + 5000]),
+                db.in_values(session, Device.id, chunk),
                 Device.last_contact_at < now - TOUCH_GRANULARITY,
             )
             .values(last_contact_at=now)
@@ -175,18 +174,33 @@ def upsert(
     return device
 
 
-def ids_for(session: Session, partner_id: int, external_ids: Sequence[str]) -> dict[str, int]:
-    """Registry ids of a partner's devices by external id (missing ones are absent)."""
+def ids_for(
+    session: Session,
+    partner_id: int,
+    external_ids: Sequence[str],
+    *,
+    contact_due: set[int] | None = None,
+) -> dict[str, int]:
+    """Registry ids of a partner's devices by external id (missing ones are absent).
+
+    Given `contact_due`, adds to it the ids whose last contact is older than
+    TOUCH_GRANULARITY: the only rows `touch` would change, found by the same query, so an upload
+    of devices seen within the hour skips the UPDATE altogether.
+    """
     found: dict[str, int] = {}
     unique = list(dict.fromkeys(external_ids))
-    for start in range(0, len(unique), 5000):
+    due = Device.last_contact_at < utcnow() - TOUCH_GRANULARITY
+    for chunk in db.in_chunks(session, unique):
         rows = session.execute(
-            select(Device.external_id, Device.id).where(
+            select(Device.external_id, Device.id, due).where(
                 Device.partner_id == partner_id,
-                Device.external_id.in_(unique[start : start + 5000]),
+                db.in_values(session, Device.external_id, chunk),
             )
         )
-        found.update({r.external_id: r.id for r in rows})
+        for external_id, device_id, stale in rows:
+            found[external_id] = device_id
+            if stale and contact_due is not None:
+                contact_due.add(device_id)
     return found
 
 

@@ -2,12 +2,22 @@
 
 from __future__ import annotations
 
-from collections.abc import Iterator
+from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
 from datetime import UTC, datetime
 from functools import lru_cache
 
-from sqlalchemy import DateTime, Engine, MetaData, create_engine, event
+from sqlalchemy import (
+    ColumnElement,
+    DateTime,
+    Engine,
+    MetaData,
+    any_,
+    bindparam,
+    create_engine,
+    event,
+)
+from sqlalchemy.dialects.postgresql import ARRAY
 from sqlalchemy.orm import DeclarativeBase, Session, sessionmaker
 from sqlalchemy.types import TypeDecorator
 
@@ -61,6 +71,29 @@ def make_engine(url: str) -> Engine:
 
         return engine
     return create_engine(url, pool_pre_ping=True, pool_size=10, max_overflow=20)
+
+
+# Values per SQL IN list where the database takes no array parameter: inside every driver's
+# parameter limit.
+IN_CHUNK = 5000
+
+
+def in_chunks(session: Session, values: Sequence) -> list[Sequence]:
+    """The values in as few slices as the backend needs for `in_values` (one on PostgreSQL)."""
+    if session.get_bind().dialect.name == "postgresql":
+        return [values] if len(values) else []
+    return [values[i : i + IN_CHUNK] for i in range(0, len(values), IN_CHUNK)]
+
+
+def in_values(session: Session, column, values: Sequence) -> ColumnElement[bool]:
+    """`column IN values`, on PostgreSQL as `= ANY(array)`: one bound parameter.
+
+    An IN list of 5,000 placeholders costs ~35 ms of CPU to compile and convert in SQLAlchemy
+    and psycopg (measured on the bulk upload path); the array a fraction of that.
+    """
+    if session.get_bind().dialect.name == "postgresql":
+        return column == any_(bindparam(None, list(values), type_=ARRAY(column.type)))
+    return column.in_(list(values))
 
 
 @lru_cache

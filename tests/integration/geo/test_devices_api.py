@@ -7,9 +7,10 @@ from datetime import UTC, datetime, timedelta
 
 import pytest
 from fastapi.testclient import TestClient
-from sqlalchemy import select
+from sqlalchemy import insert, select
 
-from alerts.app import create_app
+from alerts.app import Routes, create_app
+from alerts.partners.models import Partner
 from geo import areas, targeting
 from geo.devices import service as devices
 from geo.devices.models import Device
@@ -221,3 +222,81 @@ def test_silent_devices_are_purged_from_registry_and_index(api, key):
     with session_scope() as s:
         assert s.scalar(select(Device)) is None
     assert in_area(*GUANGZHOU, 5) == set()
+
+
+def test_a_plain_upload_past_one_id_chunk_lands_every_row(api, key):
+    """6,000 registered devices, then their locations as plain rows (the fast decoder's path):
+    more ids than one SQL IN list holds on SQLite, one array parameter on PostgreSQL."""
+    n = 6_000
+    token = crypto.encrypt("t" * 16)
+    with session_scope() as s:
+        partner_id = s.scalar(select(Partner.id))  # the test's only partner
+        s.execute(
+            insert(Device),
+            [
+                {"partner_id": partner_id, "external_id": f"p{i}", "platform": "fcm"}
+                | {"address_enc": token, "locale": "zh-CN", "opted_in": True, "active": True}
+                for i in range(n)
+            ],
+        )
+    rows = [{"id": f"p{i}", "lat": 23.0 + i * 1e-6, "lon": 113.0} for i in range(n)]
+    res = api.post("/api/v1/partner/devices/bulk", json=rows, headers=key)
+    assert res.status_code == 200, res.text
+    assert (res.json()["applied"], res.json()["rejected"]) == (n, [])
+    assert len(in_area(23.0, 113.0, 5)) == n
+
+
+def test_a_bad_row_among_plain_ones_is_named_by_index_and_field(api, key):
+    for i in range(3):
+        register(api, key, f"d{i}", 0.0, 0.0)
+    rows = [
+        {"id": "d0", "lat": 23.1, "lon": 113.2},
+        {"id": "d1\n", "lat": 23.1, "lon": 113.2},
+        {"id": "d2", "lat": 23.1, "lon": 190},
+        {"id": "d1", "lat": 23.1, "lon": 113.2, "colour": "red"},
+    ]
+    res = api.post("/api/v1/partner/devices/bulk", json=rows, headers=key)
+    assert res.status_code == 200, res.text
+    assert res.json()["applied"] == 1
+    assert [(e["index"], e["field"], e["message"]) for e in res.json()["rejected"]] == [
+        (1, "id", "String should match pattern '^[A-Za-z0-9._:\\-]{1,128}$'"),
+        (2, "lon", "Input should be less than or equal to 180"),
+        (3, "colour", "Extra inputs are not permitted"),
+    ]
+
+
+def test_split_processes_serve_only_their_own_routes(database, redis_client):
+    """`reunite api --routes ingest` takes device uploads and nothing of the officers' API;
+    `--routes main` the reverse. Both answer health checks."""
+    redis_client.flushdb()
+    with TestClient(create_app(Routes.INGEST)) as ingest_api:
+        key = partner_headers(make_partner())
+        assert register(ingest_api, key, "d0", *GUANGZHOU).status_code == 200
+        rows = [{"id": "d0", "lat": GUANGZHOU[0], "lon": GUANGZHOU[1]}]
+        res = ingest_api.post("/api/v1/partner/devices/bulk", json=rows, headers=key)
+        assert res.json()["applied"] == 1
+        assert ingest_api.get("/livez").status_code == 200
+        assert ingest_api.get("/api/v1/cases").status_code == 404
+        assert ingest_api.get("/console/login").status_code == 404
+    with TestClient(create_app(Routes.MAIN)) as main_api:
+        res = main_api.post("/api/v1/partner/devices/bulk", json=rows, headers=key)
+        assert res.status_code == 404
+        assert main_api.get("/api/v1/partner/devices/d0", headers=key).status_code == 404
+        assert main_api.get("/api/v1/cases").status_code == 401
+        assert main_api.get("/livez").status_code == 200
+
+
+def test_an_upload_records_contact_only_where_the_last_is_over_an_hour_old(api, key):
+    register(api, key, "silent", *GUANGZHOU)
+    register(api, key, "recent", *GUANGZHOU)
+    long_ago = datetime.now(UTC) - timedelta(days=20)
+    recently = datetime.now(UTC) - timedelta(minutes=10)
+    with session_scope() as s:
+        for device in s.scalars(select(Device)):
+            device.last_contact_at = long_ago if device.external_id == "silent" else recently
+    rows = [{"id": name, "lat": GUANGZHOU[0], "lon": GUANGZHOU[1]} for name in ("silent", "recent")]
+    assert api.post("/api/v1/partner/devices/bulk", json=rows, headers=key).json()["applied"] == 2
+    with session_scope() as s:
+        contact = {d.external_id: d.last_contact_at for d in s.scalars(select(Device))}
+    assert contact["silent"] > datetime.now(UTC) - timedelta(minutes=1)
+    assert abs(contact["recent"] - recently) < timedelta(seconds=1), "unchanged within the hour"

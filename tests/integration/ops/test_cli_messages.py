@@ -30,3 +30,13 @@ def test_a_command_before_the_schema_exists_says_run_db_upgrade(tmp_path, databa
     assert "run `reunite db upgrade` first" in out.stderr
     assert "Traceback" not in out.stderr + out.stdout
     assert len(out.stderr.strip().splitlines()) == 1, out.stderr
+
+
+def test_api_names_the_route_sets_it_knows():
+    from typer.testing import CliRunner
+
+    from alerts.cli import app
+
+    out = CliRunner().invoke(app, ["api", "--routes", "partners"])
+    assert out.exit_code == 2
+    assert "choose all, ingest or main" in out.output

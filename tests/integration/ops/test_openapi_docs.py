@@ -267,4 +267,4 @@ def test_the_bulk_upload_documents_json_and_ndjson_bodies_the_parser_reads(spec)
             rows = ingest.parse_payload(raw, media_type, 50_000)
             assert len(rows) == 2
             for row in rows:
-                LocationRow.model_validate(row)
+                LocationRow.model_validate(row, from_attributes=True)  # a dict or a PlainRow
