@@ -7,8 +7,7 @@ from dataclasses import dataclass
 from datetime import timedelta
 from enum import StrEnum
 
-from sqlalchemy import BigInteger, ColumnElement, any_, bindparam, delete, select, update
-from sqlalchemy.dialects.postgresql import ARRAY
+from sqlalchemy import delete, select, update
 from sqlalchemy.orm import Session
 
 from geo.devices.models import Device
@@ -18,22 +17,11 @@ from ops.platform.clock import utcnow
 from ops.platform.config import get_settings
 from ops.platform.redis_client import get_redis
 
-# Ids per SQL IN list: well inside every driver's parameter limit.
-ID_CHUNK = 5000
-
 
 class Platform(StrEnum):
     APNS = "apns"
     FCM = "fcm"
     SMS = "sms"
-
-
-def _id_in(session: Session, ids: list[int]) -> ColumnElement[bool]:
-    """Device.id among ids: one array parameter on PostgreSQL (`= ANY`), an IN list elsewhere.
-    SQLAlchemy renders an IN list of 1,000 ids into 1,000 placeholders on every batch."""
-    if session.get_bind().dialect.name == "postgresql":
-        return Device.id == any_(bindparam("ids", ids, type_=ARRAY(BigInteger)))
-    return Device.id.in_(ids)
 
 
 @dataclass(frozen=True)
@@ -57,9 +45,9 @@ def routes(
     devices among them for a drill)."""
     out: list[tuple[int, str, int]] = []
     ids = list(device_ids)
-    for start in range(0, len(ids), ID_CHUNK):
+    for chunk in db.in_chunks(session, ids):
         query = select(Device.id, Device.platform, Device.partner_id).where(
-            _id_in(session, ids[start : start + ID_CHUNK]),
+            db.in_values(session, Device.id, chunk),
             Device.active.is_(True),
             Device.opted_in.is_(True),
         )
@@ -80,12 +68,12 @@ def addresses(session: Session, device_ids: Sequence[int]) -> list[DeviceAddress
     """Decrypted addresses of the active, opted-in devices among the ids."""
     out: list[DeviceAddress] = []
     ids = list(device_ids)
-    for start in range(0, len(ids), ID_CHUNK):
+    for chunk in db.in_chunks(session, ids):
         rows = session.execute(
             select(
                 Device.id, Device.partner_id, Device.platform, Device.address_enc, Device.locale
             ).where(
-                _id_in(session, ids[start : start + ID_CHUNK]),
+                db.in_values(session, Device.id, chunk),
                 Device.active.is_(True),
                 Device.opted_in.is_(True),
             )
