@@ -35,6 +35,11 @@ REDIS_URL = os.environ["REDIS_URL"]
 CLUSTER_ALL = os.environ.get("REUNITE_TEST_REDIS_CLUSTER") == "1"
 
 BACKENDS = ["sqlite"] + (["postgresql"] if POSTGRES_URL else [])
+# Tests that start real worker processes (`slow`) run once per database only where there is
+# no PostgreSQL; with one, they run on it and on SQLite only over the Redis Cluster (their
+# `cluster_smoke` runs). The e2e tests drive the embedded SQLite default with real workers.
+# REUNITE_TEST_SLOW_ON_SQLITE=1 runs every slow test on SQLite as well.
+SLOW_ON_SQLITE = not POSTGRES_URL or os.environ.get("REUNITE_TEST_SLOW_ON_SQLITE") == "1"
 
 
 def pytest_sessionstart(session: pytest.Session) -> None:
@@ -50,7 +55,24 @@ def pytest_sessionstart(session: pytest.Session) -> None:
 def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
     """Outside REUNITE_TEST_REDIS_CLUSTER=1, run on the cluster only the `cluster_smoke` tests,
     with one database backend (Redis does not care which). Skipped here, before any fixture
-    (a database reset and migration) runs for them."""
+    (a database reset and migration) runs for them. Slow tests on SQLite and a single Redis
+    are deselected when PostgreSQL is there (SLOW_ON_SQLITE)."""
+    if not SLOW_ON_SQLITE:
+        ids = {item.nodeid for item in items}
+        kept, dropped = [], []
+        for item in items:
+            params = getattr(getattr(item, "callspec", None), "params", {})
+            sqlite_single = params.get("database") == "sqlite" and "cluster" not in (
+                params.get("app_redis"),
+                params.get("geo_redis"),
+            )
+            # Only where the same test runs on PostgreSQL (some run on SQLite alone).
+            twin = item.nodeid.replace("[sqlite", "[postgresql", 1) in ids
+            slow = item.get_closest_marker("slow") is not None
+            (dropped if slow and sqlite_single and twin else kept).append(item)
+        if dropped:
+            config.hook.pytest_deselected(items=dropped)
+            items[:] = kept
     if CLUSTER_ALL:
         return
     for item in items:
