@@ -116,7 +116,7 @@ def h2load_rate(url: str, workdir: Path, payload: bytes) -> str:
         text=True,
         timeout=300,
     ).stdout
-    m = re.search(r"finished in ([\d.]+)s, ([\d.]+) req/s", out)
+    m = re.search(r"finished in ([\d.]+)m?s, ([\d.]+) req/s", out)
     if m is None:
         return out[-300:]
     ok = re.search(r"status codes: (\d+) 2xx", out)

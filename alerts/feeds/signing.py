@@ -13,6 +13,7 @@ data directory.
 
 from __future__ import annotations
 
+import functools
 import logging
 import os
 import tempfile
@@ -24,6 +25,7 @@ from pathlib import Path
 from cryptography import x509
 from cryptography.hazmat.primitives import hashes, serialization
 from cryptography.hazmat.primitives.asymmetric import ec, rsa
+from cryptography.hazmat.primitives.asymmetric.types import PrivateKeyTypes
 from cryptography.x509.oid import NameOID
 from lxml import etree
 from signxml import CanonicalizationMethod, DigestAlgorithm, SignatureMethod, XMLSigner, methods
@@ -54,6 +56,12 @@ class Keyring:
     def bundle(self) -> bytes:
         """The published certificates as one PEM file."""
         return b"".join(self.published)
+
+    @functools.cached_property
+    def key(self) -> PrivateKeyTypes:
+        """The signing key, parsed once: loading an RSA key checks it, which took longer than
+        signing, three times per wave start (a copy per choice of languages)."""
+        return serialization.load_pem_private_key(self.key_pem, password=None)
 
 
 def _certificates(data: bytes, path: Path) -> list[x509.Certificate]:
@@ -180,8 +188,7 @@ def check(settings: Settings) -> None:
         keyring(settings)
 
 
-def _signature_method(key_pem: bytes) -> SignatureMethod:
-    key = serialization.load_pem_private_key(key_pem, password=None)
+def _signature_method(key: PrivateKeyTypes) -> SignatureMethod:
     if isinstance(key, ec.EllipticCurvePrivateKey):
         return SignatureMethod.ECDSA_SHA256
     return SignatureMethod.RSA_SHA256
@@ -191,12 +198,12 @@ def sign(xml: bytes, ring: Keyring) -> bytes:
     """The document with an enveloped signature as the last child of its root element."""
     signer = XMLSigner(
         method=methods.enveloped,
-        signature_algorithm=_signature_method(ring.key_pem),
+        signature_algorithm=_signature_method(ring.key),
         digest_algorithm=DigestAlgorithm.SHA256,
         c14n_algorithm=C14N,
     )
     # Read back with signxml's own parser, which refuses any DTD or entity (the document is
     # ours, but the hostile-input rule holds for every parse in the service).
     root = signer.get_root(xml)
-    signed = signer.sign(root, key=ring.key_pem, cert=ring.cert_pem.decode())
+    signed = signer.sign(root, key=ring.key, cert=ring.cert_pem.decode())
     return etree.tostring(signed, xml_declaration=True, encoding="UTF-8")
