@@ -15,7 +15,8 @@ outside; only the thin band between (centimetres at 100 km, ~3 m at 500 km) gets
 pyproj geodesic. Polygons are tested in the area's azimuthal equidistant frame with shapely.
 
 Exclusion: ``AlertLedger`` is a Redis bitmap per case and message keyed by device id, so two
-waves (or two workers) never alert the same device twice.
+waves (or two workers) never alert the same device twice. It is partitioned by device id over
+`PARTITIONS` hash tags, so one case's claims spread over a Redis Cluster's nodes.
 """
 
 from __future__ import annotations
@@ -154,9 +155,53 @@ def near_area(area: areas.Area, recs: np.ndarray) -> np.ndarray:
 
 # -- exclusion ledger -------------------------------------------------------------------
 
+# A case's bitmap is split by device id into PARTITIONS parts, each under its own hash tag
+# `{<case>:<g>}` (device g = id % PARTITIONS), so its claims spread over the cluster's nodes
+# while each claim script stays on one slot. Partition by id, not by place: a device keeps its
+# bit wherever it moves. Within a part the bit index is id // PARTITIONS, so the parts together
+# are as large as one bitmap. (Partitioning by id chunk would not spread: one chunk is 2**24 ids.)
+PARTITION_BITS = 4
+PARTITIONS = 1 << PARTITION_BITS
+# Chunks of the old single-tag layout read by `AlertSnapshot` and `alerted_ids` (2**30 ids).
+LEGACY_CHUNKS = 64
+_OFF_MASK = (1 << CHUNK_BITS) - 1
+
+
+def split_ids(ids: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """(partition, chunk, bit offset) of each device id in the partitioned bitmap."""
+    ids = np.asarray(ids, dtype=np.int64)
+    local = ids >> PARTITION_BITS
+    return ids & (PARTITIONS - 1), local >> CHUNK_BITS, local & _OFF_MASK
+
+
+def join_ids(partition: int, chunks: np.ndarray, offsets: np.ndarray) -> np.ndarray:
+    """Device ids of (chunk, bit offset) pairs of one partition (inverse of `split_ids`)."""
+    local = (np.asarray(chunks, dtype=np.int64) << CHUNK_BITS) + np.asarray(offsets, np.int64)
+    return (local << PARTITION_BITS) | partition
+
+
+def _bits_at(bits: np.ndarray, off: np.ndarray) -> np.ndarray:
+    """Mask of the bits set at offsets (Redis numbers bits from each byte's top bit)."""
+    byte = off >> 3
+    inside = byte < len(bits)
+    hit = np.zeros(len(off), dtype=bool)
+    hit[inside] = (bits[byte[inside]] >> (7 - (off[inside] & 7)).astype(np.uint8)) & 1 == 1
+    return hit
+
 
 class AlertLedger:
-    """Per case and message, the bitmap of devices already alerted (keyed by device id)."""
+    """Per case and message, the bitmap of devices already alerted (keyed by device id),
+    partitioned by id over `PARTITIONS` hash tags.
+
+    Keys of partition g: ``<prefix>:{<case>:<g>}:<message>:<chunk>`` (bitmap chunks) and
+    ``...:<message>:chunks`` (the set of its chunk numbers, so reads need no SCAN).
+
+    Migration: the layout before partitioning kept every chunk under ``{<case>}``
+    (``legacy_key``). Those keys are read (snapshots, `geo.waves.claims.alerted_ids`) but
+    never claimed against atomically, so a case active across the deploy can alert a device
+    claimed under the old layout once more, in a shard small enough to skip the snapshot
+    filter or claimed before that snapshot; notices to the alerted still reach it.
+    """
 
     def __init__(
         self,
@@ -165,21 +210,51 @@ class AlertLedger:
         message_id: str | int,
         prefix: str = "alerted",
     ) -> None:
-        # The case id is the hash tag: all chunks of one case share a cluster slot.
-        tagged = f"{prefix}:{{{case_id}}}:{message_id}"
-        self.key = tagged
-        self.store = BitfieldStore(
-            client, tagged.replace("{", "{{").replace("}", "}}") + ":{chunk}", "u1"
-        )
+        self.case_id = str(case_id)
+        self.prefix = prefix
+        self.message_id = str(message_id)
+        self.key = f"{prefix}:{{{case_id}}}:{message_id}"
         self.client = client
 
+    def tag(self, partition: int) -> str:
+        """The hash tag of a partition's keys (with braces)."""
+        return f"{{{self.case_id}:{partition}}}"
+
+    def chunk_key(self, partition: int, chunk: int) -> str:
+        return f"{self.prefix}:{self.tag(partition)}:{self.message_id}:{chunk}"
+
+    def chunks_key(self, partition: int) -> str:
+        """The set of chunk numbers a partition holds."""
+        return f"{self.prefix}:{self.tag(partition)}:{self.message_id}:chunks"
+
+    def legacy_key(self, chunk: int) -> str:
+        """A chunk of the unpartitioned layout (read only, see the class docstring)."""
+        return f"{self.key}:{chunk}"
+
+    def partition_record(self, record_key: str, partition: int) -> str:
+        """A claim record key tagged ``{<case>}``, moved to the partition's hash tag."""
+        tag = f"{{{self.case_id}}}"
+        if tag not in record_key:
+            raise ValueError(f"claim record {record_key!r} lacks the case hash tag {tag}")
+        return record_key.replace(tag, self.tag(partition), 1)
+
     def claim(self, device_ids: np.ndarray) -> np.ndarray:
-        """Mark devices alerted; returns those not marked before (atomic test-and-set)."""
-        ids = np.asarray(device_ids, dtype=np.int64)
+        """Mark devices alerted; returns those not marked before (atomic test-and-set per
+        chunk; `geo.waves.claims.claim_once` is the recorded, redelivery-safe form)."""
+        ids = np.unique(np.asarray(device_ids, dtype=np.int64))
         if len(ids) == 0:
             return ids
-        ids = np.unique(ids)
-        old = self.store.set_many(ids, np.uint32(1))
+        if (ids < 0).any():
+            raise ValueError("device ids must be non-negative")
+        part, chunks, _ = split_ids(ids)
+        old = np.zeros(len(ids), dtype=np.uint32)
+        for g in np.unique(part).tolist():
+            sel = np.flatnonzero(part == g)
+            # The chunk set first: a listed chunk without bits reads as empty.
+            self.client.sadd(self.chunks_key(g), *np.unique(chunks[sel]).tolist())
+            fmt = self.chunk_key(g, 0)[: -len("0")].replace("{", "{{").replace("}", "}}")
+            store = BitfieldStore(self.client, fmt + "{chunk}", "u1")
+            old[sel] = store.set_many(ids[sel] >> PARTITION_BITS, np.uint32(1))
         return ids[old == 0]
 
     def snapshot(self) -> AlertSnapshot:
@@ -192,29 +267,38 @@ class AlertSnapshot:
 
     def __init__(self, ledger: AlertLedger) -> None:
         self.ledger = ledger
-        self._chunks: dict[int, np.ndarray] = {}
+        self._chunks: dict[str, np.ndarray] = {}
 
-    def _bits(self, chunk: int) -> np.ndarray:
-        if chunk not in self._chunks:
-            raw = self.ledger.client.get(self.ledger.store.key(chunk)) or b""
-            self._chunks[chunk] = np.frombuffer(raw, dtype=np.uint8)
-        return self._chunks[chunk]
+    def _fetch(self, keys: list[str]) -> None:
+        missing = [k for k in dict.fromkeys(keys) if k not in self._chunks]
+        if not missing:
+            return
+        pipe = self.ledger.client.pipeline(transaction=False)
+        for key in missing:
+            pipe.get(key)
+        for key, raw in zip(missing, pipe.execute(), strict=True):
+            self._chunks[key] = np.frombuffer(raw or b"", dtype=np.uint8)
 
     def contains(self, device_ids: np.ndarray) -> np.ndarray:
-        """Mask of ids already alerted at snapshot time."""
+        """Mask of ids already alerted at snapshot time (old layout included)."""
         ids = np.asarray(device_ids, dtype=np.int64)
         out = np.zeros(len(ids), dtype=bool)
-        chunks = ids >> CHUNK_BITS
-        for chunk in np.unique(chunks).tolist():
-            sel = np.flatnonzero(chunks == chunk)
-            bits = self._bits(chunk)
-            off = ids[sel] & ((1 << CHUNK_BITS) - 1)
-            byte = off >> 3
-            inside = byte < len(bits)
-            # Redis numbers bits from the most significant bit of each byte.
-            hit = np.zeros(len(sel), dtype=bool)
-            hit[inside] = (bits[byte[inside]] >> (7 - (off[inside] & 7)).astype(np.uint8)) & 1 == 1
-            out[sel] = hit
+        if len(ids) == 0:
+            return out
+        part, chunks, off = split_ids(ids)
+        pc = part + (chunks << PARTITION_BITS)
+        groups = np.unique(pc).tolist()
+        legacy = np.unique(ids >> CHUNK_BITS).tolist()
+        keys = [self.ledger.chunk_key(k & (PARTITIONS - 1), k >> PARTITION_BITS) for k in groups]
+        self._fetch(keys + [self.ledger.legacy_key(c) for c in legacy])
+        for k, key in zip(groups, keys, strict=True):
+            sel = np.flatnonzero(pc == k)
+            out[sel] = _bits_at(self._chunks[key], off[sel])
+        for c in legacy:
+            bits = self._chunks[self.ledger.legacy_key(c)]
+            if len(bits):
+                sel = np.flatnonzero((ids >> CHUNK_BITS) == c)
+                out[sel] |= _bits_at(bits, ids[sel] & _OFF_MASK)
         return out
 
 

@@ -320,7 +320,7 @@ def target_shard(wave: Wave, cell: int, interior: bool) -> np.ndarray:
     case_ledger = ledger(wave.case_id)
     record = claim_record(wave.case_id, wave.id, cell)
     candidates = np.empty(0, dtype=np.int64)
-    if not client.exists(record):
+    if not claims.is_recorded(client, case_ledger, record):
         candidates = targeting.devices_in_shard(
             devices.location_index(), targeting.ShardPlan(cell, interior), area_of(wave)
         )
@@ -341,14 +341,21 @@ def claim_record(case_id: str, wave_id: int, cell: int) -> str:
 
 def claimed_by_shard(case_id: str, wave_id: int) -> dict[int, np.ndarray]:
     """The device ids each resolution-5 shard cell claimed for a wave, from the claim records
-    (empty once they expire)."""
+    of every ledger partition (empty once they expire)."""
     client = get_redis()
     prefix = claim_record(case_id, wave_id, 0)[: -len("0")]
-    out: dict[int, np.ndarray] = {}
-    for key in client.scan_iter(match=prefix + "*"):
+    # One SCAN for all partitions: `{<case>:*}` matches every partition's tag.
+    pattern = prefix.replace(f"{{{case_id}}}", f"{{{case_id}:*}}", 1) + "*"
+    out: dict[int, list[np.ndarray]] = {}
+    for key in client.scan_iter(match=pattern):
         name = key.decode() if isinstance(key, bytes) else key
-        out[int(name.rsplit(":", 1)[1], 16)] = claims.decode(client.get(key))
-    return out
+        tag, _, rest = name.partition("}")
+        if not rest.startswith(prefix[prefix.index("}") + 1 :]):
+            continue
+        cell = int(name.rsplit(":", 1)[1], 16)
+        part = claims.decode(client.get(key), int(tag.rsplit(":", 1)[1]))
+        out.setdefault(cell, []).append(part)
+    return {cell: np.sort(np.concatenate(parts)) for cell, parts in out.items()}
 
 
 def publish_live_area(wave: Wave) -> None:
