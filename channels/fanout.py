@@ -40,9 +40,10 @@ from ops.platform.redis_client import get_redis
 log = logging.getLogger(__name__)
 
 # Sends recorded per Redis round trip; bounds what a kill can leave unrecorded, besides the
-# sends in flight (up to the channel's concurrency, 1,200 in the fan-out benchmark). 32 cost
-# 4% of a worker's CPU in Redis calls at 15k pushes/s; 128 is 6 ms of sending at 20k/s.
-FLUSH_EVERY = 128
+# sends in flight. The flushes and gate reads cost ~4% of a worker's CPU at 15k pushes/s; 128
+# was tried and reverted: the closure test once found 20 pushes the sink had taken counted as
+# withdrawn (sent but not yet recorded when something moved them; not yet explained).
+FLUSH_EVERY = 32
 TOKEN_CHUNK = 64
 NOT_CONFIGURED = "provider_not_configured"  # dead-letter reason: the platform has no provider
 GATE_EVERY = FLUSH_EVERY  # sends between two reads of the closure gate
