@@ -17,7 +17,7 @@ def test_a_value_round_trips_and_each_sealing_differs():
 
 
 def test_a_value_sealed_by_fernet_before_the_switch_still_reads():
-    old = crypto._fernet().encrypt("+8613800138000".encode())
+    old = crypto._fernet().encrypt(b"+8613800138000")
 
     assert crypto.decrypt(old) == "+8613800138000"
 
